@@ -1,0 +1,1 @@
+//! A stand-in for the Kubernetes API server (placeholder; being written).
