@@ -1,0 +1,230 @@
+//! The command line, as clap types only. Turning these raw flags into settings happens in
+//! `settings.rs`, before any work starts.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::LoaderKind;
+
+/// Build, load and deploy the Todo AI Chatbot to a local Kubernetes cluster.
+///
+/// `todo-deploy up` builds both images, loads them into the cluster's node, applies every resource
+/// with server-side apply and waits until the new pods are ready.
+#[derive(Debug, Parser)]
+#[command(
+    name = "todo-deploy",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The configuration file.
+    #[arg(
+        short = 'c',
+        long,
+        global = true,
+        env = "TODO_DEPLOY_CONFIG",
+        default_value = "config/todo-deploy.yaml",
+        value_name = "FILE"
+    )]
+    pub config: PathBuf,
+
+    /// A YAML file merged over the configuration; repeat to merge several, in order.
+    #[arg(short = 'f', long = "values", global = true, value_name = "FILE")]
+    pub values: Vec<PathBuf>,
+
+    /// Set one configuration field, e.g. `--set services.backend.replicas=3`; applied after `--values`.
+    #[arg(long = "set", global = true, value_name = "PATH=VALUE")]
+    pub set: Vec<String>,
+
+    /// An env file (`KEY=value` lines) with the secret values; the environment wins over it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+
+    /// The kubeconfig file (default: `$KUBECONFIG`, else `~/.kube/config`).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context to use (default: the config's `cluster.context`, else the current one).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// The namespace to deploy to (default: the config's `namespace`).
+    #[arg(short = 'n', long, global = true, value_name = "NAME")]
+    pub namespace: Option<String>,
+
+    /// More output: `-v` streams build output and explains choices, `-vv` adds API calls.
+    #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Only errors and the final result.
+    #[arg(short = 'q', long, global = true)]
+    pub quiet: bool,
+
+    /// No colours (also when `NO_COLOR` is set).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build, load, apply and wait: install the release, or upgrade it if it exists.
+    Up(DeployArgs),
+    /// Like `up`, for an existing release, usually with `--tag`.
+    Upgrade(DeployArgs),
+    /// Delete every resource of the release and wait until its pods are gone.
+    Down(DownArgs),
+    /// Show the release, its Deployments, pods, Services and Ingress.
+    Status(StatusArgs),
+    /// Print the manifests `up` would apply, as multi-document YAML.
+    Render(RenderArgs),
+    /// Show what `up` would change, resource by resource (Secret data masked).
+    Diff(DeployArgs),
+    /// List the release's revisions.
+    History(StatusArgs),
+    /// Re-deploy an earlier revision (default: the previous one).
+    Rollback(RollbackArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The image tag to build and deploy (default: a tag derived from the build inputs).
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+
+    /// Run every stage against the API server's dry run; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// How long to wait for the rollout, e.g. `5m`, `90s` (default: the config's `rollout.timeout`).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+
+    /// Take ownership of fields another field manager owns.
+    #[arg(long)]
+    pub force_conflicts: bool,
+
+    /// How images reach the cluster (default: the config's `cluster.loader`).
+    #[arg(long, value_enum, value_name = "LOADER")]
+    pub loader: Option<LoaderArg>,
+
+    /// Keep a failed upgrade in place instead of rolling back.
+    #[arg(long)]
+    pub no_rollback: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LoaderArg {
+    Auto,
+    Minikube,
+    Kind,
+    K3d,
+    Containerd,
+    Docker,
+    Registry,
+    None,
+}
+
+impl From<LoaderArg> for LoaderKind {
+    fn from(arg: LoaderArg) -> Self {
+        match arg {
+            LoaderArg::Auto => LoaderKind::Auto,
+            LoaderArg::Minikube => LoaderKind::Minikube,
+            LoaderArg::Kind => LoaderKind::Kind,
+            LoaderArg::K3d => LoaderKind::K3d,
+            LoaderArg::Containerd => LoaderKind::Containerd,
+            LoaderArg::Docker => LoaderKind::Docker,
+            LoaderArg::Registry => LoaderKind::Registry,
+            LoaderArg::None => LoaderKind::None,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Also delete the release history.
+    #[arg(long)]
+    pub purge: bool,
+    /// Also delete the namespace.
+    #[arg(long)]
+    pub delete_namespace: bool,
+    /// Also remove the release's images from the node.
+    #[arg(long)]
+    pub prune_images: bool,
+    /// How long to wait for the pods to go (default: the config's `rollout.timeout`).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The image tag to render (default: a tag derived from the build inputs).
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+    /// Print Secret values instead of masking them.
+    #[arg(long)]
+    pub show_secrets: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The revision to go back to (default: the previous deployed one).
+    pub revision: Option<u32>,
+    /// How long to wait for the rollout (default: the config's `rollout.timeout`).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_work_after_the_command() {
+        let cli = Cli::try_parse_from([
+            "todo-deploy",
+            "render",
+            "-n",
+            "dev",
+            "--set",
+            "a=1",
+            "-f",
+            "x.yaml",
+            "-vv",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.namespace.as_deref(), Some("dev"));
+        assert_eq!(cli.global.set, ["a=1"]);
+        assert_eq!(cli.global.verbose, 2);
+        assert!(matches!(cli.command, Command::Render(_)));
+    }
+}

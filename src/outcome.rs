@@ -1,0 +1,67 @@
+//! How a run ends: the exit codes scripts can rely on, and [`Failure`], an error report with its
+//! code. Stage errors become failures in `commands/`, with a hint where the remedy is known.
+
+use color_eyre::{Report, Section};
+
+/// The process exit codes, documented in the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Done; for `status`, the release is deployed and healthy.
+    Success = 0,
+    /// The operation failed (build, load, apply, rollout, cluster or Docker unreachable).
+    Failed = 1,
+    /// Bad usage or configuration: a flag, a config field, a missing secret or Dockerfile.
+    Usage = 2,
+    /// `status`: the release exists but is not healthy.
+    Degraded = 3,
+    /// `status`: nothing is deployed under this release name.
+    NotDeployed = 4,
+    /// Another run holds the release lock.
+    Locked = 5,
+    /// Interrupted (Ctrl-C).
+    Interrupted = 130,
+}
+
+impl Exit {
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+/// An error on its way to the user, with the exit code it ends the run with.
+#[derive(Debug)]
+pub struct Failure {
+    pub exit: Exit,
+    pub report: Report,
+}
+
+impl Failure {
+    pub fn new<E>(exit: Exit, error: E, hint: Option<String>) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let report = Report::new(error);
+        let report = match hint {
+            Some(hint) => report.suggestion(hint),
+            None => report,
+        };
+        Failure { exit, report }
+    }
+
+    /// A failure from a message alone.
+    pub fn message(exit: Exit, message: impl Into<String>, hint: Option<String>) -> Self {
+        let report = Report::msg(message.into());
+        let report = match hint {
+            Some(hint) => report.suggestion(hint),
+            None => report,
+        };
+        Failure { exit, report }
+    }
+}
+
+impl From<crate::settings::SettingsError> for Failure {
+    fn from(error: crate::settings::SettingsError) -> Self {
+        let hint = error.hint();
+        Failure::new(Exit::Usage, error, hint)
+    }
+}

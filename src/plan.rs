@@ -1,0 +1,115 @@
+//! The [`Plan`]: everything a command needs to know, resolved once from flags, config files and the
+//! environment, and never changed afterwards. Stages read it; none of them looks at flags or files.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::build::BuildInputs;
+use crate::config::{
+    AutoscalingConfig, EnvConfig, LoaderKind, ProbesConfig, PullPolicy, ResourcesConfig,
+    SecurityConfig, ServiceKind,
+};
+use crate::secrets::SecretValue;
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub release: String,
+    pub namespace: String,
+    pub app: String,
+    pub cluster: ClusterTarget,
+    /// Sorted by name.
+    pub services: Vec<ServicePlan>,
+    pub config_map: ConfigMapPlan,
+    pub secret: SecretPlan,
+    pub ingress: Option<IngressPlan>,
+    pub security: SecurityConfig,
+    pub autoscaling: Option<AutoscalingConfig>,
+    /// `minAvailable` of each service's PodDisruptionBudget, when enabled.
+    pub pod_disruption_budget: Option<i32>,
+    /// The ingress controller's namespace, when NetworkPolicies are enabled.
+    pub network_policy: Option<String>,
+    pub progress_deadline_seconds: i32,
+    pub timeout: Duration,
+    pub history_max: u32,
+    /// SHA-256 of the merged configuration (secret values excluded), for the release record.
+    pub config_digest: String,
+}
+
+/// Which cluster, and how images reach it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterTarget {
+    /// `--kubeconfig`; `None` lets the client use `$KUBECONFIG` or `~/.kube/config`.
+    pub kubeconfig: Option<PathBuf>,
+    /// `--context`, else the config's `cluster.context`; `None` is the current context.
+    pub context: Option<String>,
+    pub loader: LoaderKind,
+    pub minikube_profile: Option<String>,
+    pub containerd_socket: Option<PathBuf>,
+    pub registry: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServicePlan {
+    pub name: String,
+    pub build: BuildInputs,
+    pub image: ImageRef,
+    pub port: u16,
+    pub service_port: u16,
+    pub service_kind: ServiceKind,
+    pub replicas: u32,
+    pub resources: ResourcesConfig,
+    pub probes: ProbesConfig,
+    pub env: EnvConfig,
+    pub pull_policy: PullPolicy,
+    pub allow_from: Vec<String>,
+}
+
+/// An image reference with its tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    pub repository: String,
+    pub tag: String,
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.repository, self.tag)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ConfigMapPlan {
+    pub name: String,
+    pub data: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SecretPlan {
+    pub name: String,
+    pub keys: Vec<String>,
+    /// Empty for commands that do not write the Secret (`status`, `down`, `history`).
+    pub values: BTreeMap<String, SecretValue>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IngressPlan {
+    pub name: String,
+    pub class_name: Option<String>,
+    pub host: Option<String>,
+    pub paths: Vec<IngressRoute>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IngressRoute {
+    pub path: String,
+    pub service: String,
+    pub port: u16,
+}
+
+impl Plan {
+    pub fn service(&self, name: &str) -> Option<&ServicePlan> {
+        self.services.iter().find(|s| s.name == name)
+    }
+}

@@ -1,0 +1,371 @@
+//! Resolves raw flags, the configuration files and the environment into a [`Plan`], before any
+//! work starts. Filesystem reads only (config, env file, build contexts); no cluster or Docker I/O.
+//! Every failure here is the user's input to fix, so all of them exit with the usage code.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::build::context::{hex, input_digest};
+use crate::build::{BuildInputs, ContextError};
+use crate::cli::GlobalArgs;
+use crate::config::source::FieldPath;
+use crate::config::validate::{Problems, is_dns_label};
+use crate::config::{self, ConfigError, LoaderKind, PullPolicy};
+use crate::plan::{
+    ClusterTarget, ConfigMapPlan, ImageRef, IngressPlan, IngressRoute, Plan, SecretPlan,
+    ServicePlan,
+};
+use crate::secrets::{self, SecretsError};
+use crate::units::parse_duration;
+
+/// Whether the command writes the Secret and so needs its values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    Values,
+    KeysOnly,
+}
+
+/// What a command adds to the global flags.
+#[derive(Debug, Clone, Default)]
+pub struct CommandFlags<'a> {
+    pub tag: Option<&'a str>,
+    pub timeout: Option<&'a str>,
+    pub loader: Option<LoaderKind>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    #[error("cannot read the build context of `{service}`")]
+    Context {
+        service: String,
+        #[source]
+        source: ContextError,
+    },
+    #[error("`--{flag} {value}`: {message}")]
+    Flag {
+        flag: &'static str,
+        value: String,
+        message: String,
+        fix: String,
+    },
+}
+
+impl SettingsError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            SettingsError::Config(error) => error.hint(),
+            SettingsError::Secrets(error) => Some(error.hint()),
+            SettingsError::Context { .. } => Some(
+                "check the file permissions in the build context, and its `.dockerignore`"
+                    .to_owned(),
+            ),
+            SettingsError::Flag { fix, .. } => Some(fix.clone()),
+        }
+    }
+}
+
+/// Resolves everything a command needs into a [`Plan`].
+pub fn resolve(
+    global: &GlobalArgs,
+    flags: &CommandFlags<'_>,
+    secrets_needed: Secrets,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Plan, SettingsError> {
+    let loaded = config::load(&global.config, &global.values, &global.set)?;
+    let config = &loaded.config;
+    let sources = &loaded.sources;
+
+    let namespace = match &global.namespace {
+        Some(namespace) if !is_dns_label(namespace, 63) => {
+            return Err(SettingsError::Flag {
+                flag: "namespace",
+                value: namespace.clone(),
+                message: "not a valid namespace name".to_owned(),
+                fix: "use lowercase letters, digits and `-` (at most 63 characters)".to_owned(),
+            });
+        }
+        Some(namespace) => namespace.clone(),
+        None => config.namespace.clone(),
+    };
+    if let Some(tag) = flags.tag
+        && !is_valid_tag(tag)
+    {
+        return Err(SettingsError::Flag {
+            flag: "tag",
+            value: tag.to_owned(),
+            message: "not a valid image tag".to_owned(),
+            fix: "use letters, digits, `_`, `.` and `-`, not starting with `.` or `-` (at most 128 characters)".to_owned(),
+        });
+    }
+    let timeout = resolve_timeout(flags.timeout, &config.rollout.timeout)?;
+    let loader = flags.loader.unwrap_or(config.cluster.loader);
+
+    let root = FieldPath::default();
+    let mut problems = Problems::new(sources);
+    let registry = match (loader, &config.cluster.registry) {
+        (LoaderKind::Registry, Some(registry)) => Some(registry.trim_end_matches('/').to_owned()),
+        (LoaderKind::Registry, None) => {
+            problems.push(
+                root.child("cluster").child("registry"),
+                "the `registry` loader needs a registry to push to",
+                "set `cluster.registry`, e.g. `--set cluster.registry=localhost:5000`",
+            );
+            None
+        }
+        _ => None,
+    };
+
+    let mut services = Vec::new();
+    for (name, service) in &config.services {
+        let at = root.child("services").child(name).child("build");
+        let base = |field: &FieldPath| {
+            sources
+                .value_position(field)
+                .map(|p| p.base_dir())
+                .unwrap_or_else(|| PathBuf::from("."))
+        };
+        let context = absolute(&base(&at.child("context")).join(&service.build.context));
+        if !context.is_dir() {
+            problems.push(
+                at.child("context"),
+                format!("the build context `{}` is not a directory", context.display()),
+                "point it at the directory that holds the service's Dockerfile (relative paths are relative to the file that sets them)",
+            );
+            continue;
+        }
+        let dockerfile = match &service.build.dockerfile {
+            Some(path) => context.join(path),
+            None => context.join("Dockerfile"),
+        };
+        if !dockerfile.is_file() {
+            let field = if service.build.dockerfile.is_some() {
+                at.child("dockerfile")
+            } else {
+                at.child("context")
+            };
+            problems.push(
+                field,
+                format!("there is no Dockerfile at `{}`", dockerfile.display()),
+                "create it, or set `build.dockerfile` to its path relative to the context",
+            );
+            continue;
+        }
+        let build = BuildInputs {
+            context,
+            dockerfile,
+            args: service.build.args.clone(),
+            target: service.build.target.clone(),
+            labels: service.build.labels.clone(),
+        };
+        let tag = match flags.tag {
+            Some(tag) => tag.to_owned(),
+            None => content_tag(&build).map_err(|source| SettingsError::Context {
+                service: name.clone(),
+                source,
+            })?,
+        };
+        let repository = match &registry {
+            Some(registry) => format!("{registry}/{}", service.image),
+            None => service.image.clone(),
+        };
+        let pull_policy = service.image_pull_policy.unwrap_or(match loader {
+            LoaderKind::Registry | LoaderKind::None => PullPolicy::IfNotPresent,
+            _ => PullPolicy::Never,
+        });
+        services.push(ServicePlan {
+            name: name.clone(),
+            build,
+            image: ImageRef { repository, tag },
+            port: service.port,
+            service_port: service.service.port.unwrap_or(service.port),
+            service_kind: service.service.kind,
+            replicas: service.replicas,
+            resources: service.resources.clone(),
+            probes: service.probes.clone(),
+            env: service.env.clone(),
+            pull_policy,
+            allow_from: service.allow_from.clone(),
+        });
+    }
+    let problems = problems.into_vec();
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid(problems).into());
+    }
+
+    let values = match secrets_needed {
+        Secrets::KeysOnly => Default::default(),
+        Secrets::Values => {
+            let env_file = match &global.env_file {
+                Some(path) => Some(path.clone()),
+                None => config.secret.env_file.as_ref().map(|path| {
+                    let field = root.child("secret").child("envFile");
+                    sources
+                        .value_position(&field)
+                        .map(|p| p.base_dir())
+                        .unwrap_or_default()
+                        .join(path)
+                }),
+            };
+            secrets::collect(&config.secret.keys, env_file.as_deref(), env)?
+        }
+    };
+
+    let ingress = config.ingress.enabled.then(|| IngressPlan {
+        name: config
+            .ingress
+            .name
+            .clone()
+            .unwrap_or_else(|| config.release.clone()),
+        class_name: config.ingress.class_name.clone(),
+        host: config.ingress.host.clone(),
+        paths: config
+            .ingress
+            .paths
+            .iter()
+            .filter_map(|p| {
+                let service = services.iter().find(|s| s.name == p.service)?;
+                Some(IngressRoute {
+                    path: p.path.clone(),
+                    service: p.service.clone(),
+                    port: service.service_port,
+                })
+            })
+            .collect(),
+    });
+
+    Ok(Plan {
+        release: config.release.clone(),
+        namespace,
+        app: config.app.clone(),
+        cluster: ClusterTarget {
+            kubeconfig: global.kubeconfig.clone(),
+            context: global
+                .context
+                .clone()
+                .or_else(|| config.cluster.context.clone()),
+            loader,
+            minikube_profile: config.cluster.minikube_profile.clone(),
+            containerd_socket: config.cluster.containerd_socket.clone(),
+            registry,
+        },
+        services,
+        config_map: ConfigMapPlan {
+            name: config.config_map.name.clone(),
+            data: config.config_map.data.clone(),
+        },
+        secret: SecretPlan {
+            name: config.secret.name.clone(),
+            keys: config.secret.keys.clone(),
+            values,
+        },
+        ingress,
+        security: config.security.clone(),
+        autoscaling: config
+            .autoscaling
+            .enabled
+            .then(|| config.autoscaling.clone()),
+        pod_disruption_budget: config
+            .pod_disruption_budget
+            .enabled
+            .then_some(config.pod_disruption_budget.min_available),
+        network_policy: config
+            .network_policy
+            .enabled
+            .then(|| config.network_policy.ingress_namespace.clone()),
+        progress_deadline_seconds: config.rollout.progress_deadline_seconds,
+        timeout,
+        history_max: config.rollout.history_max,
+        config_digest: digest_config(config),
+    })
+}
+
+fn resolve_timeout(flag: Option<&str>, configured: &str) -> Result<Duration, SettingsError> {
+    match flag {
+        Some(text) => match parse_duration(text) {
+            Some(duration) if !duration.is_zero() => Ok(duration),
+            _ => Err(SettingsError::Flag {
+                flag: "timeout",
+                value: text.to_owned(),
+                message: "not a duration".to_owned(),
+                fix: "write it like `5m`, `90s` or `1m30s`".to_owned(),
+            }),
+        },
+        // Validated with the config, so this is only a fallback.
+        None => Ok(parse_duration(configured).unwrap_or(Duration::from_secs(300))),
+    }
+}
+
+/// The first 12 hex digits of the build-input digest: the same inputs give the same tag.
+fn content_tag(inputs: &BuildInputs) -> Result<String, ContextError> {
+    Ok(input_digest(inputs)?[..12].to_owned())
+}
+
+fn digest_config(config: &config::Config) -> String {
+    let text = serde_json::to_string(config).unwrap_or_default();
+    hex(&Sha256::digest(text.as_bytes()))
+}
+
+/// Docker's tag grammar: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+fn is_valid_tag(tag: &str) -> bool {
+    tag.len() <= 128
+        && tag
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|cwd| cwd.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
+    };
+    // Lexically drop `.` and `..` so paths print the way users think of them.
+    let mut clean = PathBuf::new();
+    for component in joined.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            other => clean.push(other),
+        }
+    }
+    clean
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags() {
+        assert!(is_valid_tag("v1.2.0"));
+        assert!(is_valid_tag("1a2b3c4d5e6f"));
+        assert!(is_valid_tag("_x"));
+        assert!(!is_valid_tag(""));
+        assert!(!is_valid_tag("-x"));
+        assert!(!is_valid_tag(".x"));
+        assert!(!is_valid_tag("a:b"));
+        assert!(!is_valid_tag(&"a".repeat(129)));
+    }
+
+    #[test]
+    fn paths_are_cleaned() {
+        assert_eq!(
+            absolute(Path::new("/a/b/../c/./d")),
+            PathBuf::from("/a/c/d")
+        );
+    }
+}

@@ -1,0 +1,263 @@
+//! Bad input: each error names the file, line and column (where YAML has them), the field path
+//! and the fix, and exits with the usage code 2.
+
+use crate::support::{Project, Run};
+
+const USAGE: i32 = 2;
+
+/// Runs `render` in a project changed by `setup` and returns the redacted error output.
+fn error_of(setup: impl FnOnce(&Project), args: &[&str]) -> String {
+    let project = Project::new();
+    setup(&project);
+    let mut all = vec!["render", "--tag", "t"];
+    all.extend_from_slice(args);
+    let run: Run = project.run(&all);
+    run.expect_code(USAGE);
+    assert!(run.stdout.is_empty(), "nothing on stdout: {}", run.stdout);
+    project.redact(&run.stderr)
+}
+
+#[test]
+fn unknown_field_suggests_the_right_one() {
+    let message = error_of(|p| p.edit_config("    replicas: 2", "    replica: 2"), &[]);
+    assert!(
+        message.contains("config/todo-deploy.yaml:27:5"),
+        "{message}"
+    );
+    assert!(message.contains("`services.backend.replica`"), "{message}");
+    assert!(message.contains("did you mean `replicas`?"), "{message}");
+    insta::assert_snapshot!(message);
+}
+
+#[test]
+fn wrong_type_names_the_expected_one() {
+    let message = error_of(
+        |p| p.edit_config("    replicas: 2", "    replicas: two"),
+        &[],
+    );
+    assert!(
+        message.contains("config/todo-deploy.yaml:27:15"),
+        "{message}"
+    );
+    assert!(message.contains("`services.backend.replicas`"), "{message}");
+    assert!(message.contains("a whole number"), "{message}");
+    insta::assert_snapshot!(message);
+}
+
+#[test]
+fn invalid_ports() {
+    let zero = error_of(|p| p.edit_config("    port: 8000", "    port: 0"), &[]);
+    assert!(zero.contains("config/todo-deploy.yaml:26:11"), "{zero}");
+    assert!(
+        zero.contains("`services.backend.port`: `0` is not a port"),
+        "{zero}"
+    );
+    assert!(zero.contains("use a port from 1 to 65535"), "{zero}");
+    let big = error_of(|p| p.edit_config("    port: 8000", "    port: 70000"), &[]);
+    assert!(big.contains("config/todo-deploy.yaml:26:11"), "{big}");
+    assert!(big.contains("70000"), "{big}");
+    assert!(big.contains("use a port from 1 to 65535"), "{big}");
+    insta::assert_snapshot!("port_zero", zero);
+    insta::assert_snapshot!("port_too_big", big);
+}
+
+#[test]
+fn invalid_quantities_and_requests_over_limits() {
+    let message = error_of(
+        |p| {
+            p.edit_config(
+                "requests: {memory: 512Mi, cpu: 300m}",
+                "requests: {memory: 512MB, cpu: 2}",
+            )
+        },
+        &[],
+    );
+    assert!(message.contains("2 problems"), "{message}");
+    assert!(
+        message.contains(
+            "`services.backend.resources.requests.memory`: `512MB` is not a Kubernetes quantity"
+        ),
+        "{message}"
+    );
+    assert!(message.contains("`512Mi` or `1Gi`"), "{message}");
+    assert!(
+        message.contains(
+            "`services.backend.resources.requests.cpu`: the cpu request is larger than its limit"
+        ),
+        "{message}"
+    );
+    insta::assert_snapshot!(message);
+}
+
+#[test]
+fn missing_dockerfile_and_context() {
+    let no_dockerfile = error_of(
+        |p| std::fs::remove_file(p.path().join("examples/todo-app/frontend/Dockerfile")).unwrap(),
+        &[],
+    );
+    assert!(
+        no_dockerfile.contains("config/todo-deploy.yaml:46:"),
+        "{no_dockerfile}"
+    );
+    assert!(
+        no_dockerfile.contains("`services.frontend.build.dockerfile`"),
+        "{no_dockerfile}"
+    );
+    assert!(
+        no_dockerfile
+            .contains("no Dockerfile at `[PROJECT]/examples/todo-app/frontend/Dockerfile`"),
+        "{no_dockerfile}"
+    );
+    let no_context = error_of(
+        |p| std::fs::remove_dir_all(p.path().join("examples/todo-app/backend")).unwrap(),
+        &[],
+    );
+    assert!(
+        no_context.contains("config/todo-deploy.yaml:21:16"),
+        "{no_context}"
+    );
+    assert!(
+        no_context.contains("`services.backend.build.context`"),
+        "{no_context}"
+    );
+    assert!(
+        no_context.contains("relative paths are relative to the file that sets them"),
+        "{no_context}"
+    );
+    insta::assert_snapshot!("missing_dockerfile", no_dockerfile);
+    insta::assert_snapshot!("missing_context", no_context);
+}
+
+#[test]
+fn missing_secret_values_name_the_keys_and_the_fix() {
+    let project = Project::new();
+    let mut command = project.command(&["render", "--tag", "t"]);
+    command.env_remove("COHERE_API_KEY").env("DATABASE_URL", "");
+    let run = Run::from(command);
+    run.expect_code(USAGE);
+    assert!(
+        run.stderr
+            .contains("no value for the secret `DATABASE_URL`, `COHERE_API_KEY`"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("--env-file"), "{}", run.stderr);
+    insta::assert_snapshot!(project.redact(&run.stderr));
+
+    // An env file fills them in; the environment still wins for the others.
+    project.write(
+        ".env",
+        "# test\nDATABASE_URL=postgres://x\nCOHERE_API_KEY='k'\n",
+    );
+    let mut command = project.command(&["render", "--tag", "t", "--env-file", ".env"]);
+    command.env_remove("COHERE_API_KEY").env("DATABASE_URL", "");
+    Run::from(command).expect_code(0);
+    project.write(".env", "DATABASE_URL=postgres://x\nthis line is wrong\n");
+    let mut command = project.command(&["render", "--tag", "t", "--env-file", ".env"]);
+    command.env_remove("COHERE_API_KEY");
+    let run = Run::from(command);
+    run.expect_code(USAGE);
+    assert!(
+        run.stderr.contains("`.env` line 2: expected `KEY=value`"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn yaml_syntax_errors_point_at_the_line() {
+    let message = error_of(
+        |p| p.edit_config("namespace: todo ", "namespace: [todo "),
+        &[],
+    );
+    assert!(message.contains("config/todo-deploy.yaml:"), "{message}");
+    assert!(message.contains("invalid YAML"), "{message}");
+    assert!(message.contains("indentation and quoting"), "{message}");
+}
+
+#[test]
+fn references_between_sections_are_checked() {
+    let message = error_of(
+        |p| p.edit_config("service: backend}", "service: bakend}"),
+        &[],
+    );
+    assert!(
+        message.contains("`ingress.paths[0].service`: `bakend` is not one of `services`"),
+        "{message}"
+    );
+    assert!(
+        message.contains("use one of `backend`, `frontend`"),
+        "{message}"
+    );
+    assert!(
+        message.contains("config/todo-deploy.yaml:87:29"),
+        "{message}"
+    );
+}
+
+#[test]
+fn values_files_and_set_flags_are_named_as_the_place() {
+    let message = error_of(
+        |p| {
+            p.write(
+                "extra.yaml",
+                "services:\n  frontend:\n    probes:\n      readiness:\n        path: health\n",
+            )
+        },
+        &["-f", "extra.yaml"],
+    );
+    assert!(message.contains("extra.yaml:5:15"), "{message}");
+    assert!(
+        message.contains(
+            "`services.frontend.probes.readiness.path`: `health` does not start with `/`"
+        ),
+        "{message}"
+    );
+    let message = error_of(|_| {}, &["--set", "services.backend.service.type=Internal"]);
+    assert!(
+        message.contains("--set services.backend.service.type=Internal"),
+        "{message}"
+    );
+    assert!(
+        message.contains("use one of `ClusterIP`, `NodePort`, `LoadBalancer`"),
+        "{message}"
+    );
+    let message = error_of(|_| {}, &["--set", "services.backend"]);
+    assert!(
+        message.contains("`--set services.backend`: expected `path=value`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn bad_flags() {
+    let namespace = error_of(|_| {}, &["--namespace", "Not_Valid"]);
+    assert!(
+        namespace.contains("`--namespace Not_Valid`: not a valid namespace name"),
+        "{namespace}"
+    );
+    let project = Project::new();
+    let tag = project.run(&["render", "--tag", "-bad"]);
+    tag.expect_code(USAGE);
+    let tag = project.run(&["render", "--tag=v1:2"]);
+    tag.expect_code(USAGE);
+    assert!(
+        tag.stderr.contains("`--tag v1:2`: not a valid image tag"),
+        "{}",
+        tag.stderr
+    );
+    let missing = project.run(&["render", "--config", "nope.yaml"]);
+    missing.expect_code(USAGE);
+    assert!(
+        missing.stderr.contains("cannot read `nope.yaml`"),
+        "{}",
+        missing.stderr
+    );
+    assert!(
+        missing.stderr.contains("No such file"),
+        "{}",
+        missing.stderr
+    );
+    let unknown = project.run(&["deploy-everything"]);
+    unknown.expect_code(USAGE);
+}
