@@ -1,21 +1,10 @@
 //! `todo-deploy`: parse the command line, install the error reporter, run the command, and map
 //! the outcome to an exit code. The only place that prints errors.
 
-mod build;
-mod cli;
-mod commands;
-mod config;
-mod outcome;
-mod plan;
-mod render;
-mod secrets;
-mod settings;
-mod ui;
-mod units;
-
 use clap::Parser;
 
-use crate::outcome::Exit;
+use todo_deploy::outcome::Exit;
+use todo_deploy::{cli, commands, ui};
 
 fn main() {
     // Errors are for users: no backtrace unless asked for with `RUST_LIB_BACKTRACE=1`, even

@@ -4,6 +4,8 @@
 //! inputs); the bollard builds themselves land with the build stage.
 
 pub mod context;
+mod events;
 pub mod ignore;
 
 pub use context::{BuildInputs, ContextError};
+pub use events::BuildEvent;

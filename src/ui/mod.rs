@@ -1,11 +1,17 @@
 //! The one place that writes to the terminal. The [`Printer`] owns verbosity, colour and the
 //! progress draw target: stages never print, commands hand their output here.
 
+mod build;
+pub mod events;
+
 use std::io::{IsTerminal, Write};
 
 use indicatif::ProgressDrawTarget;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::cli::GlobalArgs;
+pub use events::{Event, Events};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Verbosity {
@@ -76,6 +82,38 @@ impl Printer {
             ProgressDrawTarget::stderr()
         } else {
             ProgressDrawTarget::hidden()
+        }
+    }
+}
+
+/// The running UI: stages send [`Events`]; a task draws them until [`Ui::finish`].
+pub struct Ui {
+    pub events: Events,
+    task: JoinHandle<()>,
+}
+
+impl Ui {
+    pub fn start(printer: &Printer) -> Ui {
+        let (events, receiver) = Events::channel();
+        let task = tokio::spawn(draw(printer.clone(), receiver));
+        Ui { events, task }
+    }
+
+    /// Waits until every event sent so far is drawn.
+    pub async fn finish(self) {
+        drop(self.events);
+        let _ = self.task.await;
+    }
+}
+
+async fn draw(printer: Printer, mut receiver: mpsc::UnboundedReceiver<Event>) {
+    let mut build = build::BuildView::new(&printer);
+    while let Some(event) = receiver.recv().await {
+        match event {
+            Event::Build(event) => build.handle(event),
+            Event::Info(line) => printer.info(&line),
+            Event::Detail(line) => printer.verbose(&line),
+            Event::Warning(line) => printer.warn(&line),
         }
     }
 }

@@ -1,0 +1,36 @@
+//! What the build stage reports while it works.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BuildEvent {
+    /// An image with exactly these build inputs exists already: nothing to build.
+    Reused {
+        service: String,
+        image: String,
+    },
+    Started {
+        service: String,
+        image: String,
+    },
+    /// A Dockerfile step began, e.g. step 3 of 7, `COPY . /app`.
+    Step {
+        service: String,
+        step: u32,
+        total: u32,
+        instruction: String,
+    },
+    /// One line of build output: streamed with `-v`, and its tail shown when a build fails.
+    Output {
+        service: String,
+        line: String,
+    },
+    Finished {
+        service: String,
+        image: String,
+        elapsed: Duration,
+    },
+    Failed {
+        service: String,
+    },
+}

@@ -1,0 +1,15 @@
+//! todo-deploy as a library: the stages (`build`, later `load`, `apply`, `rollout`, `release`,
+//! `status`), the configuration and plan they share, and the commands that compose them. The
+//! binary in `main.rs` only parses arguments, runs a command and prints its error.
+
+pub mod build;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod outcome;
+pub mod plan;
+pub mod render;
+pub mod secrets;
+pub mod settings;
+pub mod ui;
+pub mod units;
