@@ -67,14 +67,62 @@ pub static RESOURCES: &[Resource] = &[
     res!("", "v1", "pods", "Pod", true, false, true),
     res!("", "v1", "events", "Event", true, false, false),
     res!("", "v1", "endpoints", "Endpoints", true, false, false),
-    res!("", "v1", "serviceaccounts", "ServiceAccount", true, false, false),
+    res!(
+        "",
+        "v1",
+        "serviceaccounts",
+        "ServiceAccount",
+        true,
+        false,
+        false
+    ),
     res!("apps", "v1", "deployments", "Deployment", true, true, true),
     res!("apps", "v1", "replicasets", "ReplicaSet", true, true, true),
-    res!("networking.k8s.io", "v1", "ingresses", "Ingress", true, true, true),
-    res!("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", true, true, false),
-    res!("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", true, false, true),
-    res!("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true, true, true),
-    res!("coordination.k8s.io", "v1", "leases", "Lease", true, false, false),
+    res!(
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        "Ingress",
+        true,
+        true,
+        true
+    ),
+    res!(
+        "networking.k8s.io",
+        "v1",
+        "networkpolicies",
+        "NetworkPolicy",
+        true,
+        true,
+        false
+    ),
+    res!(
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        true,
+        false,
+        true
+    ),
+    res!(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "PodDisruptionBudget",
+        true,
+        true,
+        true
+    ),
+    res!(
+        "coordination.k8s.io",
+        "v1",
+        "leases",
+        "Lease",
+        true,
+        false,
+        false
+    ),
 ];
 
 /// Looks a resource up by group, version and plural.

@@ -34,7 +34,9 @@ impl LabelSelector {
                 continue;
             }
             reqs.push(parse_req(part).ok_or_else(|| {
-                bad_request(format!("unable to parse requirement: invalid label selector: {part}"))
+                bad_request(format!(
+                    "unable to parse requirement: invalid label selector: {part}"
+                ))
             })?);
         }
         Ok(LabelSelector(reqs))
@@ -56,7 +58,11 @@ impl LabelSelector {
                 let key = e["key"].as_str().unwrap_or("").to_string();
                 let vals: Vec<String> = e["values"]
                     .as_array()
-                    .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(String::from))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 reqs.push(match e["operator"].as_str().unwrap_or("") {
                     "In" => Req::In(key, vals),
@@ -127,8 +133,7 @@ fn split_top(s: &str) -> Vec<String> {
 
 fn valid_key(k: &str) -> bool {
     !k.is_empty()
-        && k
-            .chars()
+        && k.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
 }
 
@@ -196,7 +201,9 @@ impl FieldSelector {
             } else if let Some((k, v)) = part.split_once('=') {
                 out.push((k.trim().to_string(), true, v.trim().to_string()));
             } else {
-                return Err(bad_request(format!("invalid selector: '{s}'; can't understand '{part}'")));
+                return Err(bad_request(format!(
+                    "invalid selector: '{s}'; can't understand '{part}'"
+                )));
             }
         }
         Ok(FieldSelector(out))

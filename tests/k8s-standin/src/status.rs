@@ -78,7 +78,12 @@ pub fn namespace_not_found(ns: &str) -> ApiError {
 
 /// 404 for a path that serves nothing.
 pub fn path_not_found() -> ApiError {
-    status(404, "NotFound", "the server could not find the requested resource".into(), Some(json!({})))
+    status(
+        404,
+        "NotFound",
+        "the server could not find the requested resource".into(),
+        Some(json!({})),
+    )
 }
 
 /// 409 AlreadyExists.
@@ -144,7 +149,10 @@ pub fn apply_conflict(conflicts: &[FieldConflict]) -> ApiError {
         .collect();
     let message = if conflicts.len() == 1 {
         let c = &conflicts[0];
-        format!("Apply failed with 1 conflict: conflict with {}: {}", c.manager, c.field)
+        format!(
+            "Apply failed with 1 conflict: conflict with {}: {}",
+            c.manager, c.field
+        )
     } else {
         let mut managers: Vec<&str> = conflicts.iter().map(|c| c.manager.as_str()).collect();
         managers.sort();
@@ -156,7 +164,11 @@ pub fn apply_conflict(conflicts: &[FieldConflict]) -> ApiError {
                 lines.push(format!("- {}", c.field));
             }
         }
-        format!("Apply failed with {} conflicts: {}", conflicts.len(), lines.join("\n"))
+        format!(
+            "Apply failed with {} conflicts: {}",
+            conflicts.len(),
+            lines.join("\n")
+        )
     };
     status(409, "Conflict", message, Some(json!({"causes": causes})))
 }
@@ -267,7 +279,9 @@ pub fn unsupported_patch(ct: &str) -> ApiError {
     status(
         415,
         "UnsupportedMediaType",
-        format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml; got {ct}"),
+        format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml; got {ct}"
+        ),
         None,
     )
 }
@@ -314,7 +328,8 @@ pub fn too_many_requests(retry_after: u64) -> ApiError {
     status(
         429,
         "TooManyRequests",
-        "The request could not be processed because of too many requests. Please try again later.".into(),
+        "The request could not be processed because of too many requests. Please try again later."
+            .into(),
         Some(json!({"retryAfterSeconds": retry_after})),
     )
 }

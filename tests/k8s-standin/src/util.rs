@@ -483,7 +483,8 @@ fn write_value(v: &Value, plain: bool, out: &mut String) {
                 }
                 out.push_str(&Value::String((*k).clone()).to_string());
                 out.push(':');
-                let child_plain = is_plain_map(k) || (plain && k.starts_with(['f', 'k', 'v', 'i', '.']));
+                let child_plain =
+                    is_plain_map(k) || (plain && k.starts_with(['f', 'k', 'v', 'i', '.']));
                 write_value(&m[*k], child_plain, out);
             }
             out.push('}');

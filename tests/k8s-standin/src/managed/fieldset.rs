@@ -93,11 +93,7 @@ impl Set {
             [last] => {
                 self.members.insert(last.clone());
             }
-            [first, rest @ ..] => self
-                .children
-                .entry(first.clone())
-                .or_default()
-                .insert(rest),
+            [first, rest @ ..] => self.children.entry(first.clone()).or_default().insert(rest),
         }
     }
 
@@ -208,11 +204,11 @@ impl Set {
     pub fn to_fields_v1(&self) -> Value {
         let mut obj = Map::new();
         let mut keys: BTreeSet<&PathElement> = self.members.iter().collect();
-        keys.extend(self.children.keys().filter(|k| {
+        keys.extend(
             self.children
-                .get(*k)
-                .is_some_and(|c| !c.is_empty())
-        }));
+                .keys()
+                .filter(|k| self.children.get(*k).is_some_and(|c| !c.is_empty())),
+        );
         for k in keys {
             let mut child = match self.children.get(k) {
                 Some(c) if !c.is_empty() => match c.to_fields_v1() {
@@ -273,7 +269,11 @@ mod tests {
         let v = json!({"f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {".": {}, "f:image": {}}}, "f:replicas": {}}});
         let s = Set::from_fields_v1(&v);
         assert!(s.contains(&[f("spec"), f("replicas")]));
-        assert!(s.contains(&[f("spec"), f("containers"), PathElement::Key(r#"{"name":"web"}"#.into())]));
+        assert!(s.contains(&[
+            f("spec"),
+            f("containers"),
+            PathElement::Key(r#"{"name":"web"}"#.into())
+        ]));
         assert_eq!(s.to_fields_v1(), v);
     }
 
@@ -292,7 +292,12 @@ mod tests {
 
     #[test]
     fn displays_paths() {
-        let p = vec![f("spec"), f("containers"), PathElement::Key(r#"{"name":"web"}"#.into()), f("image")];
+        let p = vec![
+            f("spec"),
+            f("containers"),
+            PathElement::Key(r#"{"name":"web"}"#.into()),
+            f("image"),
+        ];
         assert_eq!(display_path(&p), r#".spec.containers[name="web"].image"#);
     }
 }

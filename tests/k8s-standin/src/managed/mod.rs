@@ -328,7 +328,13 @@ pub fn apply(
 }
 
 /// Sets the time of the applying manager's entry (called when the apply changed the object).
-pub fn touch(managers: &mut Managers, manager: &str, operation: &str, subresource: &str, now: &str) {
+pub fn touch(
+    managers: &mut Managers,
+    manager: &str,
+    operation: &str,
+    subresource: &str,
+    now: &str,
+) {
     for e in managers.0.iter_mut() {
         if e.manager == manager && e.operation == operation && e.subresource == subresource {
             e.time = now.to_string();
@@ -354,17 +360,35 @@ mod tests {
         let ign = ignored_fields(true, "");
         let live = json!({"metadata": {"name": "d"}, "spec": {"replicas": 1}});
         let cfg = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"replicas": 1}});
-        let a = apply("Deployment", &live, &cfg, &Managers::default(), &w("todo"), false, &ign).expect("apply");
+        let a = apply(
+            "Deployment",
+            &live,
+            &cfg,
+            &Managers::default(),
+            &w("todo"),
+            false,
+            &ign,
+        )
+        .expect("apply");
         let mut edited = a.object.clone();
         edited["spec"]["replicas"] = json!(3);
-        let m = update("Deployment", &a.object, &edited, &a.managers, &w("kubectl-edit"), &ign);
+        let m = update(
+            "Deployment",
+            &a.object,
+            &edited,
+            &a.managers,
+            &w("kubectl-edit"),
+            &ign,
+        );
         assert_eq!(m.0.len(), 1, "the applier lost its only field");
         assert_eq!(m.0[0].manager, "kubectl-edit");
         let cfg2 = json!({"spec": {"replicas": 2}});
-        let err = apply("Deployment", &edited, &cfg2, &m, &w("todo"), false, &ign).expect_err("conflict");
+        let err =
+            apply("Deployment", &edited, &cfg2, &m, &w("todo"), false, &ign).expect_err("conflict");
         assert_eq!(err[0].field, ".spec.replicas");
         assert_eq!(err[0].manager, "\"kubectl-edit\" using apps/v1");
-        let forced = apply("Deployment", &edited, &cfg2, &m, &w("todo"), true, &ign).expect("force");
+        let forced =
+            apply("Deployment", &edited, &cfg2, &m, &w("todo"), true, &ign).expect("force");
         assert_eq!(forced.managers.0.len(), 1);
         assert_eq!(forced.object["spec"]["replicas"], 2);
     }
@@ -373,9 +397,27 @@ mod tests {
     fn apply_prunes_dropped_fields() {
         let ign = ignored_fields(true, "");
         let cfg = json!({"metadata": {"labels": {"a": "1", "b": "2"}}});
-        let a = apply("Deployment", &json!({"metadata": {}}), &cfg, &Managers::default(), &w("t"), false, &ign).expect("apply");
+        let a = apply(
+            "Deployment",
+            &json!({"metadata": {}}),
+            &cfg,
+            &Managers::default(),
+            &w("t"),
+            false,
+            &ign,
+        )
+        .expect("apply");
         let cfg2 = json!({"metadata": {"labels": {"a": "1"}}});
-        let b = apply("Deployment", &a.object, &cfg2, &a.managers, &w("t"), false, &ign).expect("apply");
+        let b = apply(
+            "Deployment",
+            &a.object,
+            &cfg2,
+            &a.managers,
+            &w("t"),
+            false,
+            &ign,
+        )
+        .expect("apply");
         assert_eq!(b.object["metadata"]["labels"], json!({"a": "1"}));
     }
 }

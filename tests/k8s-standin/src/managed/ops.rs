@@ -110,7 +110,14 @@ impl Comparison {
 /// Compares `l` (old) with `r` (new).
 pub fn compare(kind: &str, l: &Value, r: &Value) -> Comparison {
     let mut c = Comparison::default();
-    cmp(kind, &mut Vec::new(), &mut Vec::new(), Some(l), Some(r), &mut c);
+    cmp(
+        kind,
+        &mut Vec::new(),
+        &mut Vec::new(),
+        Some(l),
+        Some(r),
+        &mut c,
+    );
     c
 }
 
@@ -169,7 +176,14 @@ fn cmp(
         for k in keys {
             tp.push(k.clone());
             pp.push(PathElement::Field(k.clone()));
-            cmp(kind, tp, pp, lm.and_then(|m| m.get(k)), rm.and_then(|m| m.get(k)), c);
+            cmp(
+                kind,
+                tp,
+                pp,
+                lm.and_then(|m| m.get(k)),
+                rm.and_then(|m| m.get(k)),
+                c,
+            );
             tp.pop();
             pp.pop();
         }
@@ -190,7 +204,14 @@ fn cmp(
             if matches!(lk, ListKind::Map(_)) {
                 tp.push("[]".into());
             }
-            cmp(kind, tp, pp, lmap.get(pe).copied(), rmap.get(pe).copied(), c);
+            cmp(
+                kind,
+                tp,
+                pp,
+                lmap.get(pe).copied(),
+                rmap.get(pe).copied(),
+                c,
+            );
             if matches!(lk, ListKind::Map(_)) {
                 tp.pop();
             }
@@ -262,22 +283,24 @@ fn mrg(kind: &str, tp: &mut Vec<String>, l: &Value, r: &Value, root: bool) -> Va
                 .collect();
             let mut out = Vec::new();
             let mut ri = 0usize;
-            let emit_r = |upto: usize, out: &mut Vec<Value>, ri: &mut usize, tp: &mut Vec<String>| {
-                while *ri <= upto && *ri < ra.len() {
-                    let rv = &ra[*ri];
-                    let merged = match item_element(rv, lk).and_then(|pe| lby.get(&pe).copied()) {
-                        Some(lv) if matches!(lk, ListKind::Map(_)) => {
-                            tp.push("[]".into());
-                            let m = mrg(kind, tp, lv, rv, false);
-                            tp.pop();
-                            m
-                        }
-                        _ => rv.clone(),
-                    };
-                    out.push(merged);
-                    *ri += 1;
-                }
-            };
+            let emit_r =
+                |upto: usize, out: &mut Vec<Value>, ri: &mut usize, tp: &mut Vec<String>| {
+                    while *ri <= upto && *ri < ra.len() {
+                        let rv = &ra[*ri];
+                        let merged = match item_element(rv, lk).and_then(|pe| lby.get(&pe).copied())
+                        {
+                            Some(lv) if matches!(lk, ListKind::Map(_)) => {
+                                tp.push("[]".into());
+                                let m = mrg(kind, tp, lv, rv, false);
+                                tp.pop();
+                                m
+                            }
+                            _ => rv.clone(),
+                        };
+                        out.push(merged);
+                        *ri += 1;
+                    }
+                };
             for lv in la {
                 match item_element(lv, lk).and_then(|pe| rpos.get(&pe).copied()) {
                     None => out.push(lv.clone()),
@@ -387,7 +410,11 @@ mod tests {
         let added = c.added.to_fields_v1();
         assert_eq!(added["f:metadata"]["f:labels"], json!({".": {}, "f:a": {}}));
         assert!(added["f:spec"]["f:containers"].get(".").is_none());
-        assert!(added["f:spec"]["f:containers"]["k:{\"name\":\"c\"}"]["f:ports"].get(".").is_some());
+        assert!(
+            added["f:spec"]["f:containers"]["k:{\"name\":\"c\"}"]["f:ports"]
+                .get(".")
+                .is_some()
+        );
     }
 
     #[test]
@@ -403,7 +430,14 @@ mod tests {
     #[test]
     fn removes_keyed_items() {
         let mut v = json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}]}});
-        assert!(remove_at(&mut v, &[f("spec"), f("containers"), PathElement::Key(r#"{"name":"a"}"#.into())]));
+        assert!(remove_at(
+            &mut v,
+            &[
+                f("spec"),
+                f("containers"),
+                PathElement::Key(r#"{"name":"a"}"#.into())
+            ]
+        ));
         assert_eq!(v, json!({"spec": {"containers": [{"name": "b"}]}}));
     }
 }

@@ -67,7 +67,11 @@ pub fn map_atomic(kind: &str, path: &[&str]) -> bool {
             path == ["spec", "selector"]
                 && matches!(
                     kind,
-                    "Deployment" | "ReplicaSet" | "PodDisruptionBudget" | "StatefulSet" | "DaemonSet"
+                    "Deployment"
+                        | "ReplicaSet"
+                        | "PodDisruptionBudget"
+                        | "StatefulSet"
+                        | "DaemonSet"
                 )
         }
         "podSelector" | "namespaceSelector" | "labelSelector" => true,
@@ -89,16 +93,28 @@ pub fn empty_object(kind: &str) -> Value {
     let meta = json!({"creationTimestamp": null});
     let template = json!({"metadata": {"creationTimestamp": null}, "spec": {"containers": null}});
     match kind {
-        "Deployment" => json!({"metadata": meta, "spec": {"selector": null, "template": template, "strategy": {}}, "status": {}}),
-        "ReplicaSet" => json!({"metadata": meta, "spec": {"selector": null, "template": template}, "status": {"replicas": 0}}),
+        "Deployment" => {
+            json!({"metadata": meta, "spec": {"selector": null, "template": template, "strategy": {}}, "status": {}})
+        }
+        "ReplicaSet" => {
+            json!({"metadata": meta, "spec": {"selector": null, "template": template}, "status": {"replicas": 0}})
+        }
         "Pod" => json!({"metadata": meta, "spec": {"containers": null}, "status": {}}),
-        "Service" | "Ingress" => json!({"metadata": meta, "spec": {}, "status": {"loadBalancer": {}}}),
-        "Event" => json!({"metadata": meta, "involvedObject": {}, "source": {}, "firstTimestamp": null, "lastTimestamp": null, "eventTime": null, "reportingComponent": "", "reportingInstance": ""}),
+        "Service" | "Ingress" => {
+            json!({"metadata": meta, "spec": {}, "status": {"loadBalancer": {}}})
+        }
+        "Event" => {
+            json!({"metadata": meta, "involvedObject": {}, "source": {}, "firstTimestamp": null, "lastTimestamp": null, "eventTime": null, "reportingComponent": "", "reportingInstance": ""})
+        }
         "Lease" => json!({"metadata": meta, "spec": {}}),
         "Namespace" | "Node" => json!({"metadata": meta, "spec": {}, "status": {}}),
         "NetworkPolicy" => json!({"metadata": meta, "spec": {"podSelector": {}}}),
-        "HorizontalPodAutoscaler" => json!({"metadata": meta, "spec": {"scaleTargetRef": {"kind": "", "name": ""}, "maxReplicas": 0}, "status": {"desiredReplicas": 0, "currentMetrics": null}}),
-        "PodDisruptionBudget" => json!({"metadata": meta, "spec": {}, "status": {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}}),
+        "HorizontalPodAutoscaler" => {
+            json!({"metadata": meta, "spec": {"scaleTargetRef": {"kind": "", "name": ""}, "maxReplicas": 0}, "status": {"desiredReplicas": 0, "currentMetrics": null}})
+        }
+        "PodDisruptionBudget" => {
+            json!({"metadata": meta, "spec": {}, "status": {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}})
+        }
         _ => json!({"metadata": meta}),
     }
 }
@@ -110,7 +126,10 @@ mod tests {
     #[test]
     fn container_ports_are_keyed_by_port_and_protocol() {
         assert_eq!(
-            list_kind("Deployment", &["spec", "template", "spec", "containers", "[]", "ports"]),
+            list_kind(
+                "Deployment",
+                &["spec", "template", "spec", "containers", "[]", "ports"]
+            ),
             ListKind::Map(&["containerPort", "protocol"])
         );
         assert_eq!(

@@ -1,0 +1,430 @@
+//! The HTTP front: URL routing (discovery, core and group resources,
+//! subresources), query parameters, request bodies and JSON responses; fault
+//! injection happens here before routing.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use serde_json::{Value, json};
+
+use crate::api::{Api, DeleteOpts, PatchType, Req};
+use crate::faults::{Fault, Faults};
+use crate::node::Logs;
+use crate::resources::{self, Resource};
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::status::{self, ApiError};
+use crate::util::to_json;
+use crate::watch;
+
+pub type Body = BoxBody<Bytes, std::io::Error>;
+
+/// Everything a request handler needs.
+pub struct Ctx {
+    pub api: Arc<Api>,
+    pub faults: Arc<Faults>,
+    pub logs: Logs,
+    /// "127.0.0.1:PORT"
+    pub address: String,
+}
+
+/// Parsed query string.
+#[derive(Debug, Default, Clone)]
+pub struct Query(pub Vec<(String, String)>);
+
+impl Query {
+    pub fn parse(q: Option<&str>) -> Query {
+        let mut out = Vec::new();
+        if let Some(q) = q {
+            for pair in q.split('&') {
+                if pair.is_empty() {
+                    continue;
+                }
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                let dec = |s: &str| {
+                    percent_encoding::percent_decode_str(&s.replace('+', " "))
+                        .decode_utf8_lossy()
+                        .to_string()
+                };
+                out.push((dec(k), dec(v)));
+            }
+        }
+        Query(out)
+    }
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.iter().find(|(kk, _)| kk == k).map(|(_, v)| v.as_str())
+    }
+    pub fn flag(&self, k: &str) -> bool {
+        matches!(self.get(k), Some("true") | Some("1"))
+    }
+}
+
+pub fn full(code: u16, body: impl Into<Bytes>, content_type: &str) -> Response<Body> {
+    let mut r = Response::new(
+        Full::new(body.into())
+            .map_err(|never: Infallible| match never {})
+            .boxed(),
+    );
+    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(v) = http::HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+pub fn json_response(code: u16, v: &Value) -> Response<Body> {
+    full(code, to_json(v), "application/json")
+}
+
+fn error_response(e: &ApiError) -> Response<Body> {
+    json_response(e.code, &e.body)
+}
+
+/// The manager of a non-apply write: `fieldManager`, else the user-agent's prefix.
+fn manager_of(q: &Query, ua: &str) -> String {
+    if let Some(m) = q.get("fieldManager") {
+        return m.to_string();
+    }
+    ua.split('/').next().unwrap_or("").to_string()
+}
+
+/// What a resource URL addresses.
+struct Target {
+    res: &'static Resource,
+    namespace: Option<String>,
+    name: Option<String>,
+    sub: Option<String>,
+}
+
+fn parse_target(segs: &[&str]) -> Option<Target> {
+    // segs start after /api/v1 or /apis/{g}/{v}; the first two tell the group/version.
+    let (group, version, rest): (&str, &str, &[&str]) = match segs {
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return None,
+    };
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, plural, more @ ..] if resources::find(group, version, plural).is_some_and(|r| r.namespaced) => {
+            (Some(ns.to_string()), {
+                let mut v = vec![*plural];
+                v.extend_from_slice(more);
+                v
+            })
+        }
+        other => (None, other.to_vec()),
+    };
+    let plural = rest.first()?;
+    let res = resources::find(group, version, plural)?;
+    Some(Target {
+        res,
+        namespace,
+        name: rest.get(1).map(|s| s.to_string()),
+        sub: rest.get(2).map(|s| s.to_string()),
+    })
+}
+
+fn discovery(ctx: &Ctx, path: &str) -> Option<Value> {
+    let d = resources::discovery();
+    match path {
+        "/version" => Some(resources::version_doc(&ctx.api.version)),
+        "/api" => {
+            let mut v = d.get("/api")?.clone();
+            v["serverAddressByClientCIDRs"] = json!([{"clientCIDR": "0.0.0.0/0", "serverAddress": ctx.address}]);
+            Some(v)
+        }
+        "/api/v1" | "/apis" => d.get(path).cloned(),
+        p if p.starts_with("/apis/") => {
+            if let Some(v) = d.get(p) {
+                return Some(v.clone());
+            }
+            let gv = p.trim_start_matches("/apis/");
+            let known = d["/apis"]["groups"].as_array()?.iter().any(|g| {
+                g["versions"]
+                    .as_array()
+                    .is_some_and(|vs| vs.iter().any(|v| v["groupVersion"] == gv))
+            });
+            known.then(|| json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": []}))
+        }
+        _ => None,
+    }
+}
+
+/// Serves one request.
+pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Response<Body>, std::io::Error> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let path_q = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| path.clone());
+    if let Some(fault) = ctx.faults.take(method.as_str(), &path_q) {
+        return match fault {
+            Fault::Status500 => Ok(error_response(&status::internal_error("injected fault"))),
+            Fault::TooManyRequests { retry_after_secs } => {
+                let mut r = error_response(&status::too_many_requests(retry_after_secs));
+                if let Ok(v) = http::HeaderValue::from_str(&retry_after_secs.to_string()) {
+                    r.headers_mut().insert(http::header::RETRY_AFTER, v);
+                }
+                Ok(r)
+            }
+            Fault::DropConnection => Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "injected drop")),
+        };
+    }
+    let query = Query::parse(req.uri().query());
+    let accept = req
+        .headers()
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let ua = req
+        .headers()
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let content_type = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_string();
+    if method == Method::GET {
+        if matches!(path.as_str(), "/healthz" | "/readyz" | "/livez") {
+            return Ok(full(200, "ok", "text/plain; charset=utf-8"));
+        }
+        if path == "/openapi/v2" {
+            // A schema-less document: clients' validation finds no types and skips.
+            let v = format!("v{}.0", ctx.api.version);
+            let proto = accept.contains("protobuf");
+            if proto {
+                return Ok(full(200, openapi_v2_proto(&v), "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"));
+            }
+            return Ok(json_response(200, &json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": v}, "paths": {}, "definitions": {}})));
+        }
+        if let Some(doc) = discovery(&ctx, path.trim_end_matches('/')) {
+            return Ok(json_response(200, &doc));
+        }
+    }
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let Some(t) = parse_target(&segs) else {
+        return Ok(error_response(&status::path_not_found()));
+    };
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return Err(std::io::Error::other(e)),
+    };
+    Ok(route(&ctx, t, method, &query, &ua, &content_type, body).await)
+}
+
+async fn route(ctx: &Arc<Ctx>, t: Target, method: Method, q: &Query, ua: &str, ct: &str, body: Bytes) -> Response<Body> {
+    let res = t.res;
+    let ns = t.namespace.clone().unwrap_or_default();
+    if res.namespaced && t.namespace.is_none() && t.name.is_some() {
+        return error_response(&status::path_not_found());
+    }
+    let dry_run = q.get("dryRun") == Some("All");
+    let req = Req {
+        manager: manager_of(q, ua),
+        subresource: t.sub.clone().unwrap_or_default(),
+        dry_run,
+        force: q.flag("force"),
+    };
+    let parse_body = |b: &Bytes| -> Result<Value, ApiError> {
+        serde_json::from_slice(b).map_err(|e| status::bad_request(format!("the body of the request could not be decoded: {e}")))
+    };
+    let result: Result<(u16, Value), ApiError> = match (&method, &t.name, t.sub.as_deref()) {
+        (&Method::GET, None, _) => {
+            let labels = match LabelSelector::parse(q.get("labelSelector").unwrap_or("")) {
+                Ok(l) => l,
+                Err(e) => return error_response(&e),
+            };
+            let fields = match FieldSelector::parse(q.get("fieldSelector").unwrap_or("")) {
+                Ok(f) => f,
+                Err(e) => return error_response(&e),
+            };
+            if q.flag("watch") {
+                return watch::serve(ctx.clone(), res, t.namespace.clone(), labels, fields, q).await;
+            }
+            Ok(list_response(ctx, res, t.namespace.as_deref(), &labels, &fields, q))
+        }
+        (&Method::GET, Some(name), Some("log")) if res.kind == "Pod" => return logs(ctx, &ns, name, q),
+        (&Method::GET, Some(name), _) => ctx.api.get(res, &ns, name).map(|v| (200, v)),
+        (&Method::POST, None, _) => parse_body(&body).and_then(|b| ctx.api.create(res, &ns, b, &req).map(|v| (201, v))),
+        (&Method::PUT, Some(name), _) => parse_body(&body).and_then(|b| ctx.api.replace(res, &ns, name, b, &req).map(|v| (200, v))),
+        (&Method::PATCH, Some(name), _) => match PatchType::from_content_type(ct) {
+            None => Err(status::unsupported_patch(ct)),
+            Some(pt) => {
+                let mut req = req.clone();
+                if pt == PatchType::Apply {
+                    req.manager = q.get("fieldManager").unwrap_or("").to_string();
+                }
+                ctx.api
+                    .patch(res, &ns, name, pt, &body, &req)
+                    .map(|(v, created)| (if created { 201 } else { 200 }, v))
+            }
+        },
+        (&Method::DELETE, Some(name), None) => {
+            let opts = delete_opts(q, &body);
+            ctx.api.delete(res, &ns, name, &opts)
+        }
+        (&Method::DELETE, None, None) => delete_collection(ctx, res, t.namespace.as_deref(), q, &body),
+        _ => Err(status::method_not_allowed()),
+    };
+    match result {
+        Ok((code, v)) => json_response(code, &v),
+        Err(e) => error_response(&e),
+    }
+}
+
+fn delete_opts(q: &Query, body: &Bytes) -> DeleteOpts {
+    let b: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    DeleteOpts {
+        propagation: q
+            .get("propagationPolicy")
+            .map(String::from)
+            .or_else(|| b["propagationPolicy"].as_str().map(String::from))
+            .or_else(|| match b["orphanDependents"].as_bool() {
+                Some(true) => Some("Orphan".into()),
+                Some(false) => Some("Background".into()),
+                None => None,
+            }),
+        grace_period: q
+            .get("gracePeriodSeconds")
+            .and_then(|g| g.parse().ok())
+            .or_else(|| b["gracePeriodSeconds"].as_i64()),
+        precondition_uid: b.pointer("/preconditions/uid").and_then(|u| u.as_str()).map(String::from),
+        precondition_rv: b
+            .pointer("/preconditions/resourceVersion")
+            .and_then(|u| u.as_str())
+            .map(String::from),
+        dry_run: q.get("dryRun") == Some("All") || b["dryRun"].as_array().is_some_and(|a| a.iter().any(|x| x == "All")),
+    }
+}
+
+fn delete_collection(ctx: &Ctx, res: &'static Resource, ns: Option<&str>, q: &Query, body: &Bytes) -> Result<(u16, Value), ApiError> {
+    let labels = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))?;
+    let fields = FieldSelector::parse(q.get("fieldSelector").unwrap_or(""))?;
+    let (items, _) = ctx.api.list(res, ns, &labels, &fields);
+    let opts = delete_opts(q, body);
+    for it in &items {
+        let name = it.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or("");
+        let ins = it.pointer("/metadata/namespace").and_then(|n| n.as_str()).unwrap_or("");
+        let _ = ctx.api.delete(res, ins, name, &opts);
+    }
+    let (_, rv) = ctx.api.list(res, ns, &LabelSelector::default(), &FieldSelector::default());
+    Ok((200, json!({"kind": res.list_kind(), "apiVersion": res.api_version(), "metadata": {"resourceVersion": rv.to_string()}, "items": items.iter().map(list_item).collect::<Vec<_>>()})))
+}
+
+/// A list item: the object without kind/apiVersion, as the server sends them.
+pub fn list_item(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("kind");
+        m.remove("apiVersion");
+    }
+    v
+}
+
+fn list_response(ctx: &Ctx, res: &'static Resource, ns: Option<&str>, labels: &LabelSelector, fields: &FieldSelector, q: &Query) -> (u16, Value) {
+    let (items, rv) = ctx.api.list(res, ns, labels, fields);
+    let offset: usize = q
+        .get("continue")
+        .and_then(|c| c.split_once(':'))
+        .and_then(|(_, o)| o.parse().ok())
+        .unwrap_or(0);
+    let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).filter(|l| *l > 0).unwrap_or(usize::MAX);
+    let total = items.len();
+    let page: Vec<Value> = items.iter().skip(offset).take(limit).map(list_item).collect();
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    let next = offset.saturating_add(page.len());
+    if next < total {
+        meta["continue"] = json!(format!("{rv}:{next}"));
+        meta["remainingItemCount"] = json!(total - next);
+    }
+    (200, json!({"kind": res.list_kind(), "apiVersion": res.api_version(), "metadata": meta, "items": page}))
+}
+
+fn logs(ctx: &Ctx, ns: &str, name: &str, q: &Query) -> Response<Body> {
+    let pods = resources::by_kind("Pod");
+    let Some(pods) = pods else {
+        return error_response(&status::path_not_found());
+    };
+    let pod = match ctx.api.get(pods, ns, name) {
+        Ok(p) => p,
+        Err(e) => return error_response(&e),
+    };
+    let names: Vec<String> = pod
+        .pointer("/spec/containers")
+        .and_then(|c| c.as_array())
+        .map(|a| a.iter().filter_map(|c| c["name"].as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    let container = match q.get("container") {
+        Some(c) => c.to_string(),
+        None if names.len() == 1 => names[0].clone(),
+        None => {
+            return error_response(&status::bad_request(format!(
+                "a container name must be specified for pod {name}, choose one of: [{}]",
+                names.join(" ")
+            )));
+        }
+    };
+    if !names.contains(&container) {
+        return error_response(&status::bad_request(format!("container {container} is not valid for pod {name}")));
+    }
+    let logs = ctx.logs.get(ns, name, &container).unwrap_or_default();
+    let lines = if q.flag("previous") {
+        match logs.previous {
+            Some(p) => p,
+            None => {
+                return error_response(&status::bad_request(format!(
+                    "previous terminated container \"{container}\" in pod \"{name}\" not found"
+                )));
+            }
+        }
+    } else {
+        if !logs.started {
+            let reason = pod
+                .pointer("/status/containerStatuses")
+                .and_then(|c| c.as_array())
+                .and_then(|a| a.iter().find(|c| c["name"] == container.as_str()))
+                .and_then(|c| c.pointer("/state/waiting/reason"))
+                .and_then(|r| r.as_str())
+                .unwrap_or("ContainerCreating")
+                .to_string();
+            return error_response(&status::bad_request(format!(
+                "container \"{container}\" in pod \"{name}\" is waiting to start: {reason}"
+            )));
+        }
+        logs.current
+    };
+    let tail: Option<usize> = q.get("tailLines").and_then(|t| t.parse().ok());
+    let skip = tail.map(|t| lines.len().saturating_sub(t)).unwrap_or(0);
+    let mut text = String::new();
+    for l in lines.iter().skip(skip) {
+        text.push_str(l);
+        text.push('\n');
+    }
+    full(200, text, "text/plain")
+}
+
+/// A minimal OpenAPI v2 `Document` in protobuf (swagger "2.0" and info only).
+fn openapi_v2_proto(version: &str) -> Vec<u8> {
+    fn field(tag: u8, data: &[u8], out: &mut Vec<u8>) {
+        out.push(tag);
+        out.push(data.len() as u8);
+        out.extend_from_slice(data);
+    }
+    let mut info = Vec::new();
+    field(0x0a, b"Kubernetes", &mut info);
+    field(0x12, version.as_bytes(), &mut info);
+    let mut doc = Vec::new();
+    field(0x0a, b"2.0", &mut doc);
+    field(0x12, &info, &mut doc);
+    doc
+}
