@@ -200,6 +200,13 @@ fn route(c: &crate::store::Change) -> Vec<Work> {
         "Pod" => {
             if let Some(rs) = owner_of(o, "ReplicaSet") {
                 out.push(Work::ReplicaSet(ns.clone(), rs.to_string()));
+                // Recreate waits for old pods to be gone: their deletion wakes the Deployment.
+                let hash = o.pointer("/metadata/labels/pod-template-hash").and_then(|h| h.as_str());
+                if let (true, Some(h)) = (c.kind == "DELETED", hash) {
+                    if let Some(d) = rs.strip_suffix(&format!("-{h}")) {
+                        out.push(Work::Deployment(ns.clone(), d.to_string()));
+                    }
+                }
             }
             let node = o.pointer("/spec/nodeName").and_then(|n| n.as_str()).unwrap_or("");
             if node.is_empty() || c.kind == "DELETED" {
