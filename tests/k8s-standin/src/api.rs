@@ -683,7 +683,7 @@ impl Api {
             }
         }
         let finalizing = has_finalizers(res, &new);
-        if grace > 0 || finalizing {
+        if grace > 0 || finalizing || (res.kind == "Pod" && is_deleting(&live)) {
             let m = &mut new["metadata"];
             let prev_ts = m.get("deletionTimestamp").and_then(|d| d.as_str()).map(String::from);
             let prev_grace = m.get("deletionGracePeriodSeconds").and_then(|g| g.as_i64());

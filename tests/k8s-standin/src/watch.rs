@@ -119,7 +119,7 @@ pub async fn serve(
             }
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
-        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.tick().await;
         let bookmark_obj = |rv: u64| {
             json!({"kind": res.kind, "apiVersion": res.api_version(), "metadata": {"resourceVersion": rv.to_string(), "creationTimestamp": null}})
