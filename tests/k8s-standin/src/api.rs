@@ -58,7 +58,9 @@ impl PatchType {
     pub fn from_content_type(ct: &str) -> Option<PatchType> {
         let base = ct.split(';').next().unwrap_or("").trim();
         match base {
-            "application/apply-patch+yaml" | "application/apply-patch+json" => Some(PatchType::Apply),
+            "application/apply-patch+yaml" | "application/apply-patch+json" => {
+                Some(PatchType::Apply)
+            }
             "application/merge-patch+json" => Some(PatchType::Merge),
             "application/strategic-merge-patch+json" => Some(PatchType::Strategic),
             "application/json-patch+json" => Some(PatchType::Json),
@@ -107,7 +109,8 @@ fn has_finalizers(res: &Resource, obj: &Value) -> bool {
 }
 
 fn is_deleting(obj: &Value) -> bool {
-    obj.pointer("/metadata/deletionTimestamp").is_some_and(|d| !d.is_null())
+    obj.pointer("/metadata/deletionTimestamp")
+        .is_some_and(|d| !d.is_null())
 }
 
 fn strip_managed(v: &Value) -> Value {
@@ -180,7 +183,13 @@ impl Api {
             .collect()
     }
 
-    fn check_namespace(&self, st: &State, res: &'static Resource, ns: &str, name: &str) -> ApiResult<()> {
+    fn check_namespace(
+        &self,
+        st: &State,
+        res: &'static Resource,
+        ns: &str,
+        name: &str,
+    ) -> ApiResult<()> {
         if !res.namespaced {
             return Ok(());
         }
@@ -194,23 +203,25 @@ impl Api {
 
     fn check_type(res: &Resource, body: &Value) -> ApiResult<()> {
         if !body.is_object() {
-            return Err(status::bad_request("the body of the request was not a JSON object"));
+            return Err(status::bad_request(
+                "the body of the request was not a JSON object",
+            ));
         }
-        if let Some(av) = body.get("apiVersion").and_then(|a| a.as_str()) {
-            if av != res.api_version() {
-                return Err(status::bad_request(format!(
-                    "the API version in the data ({av}) does not match the expected API version ({})",
-                    res.api_version()
-                )));
-            }
+        if let Some(av) = body.get("apiVersion").and_then(|a| a.as_str())
+            && av != res.api_version()
+        {
+            return Err(status::bad_request(format!(
+                "the API version in the data ({av}) does not match the expected API version ({})",
+                res.api_version()
+            )));
         }
-        if let Some(k) = body.get("kind").and_then(|a| a.as_str()) {
-            if k != res.kind {
-                return Err(status::bad_request(format!(
-                    "the kind in the data ({k}) does not match the expected kind ({})",
-                    res.kind
-                )));
-            }
+        if let Some(k) = body.get("kind").and_then(|a| a.as_str())
+            && k != res.kind
+        {
+            return Err(status::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                res.kind
+            )));
         }
         Ok(())
     }
@@ -227,7 +238,9 @@ impl Api {
             "Service" | "Ingress" => json!({"loadBalancer": {}}),
             "Namespace" => json!({"phase": "Active"}),
             "HorizontalPodAutoscaler" => json!({"currentMetrics": null, "desiredReplicas": 0}),
-            "PodDisruptionBudget" => json!({"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}),
+            "PodDisruptionBudget" => {
+                json!({"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0})
+            }
             _ => json!({}),
         };
         obj["status"] = st;
@@ -236,7 +249,11 @@ impl Api {
     fn allocate(&self, res: &Resource, obj: &mut Value) {
         match res.kind {
             "Service" => {
-                let ty = obj.pointer("/spec/type").and_then(|t| t.as_str()).unwrap_or("ClusterIP").to_string();
+                let ty = obj
+                    .pointer("/spec/type")
+                    .and_then(|t| t.as_str())
+                    .unwrap_or("ClusterIP")
+                    .to_string();
                 if ty == "ExternalName" {
                     return;
                 }
@@ -249,12 +266,13 @@ impl Api {
                 spec["clusterIPs"] = json!([ip]);
                 spec["ipFamilies"] = json!(["IPv4"]);
                 spec["ipFamilyPolicy"] = json!("SingleStack");
-                if ty == "NodePort" || ty == "LoadBalancer" {
-                    if let Some(ports) = spec.get_mut("ports").and_then(|p| p.as_array_mut()) {
-                        for (i, p) in ports.iter_mut().enumerate() {
-                            if p.get("nodePort").is_none() {
-                                p["nodePort"] = json!(30000 + (crate::util::random_u64() % 2700) as i64 + i as i64);
-                            }
+                if (ty == "NodePort" || ty == "LoadBalancer")
+                    && let Some(ports) = spec.get_mut("ports").and_then(|p| p.as_array_mut())
+                {
+                    for (i, p) in ports.iter_mut().enumerate() {
+                        if p.get("nodePort").is_none() {
+                            p["nodePort"] =
+                                json!(30000 + (crate::util::random_u64() % 2700) as i64 + i as i64);
                         }
                     }
                 }
@@ -267,7 +285,13 @@ impl Api {
     }
 
     /// Creates an object (POST, or apply/PUT onto a missing object).
-    pub fn create(&self, res: &'static Resource, ns: &str, body: Value, req: &Req) -> ApiResult<Value> {
+    pub fn create(
+        &self,
+        res: &'static Resource,
+        ns: &str,
+        body: Value,
+        req: &Req,
+    ) -> ApiResult<Value> {
         Self::check_type(res, &body)?;
         let mut st = self.lock();
         self.create_locked(&mut st, res, ns, body, req, None)
@@ -275,14 +299,27 @@ impl Api {
 
     /// Creates an object with the given managed fields (events written through
     /// another API version, bootstrap objects).
-    pub fn create_with_managers(&self, res: &'static Resource, ns: &str, body: Value, req: &Req, managers: Managers) -> ApiResult<Value> {
+    pub fn create_with_managers(
+        &self,
+        res: &'static Resource,
+        ns: &str,
+        body: Value,
+        req: &Req,
+        managers: Managers,
+    ) -> ApiResult<Value> {
         let mut st = self.lock();
         self.create_locked(&mut st, res, ns, body, req, Some(managers))
     }
 
     /// Writes `f(live)` as is: no defaulting, validation or managed-fields
     /// change (the scheduler's binding subresource does this).
-    pub fn modify_raw(&self, res: &'static Resource, ns: &str, name: &str, f: impl FnOnce(&Value) -> Option<Value>) -> ApiResult<Option<Value>> {
+    pub fn modify_raw(
+        &self,
+        res: &'static Resource,
+        ns: &str,
+        name: &str,
+        f: impl FnOnce(&Value) -> Option<Value>,
+    ) -> ApiResult<Option<Value>> {
         let mut st = self.lock();
         let key = Key::new(res, ns, name);
         let Some(live) = st.objects.get(&key).cloned() else {
@@ -334,7 +371,15 @@ impl Api {
                 m.remove("namespace");
             }
             if let Some(m) = meta.as_object_mut() {
-                for k in ["uid", "resourceVersion", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "selfLink"] {
+                for k in [
+                    "uid",
+                    "resourceVersion",
+                    "creationTimestamp",
+                    "deletionTimestamp",
+                    "deletionGracePeriodSeconds",
+                    "generation",
+                    "selfLink",
+                ] {
                     m.remove(k);
                 }
             }
@@ -346,7 +391,12 @@ impl Api {
             Some(m) => m,
             None => {
                 let sent = Managers::decode(&obj);
-                let w = Writer { manager: &req.manager, api_version: &res.api_version(), subresource: &req.subresource, now: &now };
+                let w = Writer {
+                    manager: &req.manager,
+                    api_version: &res.api_version(),
+                    subresource: &req.subresource,
+                    now: &now,
+                };
                 managed::update(res.kind, &empty_object(res.kind), &obj, &sent, &w, &ignored)
             }
         };
@@ -374,13 +424,27 @@ impl Api {
         let rv = st.bump();
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
         st.objects.insert(key, obj.clone());
-        st.publish(Change { rv, res, namespace: ns.to_string(), kind: "ADDED", object: obj.clone(), old: None });
+        st.publish(Change {
+            rv,
+            res,
+            namespace: ns.to_string(),
+            kind: "ADDED",
+            object: obj.clone(),
+            old: None,
+        });
         Ok(obj)
     }
 
     /// Stores `new` over `old` unless nothing changed; handles deletion once the
     /// last finalizer goes. Returns the stored (or unchanged) object.
-    fn commit_update(&self, st: &mut State, res: &'static Resource, old: &Value, mut new: Value, dry_run: bool) -> Value {
+    fn commit_update(
+        &self,
+        st: &mut State,
+        res: &'static Resource,
+        old: &Value,
+        mut new: Value,
+        dry_run: bool,
+    ) -> Value {
         if new == *old {
             return old.clone();
         }
@@ -391,17 +455,38 @@ impl Api {
         let name = meta_str(old, "name");
         let key = Key::new(res, &ns, &name);
         let rv = st.bump();
-        if is_deleting(&new) && !has_finalizers(res, &new) && (res.kind != "Pod" || new.pointer("/metadata/deletionGracePeriodSeconds").and_then(|g| g.as_i64()) == Some(0)) {
+        if is_deleting(&new)
+            && !has_finalizers(res, &new)
+            && (res.kind != "Pod"
+                || new
+                    .pointer("/metadata/deletionGracePeriodSeconds")
+                    .and_then(|g| g.as_i64())
+                    == Some(0))
+        {
             // The last finalizer went: the object goes, as it was stored.
             let mut gone = old.clone();
             gone["metadata"]["resourceVersion"] = json!(rv.to_string());
             st.objects.remove(&key);
-            st.publish(Change { rv, res, namespace: ns, kind: "DELETED", object: gone.clone(), old: Some(old.clone()) });
+            st.publish(Change {
+                rv,
+                res,
+                namespace: ns,
+                kind: "DELETED",
+                object: gone.clone(),
+                old: Some(old.clone()),
+            });
             return gone;
         }
         new["metadata"]["resourceVersion"] = json!(rv.to_string());
         st.objects.insert(key, new.clone());
-        st.publish(Change { rv, res, namespace: ns, kind: "MODIFIED", object: new.clone(), old: Some(old.clone()) });
+        st.publish(Change {
+            rv,
+            res,
+            namespace: ns,
+            kind: "MODIFIED",
+            object: new.clone(),
+            old: Some(old.clone()),
+        });
         new
     }
 
@@ -429,7 +514,16 @@ impl Api {
         if !new.get("metadata").is_some_and(|m| m.is_object()) {
             new["metadata"] = json!({});
         }
-        for k in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "resourceVersion"] {
+        for k in [
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "resourceVersion",
+        ] {
             match live["metadata"].get(k) {
                 Some(v) => new["metadata"][k] = v.clone(),
                 None => {
@@ -451,32 +545,49 @@ impl Api {
         }
         if res.kind == "Pod" {
             // Pod spec is mostly immutable; keep what the server and scheduler own.
-            for k in ["nodeName", "serviceAccount", "volumes", "tolerations", "priority", "preemptionPolicy"] {
-                if let Some(v) = live["spec"].get(k) {
-                    if new["spec"].get(k).is_none() {
-                        new["spec"][k] = v.clone();
-                    }
+            for k in [
+                "nodeName",
+                "serviceAccount",
+                "volumes",
+                "tolerations",
+                "priority",
+                "preemptionPolicy",
+            ] {
+                if let Some(v) = live["spec"].get(k)
+                    && new["spec"].get(k).is_none()
+                {
+                    new["spec"][k] = v.clone();
                 }
             }
         }
-        if res.kind == "Namespace" {
-            if let Some(f) = live.pointer("/spec/finalizers") {
-                util::set_path(&mut new, &["spec", "finalizers"], f.clone());
-            }
+        if res.kind == "Namespace"
+            && let Some(f) = live.pointer("/spec/finalizers")
+        {
+            util::set_path(&mut new, &["spec", "finalizers"], f.clone());
         }
         new
     }
 
     fn bump_generation(res: &Resource, live: &Value, new: &mut Value) {
         if res.generation && live.get("spec") != new.get("spec") {
-            let g = live.pointer("/metadata/generation").and_then(|g| g.as_i64()).unwrap_or(0);
+            let g = live
+                .pointer("/metadata/generation")
+                .and_then(|g| g.as_i64())
+                .unwrap_or(0);
             new["metadata"]["generation"] = json!(g + 1);
         }
     }
 
     /// Finishes a non-apply write of `new` over `live`: defaults, validation,
     /// generation, managed fields (Update operation), commit.
-    fn finish_update(&self, st: &mut State, res: &'static Resource, live: &Value, new: Value, req: &Req) -> ApiResult<Value> {
+    fn finish_update(
+        &self,
+        st: &mut State,
+        res: &'static Resource,
+        live: &Value,
+        new: Value,
+        req: &Req,
+    ) -> ApiResult<Value> {
         let now = now_rfc3339();
         let sent = Managers::decode(&new);
         let reset_managed = new
@@ -495,14 +606,26 @@ impl Api {
             Managers::decode(live)
         };
         let ignored = ignored_fields(res.status_subresource, &req.subresource);
-        let w = Writer { manager: &req.manager, api_version: &res.api_version(), subresource: &req.subresource, now: &now };
+        let w = Writer {
+            manager: &req.manager,
+            api_version: &res.api_version(),
+            subresource: &req.subresource,
+            now: &now,
+        };
         let managers = managed::update(res.kind, live, &new, &base, &w, &ignored);
         managers.encode_into(&mut new);
         Ok(self.commit_update(st, res, live, new, req.dry_run))
     }
 
     /// PUT.
-    pub fn replace(&self, res: &'static Resource, ns: &str, name: &str, body: Value, req: &Req) -> ApiResult<Value> {
+    pub fn replace(
+        &self,
+        res: &'static Resource,
+        ns: &str,
+        name: &str,
+        body: Value,
+        req: &Req,
+    ) -> ApiResult<Value> {
         Self::check_type(res, &body)?;
         let body_name = meta_str(&body, "name");
         if !body_name.is_empty() && body_name != name {
@@ -526,25 +649,41 @@ impl Api {
         }
         let uid = meta_str(&body, "uid");
         if !uid.is_empty() && uid != meta_str(&live, "uid") {
-            return Err(status::conflict_uid(res, name, &uid, &meta_str(&live, "uid")));
+            return Err(status::conflict_uid(
+                res,
+                name,
+                &uid,
+                &meta_str(&live, "uid"),
+            ));
         }
         self.finish_update(&mut st, res, &live, body, req)
     }
 
     /// PATCH. Returns the object and whether it was created (apply only).
-    pub fn patch(&self, res: &'static Resource, ns: &str, name: &str, ptype: PatchType, body: &[u8], req: &Req) -> ApiResult<(Value, bool)> {
+    pub fn patch(
+        &self,
+        res: &'static Resource,
+        ns: &str,
+        name: &str,
+        ptype: PatchType,
+        body: &[u8],
+        req: &Req,
+    ) -> ApiResult<(Value, bool)> {
         if ptype == PatchType::Apply {
             if req.manager.is_empty() {
                 return Err(status::apply_requires_field_manager());
             }
-            let text = std::str::from_utf8(body).map_err(|_| status::bad_request("error decoding YAML: invalid UTF-8"))?;
+            let text = std::str::from_utf8(body)
+                .map_err(|_| status::bad_request("error decoding YAML: invalid UTF-8"))?;
             let config: Value = match serde_json::from_str(text) {
                 Ok(v) => v,
-                Err(_) => serde_saphyr::from_str(text).map_err(|e| status::bad_request(format!("error decoding YAML: {e}")))?,
+                Err(_) => serde_saphyr::from_str(text)
+                    .map_err(|e| status::bad_request(format!("error decoding YAML: {e}")))?,
             };
             return self.apply(res, ns, name, config, req);
         }
-        let patch: Value = serde_json::from_slice(body).map_err(|e| status::bad_request(format!("error decoding patch: {e}")))?;
+        let patch: Value = serde_json::from_slice(body)
+            .map_err(|e| status::bad_request(format!("error decoding patch: {e}")))?;
         let mut st = self.lock();
         let key = Key::new(res, ns, name);
         let Some(live) = st.objects.get(&key).cloned() else {
@@ -556,16 +695,25 @@ impl Api {
             PatchType::Json => json_patch(&live, &patch)?,
             PatchType::Apply => unreachable!("handled above"),
         };
-        if let Some(rv) = patch.pointer("/metadata/resourceVersion").and_then(|r| r.as_str()) {
-            if rv != meta_str(&live, "resourceVersion") {
-                return Err(status::conflict_modified(res, name));
-            }
+        if let Some(rv) = patch
+            .pointer("/metadata/resourceVersion")
+            .and_then(|r| r.as_str())
+            && rv != meta_str(&live, "resourceVersion")
+        {
+            return Err(status::conflict_modified(res, name));
         }
         let out = self.finish_update(&mut st, res, &live, patched, req)?;
         Ok((out, false))
     }
 
-    fn apply(&self, res: &'static Resource, ns: &str, name: &str, config: Value, req: &Req) -> ApiResult<(Value, bool)> {
+    fn apply(
+        &self,
+        res: &'static Resource,
+        ns: &str,
+        name: &str,
+        config: Value,
+        req: &Req,
+    ) -> ApiResult<(Value, bool)> {
         Self::check_type(res, &config)?;
         let cfg_name = meta_str(&config, "name");
         if !cfg_name.is_empty() && cfg_name != name {
@@ -575,7 +723,12 @@ impl Api {
         }
         let now = now_rfc3339();
         let av = res.api_version();
-        let w = Writer { manager: &req.manager, api_version: &av, subresource: &req.subresource, now: &now };
+        let w = Writer {
+            manager: &req.manager,
+            api_version: &av,
+            subresource: &req.subresource,
+            now: &now,
+        };
         let ignored = ignored_fields(res.status_subresource, &req.subresource);
         let mut st = self.lock();
         let key = Key::new(res, ns, name);
@@ -589,21 +742,43 @@ impl Api {
                 if let Some(m) = empty.get_mut("status").and_then(|m| m.as_object_mut()) {
                     m.clear();
                 }
-                let applied = managed::apply(res.kind, &empty, &config, &Managers::default(), &w, req.force, &ignored)
-                    .map_err(|c| status::apply_conflict(&c))?;
+                let applied = managed::apply(
+                    res.kind,
+                    &empty,
+                    &config,
+                    &Managers::default(),
+                    &w,
+                    req.force,
+                    &ignored,
+                )
+                .map_err(|c| status::apply_conflict(&c))?;
                 let mut obj = applied.object;
                 util::set_path(&mut obj, &["metadata", "name"], json!(name));
-                let created = self.create_locked(&mut st, res, ns, obj, req, Some(applied.managers))?;
+                let created =
+                    self.create_locked(&mut st, res, ns, obj, req, Some(applied.managers))?;
                 Ok((created, true))
             }
             Some(live) => {
                 let mut base = Managers::decode(&live);
                 if base.0.is_empty() {
-                    let bw = Writer { manager: "before-first-apply", api_version: &av, subresource: "", now: &now };
-                    base = managed::update(res.kind, &empty_object(res.kind), &live, &base, &bw, &ignored_fields(res.status_subresource, ""));
+                    let bw = Writer {
+                        manager: "before-first-apply",
+                        api_version: &av,
+                        subresource: "",
+                        now: &now,
+                    };
+                    base = managed::update(
+                        res.kind,
+                        &empty_object(res.kind),
+                        &live,
+                        &base,
+                        &bw,
+                        &ignored_fields(res.status_subresource, ""),
+                    );
                 }
-                let applied = managed::apply(res.kind, &live, &config, &base, &w, req.force, &ignored)
-                    .map_err(|c| status::apply_conflict(&c))?;
+                let applied =
+                    managed::apply(res.kind, &live, &config, &base, &w, req.force, &ignored)
+                        .map_err(|c| status::apply_conflict(&c))?;
                 let mut new = Self::prepare_update(res, &live, applied.object, &req.subresource);
                 apply_defaults(res.kind, &mut new);
                 validate_update(res, &live, &new)?;
@@ -613,31 +788,47 @@ impl Api {
                     managed::touch(&mut managers, &req.manager, "Apply", &req.subresource, &now);
                 }
                 managers.encode_into(&mut new);
-                Ok((self.commit_update(&mut st, res, &live, new, req.dry_run), false))
+                Ok((
+                    self.commit_update(&mut st, res, &live, new, req.dry_run),
+                    false,
+                ))
             }
         }
     }
 
     /// DELETE. Returns the HTTP code and body (the object while it lingers, or a Success Status).
-    pub fn delete(&self, res: &'static Resource, ns: &str, name: &str, opts: &DeleteOpts) -> ApiResult<(u16, Value)> {
+    pub fn delete(
+        &self,
+        res: &'static Resource,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOpts,
+    ) -> ApiResult<(u16, Value)> {
         let mut st = self.lock();
         self.delete_locked(&mut st, res, ns, name, opts)
     }
 
-    pub fn delete_locked(&self, st: &mut State, res: &'static Resource, ns: &str, name: &str, opts: &DeleteOpts) -> ApiResult<(u16, Value)> {
+    pub fn delete_locked(
+        &self,
+        st: &mut State,
+        res: &'static Resource,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOpts,
+    ) -> ApiResult<(u16, Value)> {
         let key = Key::new(res, ns, name);
         let Some(live) = st.objects.get(&key).cloned() else {
             return Err(status::not_found(res, name));
         };
-        if let Some(u) = &opts.precondition_uid {
-            if *u != meta_str(&live, "uid") {
-                return Err(status::conflict_uid(res, name, u, &meta_str(&live, "uid")));
-            }
+        if let Some(u) = &opts.precondition_uid
+            && *u != meta_str(&live, "uid")
+        {
+            return Err(status::conflict_uid(res, name, u, &meta_str(&live, "uid")));
         }
-        if let Some(rv) = &opts.precondition_rv {
-            if *rv != meta_str(&live, "resourceVersion") {
-                return Err(status::conflict_modified(res, name));
-            }
+        if let Some(rv) = &opts.precondition_rv
+            && *rv != meta_str(&live, "resourceVersion")
+        {
+            return Err(status::conflict_modified(res, name));
         }
         let now = now_rfc3339();
         let mut new = live.clone();
@@ -653,10 +844,10 @@ impl Api {
                 if !list.is_array() {
                     *list = json!([]);
                 }
-                if let Some(a) = list.as_array_mut() {
-                    if !a.iter().any(|x| x == f) {
-                        a.push(json!(f));
-                    }
+                if let Some(a) = list.as_array_mut()
+                    && !a.iter().any(|x| x == f)
+                {
+                    a.push(json!(f));
                 }
             }
         }
@@ -672,11 +863,20 @@ impl Api {
         // Graceful deletion of pods.
         let mut grace = 0i64;
         if res.kind == "Pod" {
-            let scheduled = live.pointer("/spec/nodeName").and_then(|n| n.as_str()).is_some_and(|n| !n.is_empty());
-            let phase = live.pointer("/status/phase").and_then(|p| p.as_str()).unwrap_or("");
+            let scheduled = live
+                .pointer("/spec/nodeName")
+                .and_then(|n| n.as_str())
+                .is_some_and(|n| !n.is_empty());
+            let phase = live
+                .pointer("/status/phase")
+                .and_then(|p| p.as_str())
+                .unwrap_or("");
             grace = opts
                 .grace_period
-                .or_else(|| live.pointer("/spec/terminationGracePeriodSeconds").and_then(|g| g.as_i64()))
+                .or_else(|| {
+                    live.pointer("/spec/terminationGracePeriodSeconds")
+                        .and_then(|g| g.as_i64())
+                })
                 .unwrap_or(30);
             if !scheduled || phase == "Succeeded" || phase == "Failed" {
                 grace = 0;
@@ -685,7 +885,10 @@ impl Api {
         let finalizing = has_finalizers(res, &new);
         if grace > 0 || finalizing || (res.kind == "Pod" && is_deleting(&live)) {
             let m = &mut new["metadata"];
-            let prev_ts = m.get("deletionTimestamp").and_then(|d| d.as_str()).map(String::from);
+            let prev_ts = m
+                .get("deletionTimestamp")
+                .and_then(|d| d.as_str())
+                .map(String::from);
             let prev_grace = m.get("deletionGracePeriodSeconds").and_then(|g| g.as_i64());
             match (prev_ts, prev_grace) {
                 (Some(ts), Some(pg)) => {
@@ -699,7 +902,14 @@ impl Api {
                             let mut gone = stored.clone();
                             gone["metadata"]["resourceVersion"] = json!(rv.to_string());
                             st.objects.remove(&key);
-                            st.publish(Change { rv, res, namespace: ns.to_string(), kind: "DELETED", object: gone.clone(), old: Some(stored) });
+                            st.publish(Change {
+                                rv,
+                                res,
+                                namespace: ns.to_string(),
+                                kind: "DELETED",
+                                object: gone.clone(),
+                                old: Some(stored),
+                            });
                             return Ok((200, gone));
                         }
                     }
@@ -713,36 +923,71 @@ impl Api {
                     }
                 }
             }
-            let still_graceful = new.pointer("/metadata/deletionGracePeriodSeconds").and_then(|g| g.as_i64()).unwrap_or(0) > 0;
+            let still_graceful = new
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(|g| g.as_i64())
+                .unwrap_or(0)
+                > 0;
             if still_graceful || finalizing {
-                let out = if opts.dry_run { new } else { self.store_modified(st, res, &live, new) };
+                let out = if opts.dry_run {
+                    new
+                } else {
+                    self.store_modified(st, res, &live, new)
+                };
                 return Ok((200, out));
             }
         }
         // Immediate removal.
         if opts.dry_run {
-            return Ok((200, status::delete_success(res, name, &meta_str(&live, "uid"))));
+            return Ok((
+                200,
+                status::delete_success(res, name, &meta_str(&live, "uid")),
+            ));
         }
         let rv = st.bump();
         let mut gone = live.clone();
         gone["metadata"]["resourceVersion"] = json!(rv.to_string());
         st.objects.remove(&key);
-        st.publish(Change { rv, res, namespace: ns.to_string(), kind: "DELETED", object: gone.clone(), old: Some(live.clone()) });
+        st.publish(Change {
+            rv,
+            res,
+            namespace: ns.to_string(),
+            kind: "DELETED",
+            object: gone.clone(),
+            old: Some(live.clone()),
+        });
         if res.kind == "Pod" {
             return Ok((200, gone));
         }
-        Ok((200, status::delete_success(res, name, &meta_str(&live, "uid"))))
+        Ok((
+            200,
+            status::delete_success(res, name, &meta_str(&live, "uid")),
+        ))
     }
 
-    fn store_modified(&self, st: &mut State, res: &'static Resource, old: &Value, mut new: Value) -> Value {
+    fn store_modified(
+        &self,
+        st: &mut State,
+        res: &'static Resource,
+        old: &Value,
+        mut new: Value,
+    ) -> Value {
         if new == *old {
             return new;
         }
         let rv = st.bump();
         new["metadata"]["resourceVersion"] = json!(rv.to_string());
         let ns = meta_str(old, "namespace");
-        st.objects.insert(Key::new(res, &ns, &meta_str(old, "name")), new.clone());
-        st.publish(Change { rv, res, namespace: ns, kind: "MODIFIED", object: new.clone(), old: Some(old.clone()) });
+        st.objects
+            .insert(Key::new(res, &ns, &meta_str(old, "name")), new.clone());
+        st.publish(Change {
+            rv,
+            res,
+            namespace: ns,
+            kind: "MODIFIED",
+            object: new.clone(),
+            old: Some(old.clone()),
+        });
         new
     }
 
@@ -768,23 +1013,33 @@ impl Api {
     }
 
     /// Internal unconditional removal of finalizers-free objects (GC, namespace controller).
-    pub fn remove_finalizer(&self, res: &'static Resource, ns: &str, name: &str, finalizer: &str) -> ApiResult<()> {
+    pub fn remove_finalizer(
+        &self,
+        res: &'static Resource,
+        ns: &str,
+        name: &str,
+        finalizer: &str,
+    ) -> ApiResult<()> {
         let mut st = self.lock();
         let key = Key::new(res, ns, name);
         let Some(live) = st.objects.get(&key).cloned() else {
             return Ok(());
         };
         let mut new = live.clone();
-        let Some(a) = new.pointer_mut("/metadata/finalizers").and_then(|f| f.as_array_mut()) else {
+        let Some(a) = new
+            .pointer_mut("/metadata/finalizers")
+            .and_then(|f| f.as_array_mut())
+        else {
             return Ok(());
         };
         a.retain(|x| x != finalizer);
-        if a.is_empty() {
-            if let Some(m) = new["metadata"].as_object_mut() {
-                m.remove("finalizers");
-            }
+        if a.is_empty()
+            && let Some(m) = new["metadata"].as_object_mut()
+        {
+            m.remove("finalizers");
         }
         let req = Req::by("kube-controller-manager");
-        self.finish_update(&mut st, res, &live, new, &req).map(|_| ())
+        self.finish_update(&mut st, res, &live, new, &req)
+            .map(|_| ())
     }
 }

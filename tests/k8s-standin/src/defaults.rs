@@ -42,7 +42,10 @@ fn deployment(obj: &mut Value) {
         default_key(strategy, "type", json!("RollingUpdate"));
         if strategy.get("type").and_then(|t| t.as_str()) == Some("RollingUpdate") {
             default_key(strategy, "rollingUpdate", json!({}));
-            if let Some(ru) = strategy.get_mut("rollingUpdate").and_then(|s| s.as_object_mut()) {
+            if let Some(ru) = strategy
+                .get_mut("rollingUpdate")
+                .and_then(|s| s.as_object_mut())
+            {
                 default_key(ru, "maxUnavailable", json!("25%"));
                 default_key(ru, "maxSurge", json!("25%"));
             }
@@ -230,7 +233,10 @@ pub fn admit_pod(obj: &mut Value) {
     }
     let tol = spec.entry("tolerations").or_insert(json!([]));
     if let Some(a) = tol.as_array_mut() {
-        for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
+        for key in [
+            "node.kubernetes.io/not-ready",
+            "node.kubernetes.io/unreachable",
+        ] {
             if !a.iter().any(|t| t["key"] == key) {
                 a.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
             }
@@ -375,12 +381,24 @@ pub fn base64_encode(data: &[u8]) -> String {
     const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = ((b[0] as u32) << 16) | ((b[1] as u32) << 8) | b[2] as u32;
         out.push(T[(n >> 18) as usize & 63] as char);
         out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if chunk.len() > 2 { T[n as usize & 63] as char } else { '=' });
+        out.push(if chunk.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if chunk.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
     }
     out
 }
@@ -398,10 +416,19 @@ mod tests {
         assert_eq!(d["spec"]["revisionHistoryLimit"], 10);
         assert_eq!(d["spec"]["progressDeadlineSeconds"], 600);
         let c = &d["spec"]["template"]["spec"]["containers"][0];
-        assert_eq!(c["readinessProbe"], json!({"httpGet": {"path": "/api/health", "port": 8000, "scheme": "HTTP"}, "initialDelaySeconds": 1, "timeoutSeconds": 1, "periodSeconds": 1, "successThreshold": 1, "failureThreshold": 3}));
+        assert_eq!(
+            c["readinessProbe"],
+            json!({"httpGet": {"path": "/api/health", "port": 8000, "scheme": "HTTP"}, "initialDelaySeconds": 1, "timeoutSeconds": 1, "periodSeconds": 1, "successThreshold": 1, "failureThreshold": 3})
+        );
         assert_eq!(c["ports"][0]["protocol"], "TCP");
-        assert_eq!(d["spec"]["template"]["metadata"]["creationTimestamp"], Value::Null);
-        assert_eq!(d["spec"]["template"]["spec"]["schedulerName"], "default-scheduler");
+        assert_eq!(
+            d["spec"]["template"]["metadata"]["creationTimestamp"],
+            Value::Null
+        );
+        assert_eq!(
+            d["spec"]["template"]["spec"]["schedulerName"],
+            "default-scheduler"
+        );
     }
 
     #[test]
@@ -414,8 +441,16 @@ mod tests {
 
     #[test]
     fn qos() {
-        assert_eq!(qos_class(&json!({"spec": {"containers": [{"resources": {}}]}})), "BestEffort");
-        assert_eq!(qos_class(&json!({"spec": {"containers": [{"resources": {"requests": {"cpu": "64", "memory": "1Gi"}}}]}})), "Burstable");
+        assert_eq!(
+            qos_class(&json!({"spec": {"containers": [{"resources": {}}]}})),
+            "BestEffort"
+        );
+        assert_eq!(
+            qos_class(
+                &json!({"spec": {"containers": [{"resources": {"requests": {"cpu": "64", "memory": "1Gi"}}}]}})
+            ),
+            "Burstable"
+        );
         assert_eq!(base64_encode(b"hello"), "aGVsbG8=");
     }
 }

@@ -47,8 +47,13 @@ impl FaultFilter {
         }
     }
     fn matches(&self, method: &str, path: &str) -> bool {
-        self.method.as_ref().is_none_or(|m| m.eq_ignore_ascii_case(method))
-            && self.path_contains.as_ref().is_none_or(|p| path.contains(p.as_str()))
+        self.method
+            .as_ref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && self
+                .path_contains
+                .as_ref()
+                .is_none_or(|p| path.contains(p.as_str()))
     }
 }
 
@@ -89,10 +94,11 @@ impl Faults {
             p.remove(idx);
         }
         drop(p);
-        self.injected
-            .lock()
-            .expect("faults mutex poisoned")
-            .push((method.to_string(), path.to_string(), fault.clone()));
+        self.injected.lock().expect("faults mutex poisoned").push((
+            method.to_string(),
+            path.to_string(),
+            fault.clone(),
+        ));
         Some(fault)
     }
 

@@ -56,7 +56,10 @@ impl Query {
         Query(out)
     }
     pub fn get(&self, k: &str) -> Option<&str> {
-        self.0.iter().find(|(kk, _)| kk == k).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(kk, _)| kk == k)
+            .map(|(_, v)| v.as_str())
     }
     pub fn flag(&self, k: &str) -> bool {
         matches!(self.get(k), Some("true") | Some("1"))
@@ -108,7 +111,9 @@ fn parse_target(segs: &[&str]) -> Option<Target> {
         _ => return None,
     };
     let (namespace, rest) = match rest {
-        ["namespaces", ns, plural, more @ ..] if resources::find(group, version, plural).is_some_and(|r| r.namespaced) => {
+        ["namespaces", ns, plural, more @ ..]
+            if resources::find(group, version, plural).is_some_and(|r| r.namespaced) =>
+        {
             (Some(ns.to_string()), {
                 let mut v = vec![*plural];
                 v.extend_from_slice(more);
@@ -133,7 +138,8 @@ fn discovery(ctx: &Ctx, path: &str) -> Option<Value> {
         "/version" => Some(resources::version_doc(&ctx.api.version)),
         "/api" => {
             let mut v = d.get("/api")?.clone();
-            v["serverAddressByClientCIDRs"] = json!([{"clientCIDR": "0.0.0.0/0", "serverAddress": ctx.address}]);
+            v["serverAddressByClientCIDRs"] =
+                json!([{"clientCIDR": "0.0.0.0/0", "serverAddress": ctx.address}]);
             Some(v)
         }
         "/api/v1" | "/apis" => d.get(path).cloned(),
@@ -154,7 +160,10 @@ fn discovery(ctx: &Ctx, path: &str) -> Option<Value> {
 }
 
 /// Serves one request.
-pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Response<Body>, std::io::Error> {
+pub async fn handle(
+    ctx: Arc<Ctx>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, std::io::Error> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let path_q = req
@@ -172,7 +181,10 @@ pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Response<Bo
                 }
                 Ok(r)
             }
-            Fault::DropConnection => Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "injected drop")),
+            Fault::DropConnection => Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "injected drop",
+            )),
         };
     }
     let query = Query::parse(req.uri().query());
@@ -203,9 +215,16 @@ pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Response<Bo
             let v = format!("v{}.0", ctx.api.version);
             let proto = accept.contains("protobuf");
             if proto {
-                return Ok(full(200, openapi_v2_proto(&v), "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"));
+                return Ok(full(
+                    200,
+                    openapi_v2_proto(&v),
+                    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                ));
             }
-            return Ok(json_response(200, &json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": v}, "paths": {}, "definitions": {}})));
+            return Ok(json_response(
+                200,
+                &json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": v}, "paths": {}, "definitions": {}}),
+            ));
         }
         if let Some(doc) = discovery(&ctx, path.trim_end_matches('/')) {
             return Ok(json_response(200, &doc));
@@ -222,7 +241,15 @@ pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Response<Bo
     Ok(route(&ctx, t, method, &query, &ua, &content_type, body).await)
 }
 
-async fn route(ctx: &Arc<Ctx>, t: Target, method: Method, q: &Query, ua: &str, ct: &str, body: Bytes) -> Response<Body> {
+async fn route(
+    ctx: &Arc<Ctx>,
+    t: Target,
+    method: Method,
+    q: &Query,
+    ua: &str,
+    ct: &str,
+    body: Bytes,
+) -> Response<Body> {
     let res = t.res;
     let ns = t.namespace.clone().unwrap_or_default();
     if res.namespaced && t.namespace.is_none() && t.name.is_some() {
@@ -236,7 +263,9 @@ async fn route(ctx: &Arc<Ctx>, t: Target, method: Method, q: &Query, ua: &str, c
         force: q.flag("force"),
     };
     let parse_body = |b: &Bytes| -> Result<Value, ApiError> {
-        serde_json::from_slice(b).map_err(|e| status::bad_request(format!("the body of the request could not be decoded: {e}")))
+        serde_json::from_slice(b).map_err(|e| {
+            status::bad_request(format!("the body of the request could not be decoded: {e}"))
+        })
     };
     let result: Result<(u16, Value), ApiError> = match (&method, &t.name, t.sub.as_deref()) {
         (&Method::GET, None, _) => {
@@ -249,14 +278,27 @@ async fn route(ctx: &Arc<Ctx>, t: Target, method: Method, q: &Query, ua: &str, c
                 Err(e) => return error_response(&e),
             };
             if q.flag("watch") {
-                return watch::serve(ctx.clone(), res, t.namespace.clone(), labels, fields, q).await;
+                return watch::serve(ctx.clone(), res, t.namespace.clone(), labels, fields, q)
+                    .await;
             }
-            Ok(list_response(ctx, res, t.namespace.as_deref(), &labels, &fields, q))
+            Ok(list_response(
+                ctx,
+                res,
+                t.namespace.as_deref(),
+                &labels,
+                &fields,
+                q,
+            ))
         }
-        (&Method::GET, Some(name), Some("log")) if res.kind == "Pod" => return logs(ctx, &ns, name, q),
+        (&Method::GET, Some(name), Some("log")) if res.kind == "Pod" => {
+            return logs(ctx, &ns, name, q);
+        }
         (&Method::GET, Some(name), _) => ctx.api.get(res, &ns, name).map(|v| (200, v)),
-        (&Method::POST, None, _) => parse_body(&body).and_then(|b| ctx.api.create(res, &ns, b, &req).map(|v| (201, v))),
-        (&Method::PUT, Some(name), _) => parse_body(&body).and_then(|b| ctx.api.replace(res, &ns, name, b, &req).map(|v| (200, v))),
+        (&Method::POST, None, _) => {
+            parse_body(&body).and_then(|b| ctx.api.create(res, &ns, b, &req).map(|v| (201, v)))
+        }
+        (&Method::PUT, Some(name), _) => parse_body(&body)
+            .and_then(|b| ctx.api.replace(res, &ns, name, b, &req).map(|v| (200, v))),
         (&Method::PATCH, Some(name), _) => match PatchType::from_content_type(ct) {
             None => Err(status::unsupported_patch(ct)),
             Some(pt) => {
@@ -273,7 +315,9 @@ async fn route(ctx: &Arc<Ctx>, t: Target, method: Method, q: &Query, ua: &str, c
             let opts = delete_opts(q, &body);
             ctx.api.delete(res, &ns, name, &opts)
         }
-        (&Method::DELETE, None, None) => delete_collection(ctx, res, t.namespace.as_deref(), q, &body),
+        (&Method::DELETE, None, None) => {
+            delete_collection(ctx, res, t.namespace.as_deref(), q, &body)
+        }
         _ => Err(status::method_not_allowed()),
     };
     match result {
@@ -298,27 +342,53 @@ fn delete_opts(q: &Query, body: &Bytes) -> DeleteOpts {
             .get("gracePeriodSeconds")
             .and_then(|g| g.parse().ok())
             .or_else(|| b["gracePeriodSeconds"].as_i64()),
-        precondition_uid: b.pointer("/preconditions/uid").and_then(|u| u.as_str()).map(String::from),
+        precondition_uid: b
+            .pointer("/preconditions/uid")
+            .and_then(|u| u.as_str())
+            .map(String::from),
         precondition_rv: b
             .pointer("/preconditions/resourceVersion")
             .and_then(|u| u.as_str())
             .map(String::from),
-        dry_run: q.get("dryRun") == Some("All") || b["dryRun"].as_array().is_some_and(|a| a.iter().any(|x| x == "All")),
+        dry_run: q.get("dryRun") == Some("All")
+            || b["dryRun"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x == "All")),
     }
 }
 
-fn delete_collection(ctx: &Ctx, res: &'static Resource, ns: Option<&str>, q: &Query, body: &Bytes) -> Result<(u16, Value), ApiError> {
+fn delete_collection(
+    ctx: &Ctx,
+    res: &'static Resource,
+    ns: Option<&str>,
+    q: &Query,
+    body: &Bytes,
+) -> Result<(u16, Value), ApiError> {
     let labels = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))?;
     let fields = FieldSelector::parse(q.get("fieldSelector").unwrap_or(""))?;
     let (items, _) = ctx.api.list(res, ns, &labels, &fields);
     let opts = delete_opts(q, body);
     for it in &items {
-        let name = it.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or("");
-        let ins = it.pointer("/metadata/namespace").and_then(|n| n.as_str()).unwrap_or("");
+        let name = it
+            .pointer("/metadata/name")
+            .and_then(|n| n.as_str())
+            .unwrap_or("");
+        let ins = it
+            .pointer("/metadata/namespace")
+            .and_then(|n| n.as_str())
+            .unwrap_or("");
         let _ = ctx.api.delete(res, ins, name, &opts);
     }
-    let (_, rv) = ctx.api.list(res, ns, &LabelSelector::default(), &FieldSelector::default());
-    Ok((200, json!({"kind": res.list_kind(), "apiVersion": res.api_version(), "metadata": {"resourceVersion": rv.to_string()}, "items": items.iter().map(list_item).collect::<Vec<_>>()})))
+    let (_, rv) = ctx.api.list(
+        res,
+        ns,
+        &LabelSelector::default(),
+        &FieldSelector::default(),
+    );
+    Ok((
+        200,
+        json!({"kind": res.list_kind(), "apiVersion": res.api_version(), "metadata": {"resourceVersion": rv.to_string()}, "items": items.iter().map(list_item).collect::<Vec<_>>()}),
+    ))
 }
 
 /// A list item: the object without kind/apiVersion, as the server sends them.
@@ -331,23 +401,42 @@ pub fn list_item(v: &Value) -> Value {
     v
 }
 
-fn list_response(ctx: &Ctx, res: &'static Resource, ns: Option<&str>, labels: &LabelSelector, fields: &FieldSelector, q: &Query) -> (u16, Value) {
+fn list_response(
+    ctx: &Ctx,
+    res: &'static Resource,
+    ns: Option<&str>,
+    labels: &LabelSelector,
+    fields: &FieldSelector,
+    q: &Query,
+) -> (u16, Value) {
     let (items, rv) = ctx.api.list(res, ns, labels, fields);
     let offset: usize = q
         .get("continue")
         .and_then(|c| c.split_once(':'))
         .and_then(|(_, o)| o.parse().ok())
         .unwrap_or(0);
-    let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).filter(|l| *l > 0).unwrap_or(usize::MAX);
+    let limit: usize = q
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(usize::MAX);
     let total = items.len();
-    let page: Vec<Value> = items.iter().skip(offset).take(limit).map(list_item).collect();
+    let page: Vec<Value> = items
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(list_item)
+        .collect();
     let mut meta = json!({"resourceVersion": rv.to_string()});
     let next = offset.saturating_add(page.len());
     if next < total {
         meta["continue"] = json!(format!("{rv}:{next}"));
         meta["remainingItemCount"] = json!(total - next);
     }
-    (200, json!({"kind": res.list_kind(), "apiVersion": res.api_version(), "metadata": meta, "items": page}))
+    (
+        200,
+        json!({"kind": res.list_kind(), "apiVersion": res.api_version(), "metadata": meta, "items": page}),
+    )
 }
 
 fn logs(ctx: &Ctx, ns: &str, name: &str, q: &Query) -> Response<Body> {
@@ -362,7 +451,11 @@ fn logs(ctx: &Ctx, ns: &str, name: &str, q: &Query) -> Response<Body> {
     let names: Vec<String> = pod
         .pointer("/spec/containers")
         .and_then(|c| c.as_array())
-        .map(|a| a.iter().filter_map(|c| c["name"].as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c["name"].as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     let container = match q.get("container") {
         Some(c) => c.to_string(),
@@ -375,7 +468,9 @@ fn logs(ctx: &Ctx, ns: &str, name: &str, q: &Query) -> Response<Body> {
         }
     };
     if !names.contains(&container) {
-        return error_response(&status::bad_request(format!("container {container} is not valid for pod {name}")));
+        return error_response(&status::bad_request(format!(
+            "container {container} is not valid for pod {name}"
+        )));
     }
     let logs = ctx.logs.get(ns, name, &container).unwrap_or_default();
     let lines = if q.flag("previous") {

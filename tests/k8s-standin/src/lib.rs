@@ -114,14 +114,17 @@ fn bootstrap(api: &Api, opts: &Options) {
     let ns = resources::by_kind("Namespace");
     if let Some(ns) = ns {
         for n in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-            let _ = api.create(ns, "", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}), &Req::by("kube-apiserver"));
+            let _ = api.create(
+                ns,
+                "",
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}),
+                &Req::by("kube-apiserver"),
+            );
         }
     }
     if let Some(nodes) = resources::by_kind("Node") {
         let now = util::now_rfc3339();
-        let cond = |t: &str, s: &str, r: &str, m: &str| {
-            json!({"type": t, "status": s, "lastHeartbeatTime": now, "lastTransitionTime": now, "reason": r, "message": m})
-        };
+        let cond = |t: &str, s: &str, r: &str, m: &str| json!({"type": t, "status": s, "lastHeartbeatTime": now, "lastTransitionTime": now, "reason": r, "message": m});
         let node = json!({
             "apiVersion": "v1", "kind": "Node",
             "metadata": {"name": opts.node_name, "labels": {
@@ -180,7 +183,9 @@ impl StandIn {
         let sctx = ctx.clone();
         let server = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let ctx = sctx.clone();
                 tokio::spawn(async move {
                     let io = hyper_util::rt::TokioIo::new(stream);
@@ -251,7 +256,12 @@ impl StandIn {
         };
         self.ctx
             .api
-            .list(res, namespace, &selectors::LabelSelector::default(), &selectors::FieldSelector::default())
+            .list(
+                res,
+                namespace,
+                &selectors::LabelSelector::default(),
+                &selectors::FieldSelector::default(),
+            )
             .0
     }
 
@@ -312,7 +322,11 @@ impl StandIn {
     }
 
     /// Polls `f` until it returns `Some`, or `None` after `timeout`.
-    pub async fn wait_for<T>(&self, timeout: Duration, mut f: impl FnMut(&StandIn) -> Option<T>) -> Option<T> {
+    pub async fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        mut f: impl FnMut(&StandIn) -> Option<T>,
+    ) -> Option<T> {
         let end = tokio::time::Instant::now() + timeout;
         loop {
             if let Some(v) = f(self) {

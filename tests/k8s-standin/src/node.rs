@@ -23,7 +23,10 @@ pub enum Behavior {
         run_secs: f64,
     },
     /// Like `then`, but probes fail (connection refused) for the first `delay_secs`.
-    SlowStart { delay_secs: f64, then: Box<Behavior> },
+    SlowStart {
+        delay_secs: f64,
+        then: Box<Behavior>,
+    },
 }
 
 impl Behavior {
@@ -78,7 +81,8 @@ pub fn normalize_image(reference: &str) -> String {
         _ => (reference.to_string(), "latest".to_string()),
     };
     let first = repo.split('/').next().unwrap_or("");
-    let has_domain = repo.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    let has_domain =
+        repo.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
     let full = if has_domain {
         repo
     } else if repo.contains('/') {
@@ -134,7 +138,12 @@ impl NodeImages {
 
     /// References of all images present.
     pub fn list(&self) -> Vec<String> {
-        self.0.lock().expect("images mutex poisoned").keys().cloned().collect()
+        self.0
+            .lock()
+            .expect("images mutex poisoned")
+            .keys()
+            .cloned()
+            .collect()
     }
 }
 
@@ -147,9 +156,12 @@ pub struct ContainerLogs {
     pub started: bool,
 }
 
+/// (namespace, pod, container)
+type LogKey = (String, String, String);
+
 /// Logs of all containers, by (namespace, pod, container).
 #[derive(Debug, Clone, Default)]
-pub struct Logs(Arc<Mutex<BTreeMap<(String, String, String), ContainerLogs>>>);
+pub struct Logs(Arc<Mutex<BTreeMap<LogKey, ContainerLogs>>>);
 
 impl Logs {
     /// A new container instance starts: the current log becomes the previous one.
@@ -187,9 +199,15 @@ mod tests {
 
     #[test]
     fn normalises_like_containerd() {
-        assert_eq!(normalize_image("probe-busybox:2"), "docker.io/library/probe-busybox:2");
+        assert_eq!(
+            normalize_image("probe-busybox:2"),
+            "docker.io/library/probe-busybox:2"
+        );
         assert_eq!(normalize_image("nginx"), "docker.io/library/nginx:latest");
         assert_eq!(normalize_image("ghcr.io/a/b:1"), "ghcr.io/a/b:1");
-        assert_eq!(normalize_image("localhost:5000/x"), "localhost:5000/x:latest");
+        assert_eq!(
+            normalize_image("localhost:5000/x"),
+            "localhost:5000/x:latest"
+        );
     }
 }

@@ -141,8 +141,11 @@ fn parent_mut<'a>(doc: &'a mut Value, toks: &[String]) -> ApiResult<&'a mut Valu
                 .get_mut(t)
                 .ok_or_else(|| json_patch_err(format!("missing path: {t}")))?,
             Value::Array(a) => {
-                let i: usize = t.parse().map_err(|_| json_patch_err(format!("bad index {t}")))?;
-                a.get_mut(i).ok_or_else(|| json_patch_err(format!("index out of range {i}")))?
+                let i: usize = t
+                    .parse()
+                    .map_err(|_| json_patch_err(format!("bad index {t}")))?;
+                a.get_mut(i)
+                    .ok_or_else(|| json_patch_err(format!("index out of range {i}")))?
             }
             _ => return Err(json_patch_err("path through a scalar".into())),
         };
@@ -174,7 +177,9 @@ fn add(doc: &mut Value, path: &str, val: Value) -> ApiResult<()> {
             if last == "-" {
                 a.push(val);
             } else {
-                let i: usize = last.parse().map_err(|_| json_patch_err(format!("bad index {last}")))?;
+                let i: usize = last
+                    .parse()
+                    .map_err(|_| json_patch_err(format!("bad index {last}")))?;
                 if i > a.len() {
                     return Err(json_patch_err(format!("index out of range {i}")));
                 }
@@ -192,11 +197,15 @@ fn remove(doc: &mut Value, path: &str) -> ApiResult<Value> {
         return Err(json_patch_err("cannot remove the root".into()));
     };
     match parent_mut(doc, parents)? {
-        Value::Object(m) => m
-            .remove(last)
-            .ok_or_else(|| json_patch_err(format!("unable to remove nonexistent key: {last}: missing value"))),
+        Value::Object(m) => m.remove(last).ok_or_else(|| {
+            json_patch_err(format!(
+                "unable to remove nonexistent key: {last}: missing value"
+            ))
+        }),
         Value::Array(a) => {
-            let i: usize = last.parse().map_err(|_| json_patch_err(format!("bad index {last}")))?;
+            let i: usize = last
+                .parse()
+                .map_err(|_| json_patch_err(format!("bad index {last}")))?;
             if i >= a.len() {
                 return Err(json_patch_err(format!("index out of range {i}")));
             }
@@ -253,13 +262,17 @@ mod tests {
     #[test]
     fn merge_patch_basics() {
         let t = json!({"a": 1, "b": {"c": 2, "d": 3}});
-        assert_eq!(merge_patch(&t, &json!({"b": {"c": null, "e": 4}})), json!({"a": 1, "b": {"d": 3, "e": 4}}));
+        assert_eq!(
+            merge_patch(&t, &json!({"b": {"c": null, "e": 4}})),
+            json!({"a": 1, "b": {"d": 3, "e": 4}})
+        );
     }
 
     #[test]
     fn smp_merges_containers_by_name() {
         let t = json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "1"}, {"name": "b", "image": "2"}]}}}});
-        let p = json!({"spec": {"template": {"spec": {"containers": [{"name": "b", "image": "3"}]}}}});
+        let p =
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "b", "image": "3"}]}}}});
         let r = strategic_merge_patch("Deployment", &t, &p).expect("smp");
         assert_eq!(r["spec"]["template"]["spec"]["containers"][0]["image"], "1");
         assert_eq!(r["spec"]["template"]["spec"]["containers"][1]["image"], "3");

@@ -40,10 +40,10 @@ fn status(code: u16, reason: &str, message: String, details: Option<Value>) -> A
     if let Some(d) = details {
         body["details"] = d;
     }
-    if reason.is_empty() {
-        if let Some(m) = body.as_object_mut() {
-            m.remove("reason");
-        }
+    if reason.is_empty()
+        && let Some(m) = body.as_object_mut()
+    {
+        m.remove("reason");
     }
     ApiError { code, body }
 }

@@ -25,7 +25,11 @@ impl Key {
         Key {
             group: res.group,
             plural: res.plural,
-            namespace: if res.namespaced { ns.to_string() } else { String::new() },
+            namespace: if res.namespaced {
+                ns.to_string()
+            } else {
+                String::new()
+            },
             name: name.to_string(),
         }
     }
@@ -145,14 +149,20 @@ impl State {
 
     fn record_pod(&mut self, c: &Change) {
         let o = &c.object;
-        let name = o.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or("").to_string();
+        let name = o
+            .pointer("/metadata/name")
+            .and_then(|n| n.as_str())
+            .unwrap_or("")
+            .to_string();
         let rs = o
             .pointer("/metadata/ownerReferences")
             .and_then(|a| a.as_array())
             .and_then(|a| a.iter().find(|r| r["kind"] == "ReplicaSet"))
             .and_then(|r| r["name"].as_str())
             .map(String::from);
-        let hash = o.pointer("/metadata/labels/pod-template-hash").and_then(|h| h.as_str());
+        let hash = o
+            .pointer("/metadata/labels/pod-template-hash")
+            .and_then(|h| h.as_str());
         let deployment = match (&rs, hash) {
             (Some(rs), Some(h)) => rs.strip_suffix(&format!("-{h}")).map(String::from),
             _ => None,
@@ -160,7 +170,10 @@ impl State {
         let ready = o
             .pointer("/status/conditions")
             .and_then(|c| c.as_array())
-            .is_some_and(|a| a.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+            .is_some_and(|a| {
+                a.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            });
         let deleted = c.kind == "DELETED";
         let rec = PodRecord {
             at: std::time::Instant::now(),
@@ -173,9 +186,14 @@ impl State {
             phase: if deleted {
                 "Deleted".into()
             } else {
-                o.pointer("/status/phase").and_then(|p| p.as_str()).unwrap_or("").to_string()
+                o.pointer("/status/phase")
+                    .and_then(|p| p.as_str())
+                    .unwrap_or("")
+                    .to_string()
             },
-            terminating: o.pointer("/metadata/deletionTimestamp").is_some_and(|d| !d.is_null()),
+            terminating: o
+                .pointer("/metadata/deletionTimestamp")
+                .is_some_and(|d| !d.is_null()),
         };
         let last = self
             .pod_history

@@ -13,7 +13,8 @@ fn dns1123_subdomain(s: &str) -> bool {
         && s.len() <= 253
         && s.split('.').all(|l| {
             !l.is_empty()
-                && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && l.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                 && !l.starts_with('-')
                 && !l.ends_with('-')
         })
@@ -24,10 +25,14 @@ fn dns1123_label(s: &str) -> bool {
 }
 
 fn check_port(causes: &mut Vec<Cause>, field: String, v: &Value) {
-    if let Some(n) = v.as_i64() {
-        if !(1..=65535).contains(&n) {
-            causes.push(Cause::invalid(field, n, "must be between 1 and 65535, inclusive"));
-        }
+    if let Some(n) = v.as_i64()
+        && !(1..=65535).contains(&n)
+    {
+        causes.push(Cause::invalid(
+            field,
+            n,
+            "must be between 1 and 65535, inclusive",
+        ));
     }
 }
 
@@ -54,43 +59,55 @@ fn pod_spec(causes: &mut Vec<Cause>, base: &str, spec: &Value) {
                 }
                 if let Some(ports) = c["ports"].as_array() {
                     for (j, p) in ports.iter().enumerate() {
-                        check_port(causes, format!("{cb}.ports[{j}].containerPort"), &p["containerPort"]);
+                        check_port(
+                            causes,
+                            format!("{cb}.ports[{j}].containerPort"),
+                            &p["containerPort"],
+                        );
                     }
                 }
-                if let Some(pp) = c["imagePullPolicy"].as_str() {
-                    if !matches!(pp, "Always" | "IfNotPresent" | "Never") {
-                        causes.push(Cause::unsupported(
-                            format!("{cb}.imagePullPolicy"),
-                            pp,
-                            &["Always", "IfNotPresent", "Never"],
-                        ));
-                    }
+                if let Some(pp) = c["imagePullPolicy"].as_str()
+                    && !matches!(pp, "Always" | "IfNotPresent" | "Never")
+                {
+                    causes.push(Cause::unsupported(
+                        format!("{cb}.imagePullPolicy"),
+                        pp,
+                        &["Always", "IfNotPresent", "Never"],
+                    ));
                 }
                 for probe in ["readinessProbe", "livenessProbe", "startupProbe"] {
                     for h in ["httpGet", "tcpSocket"] {
-                        check_port(causes, format!("{cb}.{probe}.{h}.port"), &c[probe][h]["port"]);
+                        check_port(
+                            causes,
+                            format!("{cb}.{probe}.{h}.port"),
+                            &c[probe][h]["port"],
+                        );
                     }
                 }
             }
         }
     }
-    if let Some(rp) = spec["restartPolicy"].as_str() {
-        if !matches!(rp, "Always" | "OnFailure" | "Never") {
-            causes.push(Cause::unsupported(
-                format!("{base}.restartPolicy"),
-                rp,
-                &["Always", "OnFailure", "Never"],
-            ));
-        }
+    if let Some(rp) = spec["restartPolicy"].as_str()
+        && !matches!(rp, "Always" | "OnFailure" | "Never")
+    {
+        causes.push(Cause::unsupported(
+            format!("{base}.restartPolicy"),
+            rp,
+            &["Always", "OnFailure", "Never"],
+        ));
     }
 }
 
 fn workload(causes: &mut Vec<Cause>, obj: &Value, is_deployment: bool) {
     let spec = &obj["spec"];
-    if let Some(r) = spec["replicas"].as_i64() {
-        if r < 0 {
-            causes.push(Cause::invalid("spec.replicas", r, "must be greater than or equal to 0"));
-        }
+    if let Some(r) = spec["replicas"].as_i64()
+        && r < 0
+    {
+        causes.push(Cause::invalid(
+            "spec.replicas",
+            r,
+            "must be greater than or equal to 0",
+        ));
     }
     let sel = LabelSelector::from_object(&spec["selector"]);
     match sel {
@@ -122,21 +139,30 @@ fn workload(causes: &mut Vec<Cause>, obj: &Value, is_deployment: bool) {
         }
     }
     pod_spec(causes, "spec.template.spec", &spec["template"]["spec"]);
-    if is_deployment {
-        if let Some(t) = spec.pointer("/strategy/type").and_then(|t| t.as_str()) {
-            if !matches!(t, "RollingUpdate" | "Recreate") {
-                causes.push(Cause::unsupported("spec.strategy.type", t, &["Recreate", "RollingUpdate"]));
-            }
-        }
+    if is_deployment
+        && let Some(t) = spec.pointer("/strategy/type").and_then(|t| t.as_str())
+        && !matches!(t, "RollingUpdate" | "Recreate")
+    {
+        causes.push(Cause::unsupported(
+            "spec.strategy.type",
+            t,
+            &["Recreate", "RollingUpdate"],
+        ));
     }
 }
 
 /// Validates an object about to be stored.
 pub fn validate(res: &Resource, obj: &Value) -> ApiResult<()> {
-    let name = obj.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or("");
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(|n| n.as_str())
+        .unwrap_or("");
     let mut causes = Vec::new();
     if name.is_empty() {
-        causes.push(Cause::required("metadata.name", "name or generateName is required"));
+        causes.push(Cause::required(
+            "metadata.name",
+            "name or generateName is required",
+        ));
     } else {
         let ok = match res.kind {
             "Service" | "Namespace" => dns1123_label(name),
@@ -173,9 +199,14 @@ pub fn validate(res: &Resource, obj: &Value) -> ApiResult<()> {
 
 /// Checks immutable fields on update.
 pub fn validate_update(res: &Resource, old: &Value, new: &Value) -> ApiResult<()> {
-    let name = new.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or("");
+    let name = new
+        .pointer("/metadata/name")
+        .and_then(|n| n.as_str())
+        .unwrap_or("");
     let mut causes = Vec::new();
-    if matches!(res.kind, "Deployment" | "ReplicaSet") && old["spec"]["selector"] != new["spec"]["selector"] {
+    if matches!(res.kind, "Deployment" | "ReplicaSet")
+        && old["spec"]["selector"] != new["spec"]["selector"]
+    {
         causes.push(Cause::invalid(
             "spec.selector",
             crate::util::to_json(&new["spec"]["selector"]),
@@ -186,7 +217,11 @@ pub fn validate_update(res: &Resource, old: &Value, new: &Value) -> ApiResult<()
         let o = &old["spec"]["clusterIP"];
         let n = &new["spec"]["clusterIP"];
         if !o.is_null() && !n.is_null() && o != n {
-            causes.push(Cause::invalid("spec.clusterIP", format!("\"{}\"", n.as_str().unwrap_or("")), "field is immutable"));
+            causes.push(Cause::invalid(
+                "spec.clusterIP",
+                format!("\"{}\"", n.as_str().unwrap_or("")),
+                "field is immutable",
+            ));
         }
     }
     if causes.is_empty() {

@@ -28,7 +28,11 @@ fn line(kind: &str, obj: &Value) -> Bytes {
 }
 
 /// The event a filtered watch delivers for a change, if any.
-fn filtered(c: &Change, labels: &LabelSelector, fields: &FieldSelector) -> Option<(&'static str, Value)> {
+fn filtered(
+    c: &Change,
+    labels: &LabelSelector,
+    fields: &FieldSelector,
+) -> Option<(&'static str, Value)> {
     let m = |v: &Value| labels.matches_obj(v) && fields.matches(v);
     let now = m(&c.object);
     let before = c.old.as_ref().is_some_and(m);
@@ -58,7 +62,10 @@ pub async fn serve(
         Some(s) => match s.parse() {
             Ok(v) => Some(v),
             Err(_) => {
-                return json_response(400, &status::bad_request(format!("invalid resource version: {s}")).body);
+                return json_response(
+                    400,
+                    &status::bad_request(format!("invalid resource version: {s}")).body,
+                );
             }
         },
     };
@@ -75,7 +82,9 @@ pub async fn serve(
             Some(r) if r != 0 && r < st.compacted => {
                 let e = status::expired(r, st.compacted);
                 let body = line("ERROR", &e.body);
-                return stream_response(stream::iter(vec![Ok::<_, std::io::Error>(Frame::data(body))]));
+                return stream_response(stream::iter(vec![Ok::<_, std::io::Error>(Frame::data(
+                    body,
+                ))]));
             }
             Some(r) if r != 0 => {
                 for c in st.history.iter().filter(|c| c.rv > r) {
@@ -121,18 +130,15 @@ pub async fn serve(
         let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.tick().await;
-        let bookmark_obj = |rv: u64| {
-            json!({"kind": res.kind, "apiVersion": res.api_version(), "metadata": {"resourceVersion": rv.to_string(), "creationTimestamp": null}})
-        };
+        let bookmark_obj = |rv: u64| json!({"kind": res.kind, "apiVersion": res.api_version(), "metadata": {"resourceVersion": rv.to_string(), "creationTimestamp": null}});
         loop {
             tokio::select! {
                 msg = rx.recv() => match msg {
                     Some(WatchMsg::Change(c)) => {
-                        if let Some((k, o)) = filtered(&c, &labels, &fields) {
-                            if out_tx.send(Ok(Frame::data(line(k, &o)))).await.is_err() {
+                        if let Some((k, o)) = filtered(&c, &labels, &fields)
+                            && out_tx.send(Ok(Frame::data(line(k, &o)))).await.is_err() {
                                 return;
                             }
-                        }
                     }
                     Some(WatchMsg::Cut) => {
                         let _ = out_tx.send(Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "watch cut"))).await;
@@ -146,11 +152,10 @@ pub async fn serve(
                     while let Ok(m) = rx.try_recv() {
                         match m {
                             WatchMsg::Change(c) => {
-                                if let Some((k, o)) = filtered(&c, &labels, &fields) {
-                                    if out_tx.send(Ok(Frame::data(line(k, &o)))).await.is_err() {
+                                if let Some((k, o)) = filtered(&c, &labels, &fields)
+                                    && out_tx.send(Ok(Frame::data(line(k, &o)))).await.is_err() {
                                         return;
                                     }
-                                }
                             }
                             WatchMsg::Cut => {
                                 let _ = out_tx.send(Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "watch cut"))).await;
@@ -167,7 +172,10 @@ pub async fn serve(
             }
         }
     });
-    let s = stream::unfold(out_rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+    let s = stream::unfold(
+        out_rx,
+        |mut rx| async move { rx.recv().await.map(|x| (x, rx)) },
+    );
     stream_response(s)
 }
 

@@ -19,8 +19,12 @@ use serde_json::{Value, json};
 async fn kube_client(s: &k8s_standin::StandIn) -> kube::Client {
     let dir = std::env::temp_dir().join(format!("standin-kc-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    let path = dir.join(format!("config-{}", s.url().rsplit(':').next().unwrap_or("0")));
-    s.write_kubeconfig(&path, "standin").expect("write kubeconfig");
+    let path = dir.join(format!(
+        "config-{}",
+        s.url().rsplit(':').next().unwrap_or("0")
+    ));
+    s.write_kubeconfig(&path, "standin")
+        .expect("write kubeconfig");
     let kc = kube::config::Kubeconfig::read_from(&path).expect("read kubeconfig");
     let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
         .await
@@ -34,15 +38,22 @@ async fn kube_rs_apply_and_watcher() {
     let s = standin("kube").await;
     let client = kube_client(&s).await;
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), "kube");
-    let d: Deployment = serde_json::from_value(deployment("web", "kube", 2, "probe-busybox:1")).expect("deployment");
-    let applied = deploys.patch("web", &PatchParams::apply("todo-deploy"), &Patch::Apply(&d)).await.expect("apply");
+    let d: Deployment = serde_json::from_value(deployment("web", "kube", 2, "probe-busybox:1"))
+        .expect("deployment");
+    let applied = deploys
+        .patch("web", &PatchParams::apply("todo-deploy"), &Patch::Apply(&d))
+        .await
+        .expect("apply");
     assert_eq!(applied.metadata.generation, Some(1));
     let mf = applied.metadata.managed_fields.expect("managed fields");
     assert_eq!(mf[0].manager.as_deref(), Some("todo-deploy"));
     assert_eq!(mf[0].operation.as_deref(), Some("Apply"));
 
     // The runtime watcher sees the rollout complete, even across cut watch streams.
-    let stream = watcher(deploys.clone(), watcher::Config::default().fields("metadata.name=web"));
+    let stream = watcher(
+        deploys.clone(),
+        watcher::Config::default().fields("metadata.name=web"),
+    );
     let mut stream = Box::pin(stream);
     let mut cut = false;
     let done = tokio::time::timeout(Duration::from_secs(20), async {
@@ -55,7 +66,9 @@ async fn kube_rs_apply_and_watcher() {
                     cut = true;
                     continue;
                 }
-                if st.available_replicas == Some(2) && st.observed_generation == d.metadata.generation {
+                if st.available_replicas == Some(2)
+                    && st.observed_generation == d.metadata.generation
+                {
                     return d;
                 }
             }
@@ -69,9 +82,20 @@ async fn kube_rs_apply_and_watcher() {
     // Apply conflicts surface as kube errors with the real reason.
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "kube");
     let cm: ConfigMap = serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "1"}})).expect("cm");
-    cms.patch("c", &PatchParams::apply("todo-deploy"), &Patch::Apply(&cm)).await.expect("apply cm");
-    cms.patch("c", &PatchParams::default(), &Patch::Merge(json!({"data": {"k": "2"}}))).await.expect("merge");
-    let err = cms.patch("c", &PatchParams::apply("todo-deploy"), &Patch::Apply(&cm)).await.expect_err("conflict");
+    cms.patch("c", &PatchParams::apply("todo-deploy"), &Patch::Apply(&cm))
+        .await
+        .expect("apply cm");
+    cms.patch(
+        "c",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"k": "2"}})),
+    )
+    .await
+    .expect("merge");
+    let err = cms
+        .patch("c", &PatchParams::apply("todo-deploy"), &Patch::Apply(&cm))
+        .await
+        .expect_err("conflict");
     match err {
         kube::Error::Api(s) => {
             assert_eq!(s.code, 409);
@@ -94,14 +118,29 @@ async fn injected_faults() {
     let (code, _) = call(&s, "GET", "/api/v1/namespaces/f/configmaps", None).await;
     assert_eq!(code, 200, "only one request fails");
 
-    s.fail_next_matching(2, Fault::TooManyRequests { retry_after_secs: 3 }, FaultFilter::method_path("PATCH", "/deployments/"));
+    s.fail_next_matching(
+        2,
+        Fault::TooManyRequests {
+            retry_after_secs: 3,
+        },
+        FaultFilter::method_path("PATCH", "/deployments/"),
+    );
     let (code, _) = call(&s, "GET", "/apis/apps/v1/namespaces/f/deployments", None).await;
     assert_eq!(code, 200, "filter spares other requests");
-    let r = raw(&s, "PATCH", "/apis/apps/v1/namespaces/f/deployments/x?fieldManager=t", Some("application/apply-patch+yaml"), Some(b"{}".to_vec()))
-        .await
-        .expect("request");
+    let r = raw(
+        &s,
+        "PATCH",
+        "/apis/apps/v1/namespaces/f/deployments/x?fieldManager=t",
+        Some("application/apply-patch+yaml"),
+        Some(b"{}".to_vec()),
+    )
+    .await
+    .expect("request");
     assert_eq!(r.status, 429);
-    assert_eq!(r.headers.get("retry-after").and_then(|v| v.to_str().ok()), Some("3"));
+    assert_eq!(
+        r.headers.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("3")
+    );
     let body = r.json();
     assert_eq!(body["reason"], "TooManyRequests");
     assert_eq!(body["details"]["retryAfterSeconds"], 3);
@@ -124,7 +163,16 @@ async fn injected_faults() {
 async fn discovery_documents() {
     let s = standin("d").await;
     let t = transcript("01-discovery.json");
-    for p in ["/version", "/api/v1", "/apis", "/apis/apps/v1", "/apis/networking.k8s.io/v1", "/apis/coordination.k8s.io/v1", "/apis/autoscaling/v2", "/apis/policy/v1"] {
+    for p in [
+        "/version",
+        "/api/v1",
+        "/apis",
+        "/apis/apps/v1",
+        "/apis/networking.k8s.io/v1",
+        "/apis/coordination.k8s.io/v1",
+        "/apis/autoscaling/v2",
+        "/apis/policy/v1",
+    ] {
         let r = raw(&s, "GET", p, None, None).await.expect("get");
         assert_eq!(r.status, 200, "{p}");
         assert_eq!(r.json(), t[p], "{p}");
@@ -140,7 +188,11 @@ async fn discovery_documents() {
 }
 
 fn kubectl_available() -> bool {
-    std::process::Command::new("kubectl").arg("version").arg("--client").output().is_ok_and(|o| o.status.success())
+    std::process::Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 #[tokio::test]
@@ -168,16 +220,41 @@ async fn kubectl_against_standin() {
         }
     };
     let out = kubectl(&["get", "ns"]).await;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("kctl") && text.contains("kube-system"), "{text}");
+    assert!(
+        text.contains("kctl") && text.contains("kube-system"),
+        "{text}"
+    );
 
     let manifest = dir.join("d.json");
-    std::fs::write(&manifest, deployment("web", "kctl", 1, "probe-busybox:1").to_string()).expect("manifest");
-    let out = kubectl(&["apply", "--server-side", "-f", manifest.to_str().expect("path")]).await;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("deployment.apps/web serverside-applied"));
-    let live = s.get("/apis/apps/v1/namespaces/kctl/deployments/web").expect("deployment");
+    std::fs::write(
+        &manifest,
+        deployment("web", "kctl", 1, "probe-busybox:1").to_string(),
+    )
+    .expect("manifest");
+    let out = kubectl(&[
+        "apply",
+        "--server-side",
+        "-f",
+        manifest.to_str().expect("path"),
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("deployment.apps/web serverside-applied")
+    );
+    let live = s
+        .get("/apis/apps/v1/namespaces/kctl/deployments/web")
+        .expect("deployment");
     assert_eq!(live["metadata"]["managedFields"][0]["manager"], "kubectl");
 
     // `kubectl get deploy -w -o json` streams updates until killed.
@@ -211,7 +288,11 @@ async fn kubectl_against_standin() {
     assert!(saw, "watch output: {}", String::from_utf8_lossy(&buf));
 
     let out = kubectl(&["-n", "kctl", "delete", "deploy", "web"]).await;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = json!(null);
     let _ = v;
 }

@@ -18,7 +18,10 @@ fn req_body(r: &Value) -> Value {
 }
 
 fn entry<'a>(obj: &'a Value, manager: &str) -> Option<&'a Value> {
-    obj["metadata"]["managedFields"].as_array()?.iter().find(|e| e["manager"] == manager)
+    obj["metadata"]["managedFields"]
+        .as_array()?
+        .iter()
+        .find(|e| e["manager"] == manager)
 }
 
 #[tokio::test]
@@ -33,16 +36,25 @@ async fn server_side_apply_sequence_matches_transcript() {
     assert_eq!(got["spec"], want["spec"]);
     assert_eq!(got["status"], json!({}));
     assert_eq!(got["metadata"]["generation"], 1);
-    assert_eq!(normalize(&got["metadata"]["managedFields"]), normalize(&want["metadata"]["managedFields"]));
+    assert_eq!(
+        normalize(&got["metadata"]["managedFields"]),
+        normalize(&want["metadata"]["managedFields"])
+    );
 
     // Let the controller settle so the next applies are compared against a quiet object.
-    wait_obj(&s, P, std::time::Duration::from_secs(5), |d| d["status"]["readyReplicas"] == 1).await;
+    wait_obj(&s, P, std::time::Duration::from_secs(5), |d| {
+        d["status"]["readyReplicas"] == 1
+    })
+    .await;
 
     // 2. the same apply again writes nothing.
     let before = s.get(P).expect("live");
     let (code, got) = apply(&s, P, &req_body(step(&t, 1).0), "").await;
     assert_eq!(code, 200);
-    assert_eq!(got["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"], "no-op apply must not write");
+    assert_eq!(
+        got["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"],
+        "no-op apply must not write"
+    );
     assert_eq!(entry(&got, "todo-deploy"), entry(&before, "todo-deploy"));
 
     // 3. label-only change: generation unchanged, label owned.
@@ -51,7 +63,10 @@ async fn server_side_apply_sequence_matches_transcript() {
     assert_eq!(code, 200);
     assert_eq!(got["metadata"]["generation"], 1);
     assert_eq!(got["metadata"]["labels"], want["metadata"]["labels"]);
-    assert_eq!(entry(&got, "todo-deploy").map(|e| &e["fieldsV1"]), entry(want, "todo-deploy").map(|e| &e["fieldsV1"]));
+    assert_eq!(
+        entry(&got, "todo-deploy").map(|e| &e["fieldsV1"]),
+        entry(want, "todo-deploy").map(|e| &e["fieldsV1"])
+    );
 
     // 4. image change: generation + 1.
     let (req, want) = step(&t, 3);
@@ -62,12 +77,24 @@ async fn server_side_apply_sequence_matches_transcript() {
 
     // 5. kubectl-edit merge patch takes .spec.replicas.
     let (req, want) = step(&t, 4);
-    let (code, got) = patch(&s, req["path"].as_str().expect("path"), "application/merge-patch+json", &req["body"]).await;
+    let (code, got) = patch(
+        &s,
+        req["path"].as_str().expect("path"),
+        "application/merge-patch+json",
+        &req["body"],
+    )
+    .await;
     assert_eq!(code, 200);
     assert_eq!(got["metadata"]["generation"], 3);
     assert_eq!(got["spec"]["replicas"], 3);
-    assert_eq!(entry(&got, "kubectl-edit").map(|e| normalize(e)), entry(want, "kubectl-edit").map(|e| normalize(e)));
-    assert_eq!(entry(&got, "todo-deploy").map(|e| &e["fieldsV1"]), entry(want, "todo-deploy").map(|e| &e["fieldsV1"]));
+    assert_eq!(
+        entry(&got, "kubectl-edit").map(normalize),
+        entry(want, "kubectl-edit").map(normalize)
+    );
+    assert_eq!(
+        entry(&got, "todo-deploy").map(|e| &e["fieldsV1"]),
+        entry(want, "todo-deploy").map(|e| &e["fieldsV1"])
+    );
 
     // 6. applying replicas=2 without force: the recorded 409 body, exactly.
     let (req, want) = step(&t, 5);
@@ -82,18 +109,30 @@ async fn server_side_apply_sequence_matches_transcript() {
     assert_eq!(got["spec"]["replicas"], 2);
     assert_eq!(got["metadata"]["generation"], 4);
     assert!(entry(&got, "kubectl-edit").is_none());
-    assert_eq!(entry(&got, "todo-deploy").map(|e| &e["fieldsV1"]), entry(want, "todo-deploy").map(|e| &e["fieldsV1"]));
+    assert_eq!(
+        entry(&got, "todo-deploy").map(|e| &e["fieldsV1"]),
+        entry(want, "todo-deploy").map(|e| &e["fieldsV1"])
+    );
 
     // 8. dryRun=All: the response shows generation + 1, the live object is unchanged.
     let live_before = s.get(P).expect("live");
     let (code, got) = apply(&s, P, &req_body(step(&t, 7).0), "&dryRun=All").await;
     assert_eq!(code, 200);
     assert_eq!(got["metadata"]["generation"], 5);
-    assert_eq!(got["spec"]["template"]["spec"]["containers"][0]["image"], "probe-busybox:1");
-    assert_eq!(got["metadata"]["resourceVersion"], live_before["metadata"]["resourceVersion"]);
+    assert_eq!(
+        got["spec"]["template"]["spec"]["containers"][0]["image"],
+        "probe-busybox:1"
+    );
+    assert_eq!(
+        got["metadata"]["resourceVersion"],
+        live_before["metadata"]["resourceVersion"]
+    );
     let live = s.get(P).expect("live");
     assert_eq!(live["metadata"]["generation"], 4);
-    assert_eq!(live["spec"]["template"]["spec"]["containers"][0]["image"], "probe-busybox:2");
+    assert_eq!(
+        live["spec"]["template"]["spec"]["containers"][0]["image"],
+        "probe-busybox:2"
+    );
 
     // 10. dropping a previously applied label removes it and its ownership.
     let (req, want) = step(&t, 9);
@@ -101,7 +140,10 @@ async fn server_side_apply_sequence_matches_transcript() {
     assert_eq!(code, 200);
     assert_eq!(got["metadata"]["labels"], json!({"app": "ssa-demo"}));
     assert_eq!(got["metadata"]["generation"], 4);
-    assert_eq!(entry(&got, "todo-deploy").map(|e| &e["fieldsV1"]), entry(want, "todo-deploy").map(|e| &e["fieldsV1"]));
+    assert_eq!(
+        entry(&got, "todo-deploy").map(|e| &e["fieldsV1"]),
+        entry(want, "todo-deploy").map(|e| &e["fieldsV1"])
+    );
 }
 
 #[tokio::test]
@@ -115,15 +157,31 @@ async fn error_bodies_match_transcript() {
             Value::String(text) => Some(text.clone().into_bytes()),
             other => Some(other.to_string().into_bytes()),
         };
-        let got = raw(&s, r["method"].as_str().expect("method"), r["path"].as_str().expect("path"), r["content_type"].as_str(), body)
-            .await
-            .expect("request");
+        let got = raw(
+            &s,
+            r["method"].as_str().expect("method"),
+            r["path"].as_str().expect("path"),
+            r["content_type"].as_str(),
+            body,
+        )
+        .await
+        .expect("request");
         let want = &e["response"];
-        assert_eq!(got.status as i64, want["status"].as_i64().expect("status"), "{}", e["note"]);
+        assert_eq!(
+            got.status as i64,
+            want["status"].as_i64().expect("status"),
+            "{}",
+            e["note"]
+        );
         if got.status >= 400 {
             assert_eq!(got.json(), want["body"], "{}", e["note"]);
         } else {
-            assert_eq!(normalize(&got.json()), normalize(&want["body"]), "{}", e["note"]);
+            assert_eq!(
+                normalize(&got.json()),
+                normalize(&want["body"]),
+                "{}",
+                e["note"]
+            );
         }
     }
 }
@@ -135,27 +193,60 @@ async fn configmap_no_op_apply_and_generation_rules() {
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"a": "1"}});
     let (code, first) = apply(&s, p, &cm, "").await;
     assert_eq!(code, 201);
-    assert!(first["metadata"].get("generation").is_none(), "ConfigMaps have no generation");
+    assert!(
+        first["metadata"].get("generation").is_none(),
+        "ConfigMaps have no generation"
+    );
     let (code, again) = apply(&s, p, &cm, "").await;
     assert_eq!(code, 200);
-    assert_eq!(again["metadata"]["resourceVersion"], first["metadata"]["resourceVersion"]);
-    assert_eq!(again["metadata"]["managedFields"], first["metadata"]["managedFields"]);
+    assert_eq!(
+        again["metadata"]["resourceVersion"],
+        first["metadata"]["resourceVersion"]
+    );
+    assert_eq!(
+        again["metadata"]["managedFields"],
+        first["metadata"]["managedFields"]
+    );
     let (_, changed) = apply(&s, p, &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"a": "2"}}), "").await;
-    assert_ne!(changed["metadata"]["resourceVersion"], first["metadata"]["resourceVersion"]);
+    assert_ne!(
+        changed["metadata"]["resourceVersion"],
+        first["metadata"]["resourceVersion"]
+    );
     assert!(changed["metadata"].get("generation").is_none());
 
     // Status writes do not bump a Deployment's generation; spec writes do.
     let dp = "/apis/apps/v1/namespaces/gen/deployments/g";
     let (_, d) = apply(&s, dp, &deployment("g", "gen", 1, "probe-busybox:1"), "").await;
     assert_eq!(d["metadata"]["generation"], 1);
-    let ready = wait_obj(&s, dp, std::time::Duration::from_secs(5), |d| d["status"]["availableReplicas"] == 1).await;
-    assert_eq!(ready["metadata"]["generation"], 1, "controller status writes keep generation");
-    let (code, scaled) = patch(&s, &format!("{dp}?fieldManager=kubectl-scale"), "application/merge-patch+json", &json!({"spec": {"replicas": 2}})).await;
+    let ready = wait_obj(&s, dp, std::time::Duration::from_secs(5), |d| {
+        d["status"]["availableReplicas"] == 1
+    })
+    .await;
+    assert_eq!(
+        ready["metadata"]["generation"], 1,
+        "controller status writes keep generation"
+    );
+    let (code, scaled) = patch(
+        &s,
+        &format!("{dp}?fieldManager=kubectl-scale"),
+        "application/merge-patch+json",
+        &json!({"spec": {"replicas": 2}}),
+    )
+    .await;
     assert_eq!(code, 200);
     assert_eq!(scaled["metadata"]["generation"], 2);
-    let (code, ann) = patch(&s, &format!("{dp}?fieldManager=kubectl-annotate"), "application/merge-patch+json", &json!({"metadata": {"annotations": {"x": "y"}}})).await;
+    let (code, ann) = patch(
+        &s,
+        &format!("{dp}?fieldManager=kubectl-annotate"),
+        "application/merge-patch+json",
+        &json!({"metadata": {"annotations": {"x": "y"}}}),
+    )
+    .await;
     assert_eq!(code, 200);
-    assert_eq!(ann["metadata"]["generation"], 2, "metadata changes keep generation");
+    assert_eq!(
+        ann["metadata"]["generation"], 2,
+        "metadata changes keep generation"
+    );
 }
 
 #[tokio::test]
@@ -166,12 +257,26 @@ async fn json_and_strategic_patches_record_update_managers() {
     let (code, got) = patch(&s, &format!("{dp}?fieldManager=kubectl-set"), "application/strategic-merge-patch+json",
         &json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "probe-busybox:2"}]}}}})).await;
     assert_eq!(code, 200);
-    assert_eq!(got["spec"]["template"]["spec"]["containers"][0]["image"], "probe-busybox:2");
-    assert_eq!(got["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"], "Never", "strategic merge keeps other fields");
+    assert_eq!(
+        got["spec"]["template"]["spec"]["containers"][0]["image"],
+        "probe-busybox:2"
+    );
+    assert_eq!(
+        got["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"], "Never",
+        "strategic merge keeps other fields"
+    );
     let e = entry(&got, "kubectl-set").expect("kubectl-set entry");
-    assert_eq!(e["fieldsV1"], json!({"f:spec": {"f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {"f:image": {}}}}}}}));
-    let (code, got) = patch(&s, &format!("{dp}?fieldManager=jp"), "application/json-patch+json",
-        &json!([{"op": "replace", "path": "/spec/replicas", "value": 3}])).await;
+    assert_eq!(
+        e["fieldsV1"],
+        json!({"f:spec": {"f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {"f:image": {}}}}}}})
+    );
+    let (code, got) = patch(
+        &s,
+        &format!("{dp}?fieldManager=jp"),
+        "application/json-patch+json",
+        &json!([{"op": "replace", "path": "/spec/replicas", "value": 3}]),
+    )
+    .await;
     assert_eq!(code, 200);
     assert_eq!(got["spec"]["replicas"], 3);
     // A resourceVersion precondition in a PUT that is stale: 409 Conflict.

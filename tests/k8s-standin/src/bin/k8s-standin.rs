@@ -15,10 +15,16 @@ fn parse_image(spec: &str) -> Option<(String, Behavior)> {
     if let Some(rest) = behavior.strip_prefix("serve:") {
         let (paths, port) = rest.rsplit_once(':')?;
         let paths: Vec<&str> = paths.split(',').collect();
-        return Some((reference.to_string(), Behavior::serve(&paths, port.parse().ok()?)));
+        return Some((
+            reference.to_string(),
+            Behavior::serve(&paths, port.parse().ok()?),
+        ));
     }
     if let Some(code) = behavior.strip_prefix("crash:") {
-        return Some((reference.to_string(), Behavior::crash(code.parse().ok()?, &[])));
+        return Some((
+            reference.to_string(),
+            Behavior::crash(code.parse().ok()?, &[]),
+        ));
     }
     None
 }
@@ -42,7 +48,9 @@ async fn main() {
             _ => usage(),
         }
     }
-    let Some(kubeconfig) = kubeconfig else { usage() };
+    let Some(kubeconfig) = kubeconfig else {
+        usage()
+    };
     let standin = match StandIn::start(opts).await {
         Ok(s) => s,
         Err(e) => {

@@ -23,7 +23,9 @@ fn i(v: &Value, p: &str) -> i64 {
 }
 
 fn replicas(d: &Value) -> i64 {
-    d.pointer("/spec/replicas").and_then(|x| x.as_i64()).unwrap_or(1)
+    d.pointer("/spec/replicas")
+        .and_then(|x| x.as_i64())
+        .unwrap_or(1)
 }
 
 fn rs_replicas(rs: &Value) -> i64 {
@@ -50,9 +52,16 @@ fn is_rolling(d: &Value) -> bool {
 /// (maxSurge, maxUnavailable) as ResolveFenceposts computes them.
 fn fenceposts(d: &Value) -> (i64, i64) {
     let desired = replicas(d);
-    let ru = d.pointer("/spec/strategy/rollingUpdate").cloned().unwrap_or(json!({}));
+    let ru = d
+        .pointer("/spec/strategy/rollingUpdate")
+        .cloned()
+        .unwrap_or(json!({}));
     let surge = scaled_value(ru.get("maxSurge").unwrap_or(&json!(0)), desired, true);
-    let mut unavailable = scaled_value(ru.get("maxUnavailable").unwrap_or(&json!(0)), desired, false);
+    let mut unavailable = scaled_value(
+        ru.get("maxUnavailable").unwrap_or(&json!(0)),
+        desired,
+        false,
+    );
     if surge == 0 && unavailable == 0 {
         unavailable = 1;
     }
@@ -85,25 +94,36 @@ pub fn template_hash(template: &Value, collision: Option<i64>) -> String {
 
 fn without_hash(template: &Value) -> Value {
     let mut t = template.clone();
-    if let Some(l) = t.pointer_mut("/metadata/labels").and_then(|l| l.as_object_mut()) {
+    if let Some(l) = t
+        .pointer_mut("/metadata/labels")
+        .and_then(|l| l.as_object_mut())
+    {
         l.remove("pod-template-hash");
     }
     t
 }
 
 fn revision(rs: &Value) -> i64 {
-    rs.pointer(&format!("/metadata/annotations/{}", REVISION.replace('/', "~1")))
-        .and_then(|r| r.as_str())
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(0)
+    rs.pointer(&format!(
+        "/metadata/annotations/{}",
+        REVISION.replace('/', "~1")
+    ))
+    .and_then(|r| r.as_str())
+    .and_then(|r| r.parse().ok())
+    .unwrap_or(0)
 }
 
 fn annotation<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
-    v.pointer("/metadata/annotations").and_then(|a| a.get(k)).and_then(|x| x.as_str())
+    v.pointer("/metadata/annotations")
+        .and_then(|a| a.get(k))
+        .and_then(|x| x.as_str())
 }
 
 fn condition<'a>(status: &'a Value, t: &str) -> Option<&'a Value> {
-    status["conditions"].as_array()?.iter().find(|c| c["type"] == t)
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == t)
 }
 
 fn new_condition(t: &str, status: &str, reason: &str, message: &str) -> Value {
@@ -133,10 +153,10 @@ fn set_condition(status: &mut Value, mut c: Value) {
 fn remove_condition(status: &mut Value, t: &str) {
     if let Some(a) = status["conditions"].as_array_mut() {
         a.retain(|c| c["type"] != t);
-        if a.is_empty() {
-            if let Some(m) = status.as_object_mut() {
-                m.remove("conditions");
-            }
+        if a.is_empty()
+            && let Some(m) = status.as_object_mut()
+        {
+            m.remove("conditions");
         }
     }
 }
@@ -153,12 +173,25 @@ impl Ctx<'_> {
     }
 
     fn event(&self, reason: &str, msg: &str) {
-        self.env.recorder.record(&self.env.api, &self.d, "Normal", reason, msg, Source::Controller("deployment-controller"), None);
+        self.env.recorder.record(
+            &self.env.api,
+            &self.d,
+            "Normal",
+            reason,
+            msg,
+            Source::Controller("deployment-controller"),
+            None,
+        );
     }
 
     fn owned_replicasets(&self) -> Vec<Value> {
         let uid = meta(&self.d, "uid");
-        let (items, _) = self.env.api.list(self.env.res("ReplicaSet"), Some(&self.ns), &LabelSelector::default(), &FieldSelector::default());
+        let (items, _) = self.env.api.list(
+            self.env.res("ReplicaSet"),
+            Some(&self.ns),
+            &LabelSelector::default(),
+            &FieldSelector::default(),
+        );
         let mut out: Vec<Value> = items
             .into_iter()
             .filter(|rs| {
@@ -167,7 +200,11 @@ impl Ctx<'_> {
                     .is_some_and(|a| a.iter().any(|r| r["uid"] == uid && r["controller"] == true))
             })
             .collect();
-        out.sort_by(|a, b| meta(a, "creationTimestamp").cmp(meta(b, "creationTimestamp")).then(meta(a, "name").cmp(meta(b, "name"))));
+        out.sort_by(|a, b| {
+            meta(a, "creationTimestamp")
+                .cmp(meta(b, "creationTimestamp"))
+                .then(meta(a, "name").cmp(meta(b, "name")))
+        });
         out
     }
 
@@ -195,20 +232,33 @@ impl Ctx<'_> {
         let status = d["status"].clone();
         let annotations = d.pointer("/metadata/annotations").cloned();
         let uid = meta(&self.d, "uid").to_string();
-        let old_prog = condition(&self.d["status"], "Progressing").map(|c| c["lastUpdateTime"].clone());
+        let old_prog =
+            condition(&self.d["status"], "Progressing").map(|c| c["lastUpdateTime"].clone());
         let new_prog = condition(&status, "Progressing").map(|c| c["lastUpdateTime"].clone());
-        if old_prog != new_prog || (new_prog.is_some() && self.d["status"]["conditions"] != status["conditions"]) {
-            self.env.progress_marks.lock().expect("marks mutex poisoned").insert(uid, Instant::now());
+        if old_prog != new_prog
+            || (new_prog.is_some() && self.d["status"]["conditions"] != status["conditions"])
+        {
+            self.env
+                .progress_marks
+                .lock()
+                .expect("marks mutex poisoned")
+                .insert(uid, Instant::now());
         }
         let res = self.env.res("Deployment");
-        let r = self.env.api.modify(res, &self.ns, &meta(&self.d, "name").to_string(), &Req::status(MANAGER), |live| {
-            let mut n = live.clone();
-            n["status"] = status;
-            if let Some(a) = annotations {
-                n["metadata"]["annotations"] = a;
-            }
-            Some(n)
-        });
+        let r = self.env.api.modify(
+            res,
+            &self.ns,
+            meta(&self.d, "name"),
+            &Req::status(MANAGER),
+            |live| {
+                let mut n = live.clone();
+                n["status"] = status;
+                if let Some(a) = annotations {
+                    n["metadata"]["annotations"] = a;
+                }
+                Some(n)
+            },
+        );
         if let Ok(Some(v)) = r {
             self.d = v;
         }
@@ -233,24 +283,31 @@ impl Ctx<'_> {
         let desired = replicas(&self.d);
         let max = desired + max_surge(&self.d);
         let size_change = rs_replicas(rs) != to;
-        let ann_change = annotation(rs, DESIRED) != Some(&desired.to_string()) || annotation(rs, MAX) != Some(&max.to_string());
+        let ann_change = annotation(rs, DESIRED) != Some(&desired.to_string())
+            || annotation(rs, MAX) != Some(&max.to_string());
         if !size_change && !ann_change {
             return false;
         }
         let res = self.env.res("ReplicaSet");
-        let r = self.env.api.modify(res, &self.ns, meta(rs, "name"), &Req::by(MANAGER), |live| {
-            let mut n = live.clone();
-            n["spec"]["replicas"] = json!(to);
-            let a = crate::util::path_mut(&mut n, &["metadata", "annotations"]);
-            if !a.is_object() {
-                *a = json!({});
-            }
-            a[DESIRED] = json!(desired.to_string());
-            a[MAX] = json!(max.to_string());
-            Some(n)
-        });
+        let r = self
+            .env
+            .api
+            .modify(res, &self.ns, meta(rs, "name"), &Req::by(MANAGER), |live| {
+                let mut n = live.clone();
+                n["spec"]["replicas"] = json!(to);
+                let a = crate::util::path_mut(&mut n, &["metadata", "annotations"]);
+                if !a.is_object() {
+                    *a = json!({});
+                }
+                a[DESIRED] = json!(desired.to_string());
+                a[MAX] = json!(max.to_string());
+                Some(n)
+            });
         if r.is_ok() && size_change {
-            self.event("ScalingReplicaSet", &format!("Scaled {op} replica set {} to {to}", meta(rs, "name")));
+            self.event(
+                "ScalingReplicaSet",
+                &format!("Scaled {op} replica set {} to {to}", meta(rs, "name")),
+            );
             return true;
         }
         false
@@ -270,7 +327,13 @@ impl Ctx<'_> {
         if !is_rolling(&self.d) {
             return desired;
         }
-        let surge = scaled_value(self.d.pointer("/spec/strategy/rollingUpdate/maxSurge").unwrap_or(&json!(0)), desired, true);
+        let surge = scaled_value(
+            self.d
+                .pointer("/spec/strategy/rollingUpdate/maxSurge")
+                .unwrap_or(&json!(0)),
+            desired,
+            true,
+        );
         let current: i64 = all.iter().map(rs_replicas).sum();
         let max_total = desired + surge;
         if current >= max_total {
@@ -290,33 +353,50 @@ impl Ctx<'_> {
             if revision(&rs) < max_old + 1 {
                 let res = self.env.res("ReplicaSet");
                 let nr = new_revision.clone();
-                if let Ok(Some(v)) = self.env.api.modify(res, &self.ns, &meta(&rs, "name").to_string(), &Req::by(MANAGER), |live| {
-                    let mut n = live.clone();
-                    let a = crate::util::path_mut(&mut n, &["metadata", "annotations"]);
-                    if !a.is_object() {
-                        *a = json!({});
-                    }
-                    a[REVISION] = json!(nr);
-                    Some(n)
-                }) {
+                if let Ok(Some(v)) = self.env.api.modify(
+                    res,
+                    &self.ns,
+                    meta(&rs, "name"),
+                    &Req::by(MANAGER),
+                    |live| {
+                        let mut n = live.clone();
+                        let a = crate::util::path_mut(&mut n, &["metadata", "annotations"]);
+                        if !a.is_object() {
+                            *a = json!({});
+                        }
+                        a[REVISION] = json!(nr);
+                        Some(n)
+                    },
+                ) {
                     rs = v;
                 }
             }
             let rev = annotation(&rs, REVISION).unwrap_or("").to_string();
             self.sync_revision(&rev);
-            if condition(&self.d["status"], "Progressing").is_none() && self.d.pointer("/spec/progressDeadlineSeconds").is_some() {
+            if condition(&self.d["status"], "Progressing").is_none()
+                && self.d.pointer("/spec/progressDeadlineSeconds").is_some()
+            {
                 let msg = format!("Found new replica set \"{}\"", meta(&rs, "name"));
-                self.update_status(|d| set_condition(&mut d["status"], new_condition("Progressing", "True", "FoundNewReplicaSet", &msg)));
+                self.update_status(|d| {
+                    set_condition(
+                        &mut d["status"],
+                        new_condition("Progressing", "True", "FoundNewReplicaSet", &msg),
+                    )
+                });
             }
             return (Some(rs), olds);
         }
         if !create {
             return (None, olds);
         }
-        let collision = self.d.pointer("/status/collisionCount").and_then(|c| c.as_i64());
+        let collision = self
+            .d
+            .pointer("/status/collisionCount")
+            .and_then(|c| c.as_i64());
         let hash = template_hash(&self.d["spec"]["template"], collision);
         let mut template = self.d["spec"]["template"].clone();
-        crate::util::path_mut(&mut template, &["metadata", "labels"])["pod-template-hash"] = json!(hash);
+        crate::util::path_mut(&mut template, &["metadata", "labels"])["pod-template-hash"] =
+            json!(hash);
         let mut selector = self.d["spec"]["selector"].clone();
         crate::util::path_mut(&mut selector, &["matchLabels"])["pod-template-hash"] = json!(hash);
         let name = format!("{}-{}", self.name(), hash);
@@ -336,12 +416,25 @@ impl Ctx<'_> {
             },
             "spec": {"replicas": 0, "selector": selector, "template": template}
         });
-        if let Some(mrs) = self.d.pointer("/spec/minReadySeconds").filter(|m| m.as_i64().unwrap_or(0) > 0) {
+        if let Some(mrs) = self
+            .d
+            .pointer("/spec/minReadySeconds")
+            .filter(|m| m.as_i64().unwrap_or(0) > 0)
+        {
             rs["spec"]["minReadySeconds"] = mrs.clone();
         }
-        if let Some(a) = self.d.pointer("/metadata/annotations").and_then(|a| a.as_object()) {
+        if let Some(a) = self
+            .d
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.as_object())
+        {
             for (k, v) in a {
-                if k != REVISION && k != "kubectl.kubernetes.io/last-applied-configuration" && k != "deployment.kubernetes.io/revision-history" && k != DESIRED && k != MAX {
+                if k != REVISION
+                    && k != "kubectl.kubernetes.io/last-applied-configuration"
+                    && k != "deployment.kubernetes.io/revision-history"
+                    && k != DESIRED
+                    && k != MAX
+                {
                     rs["metadata"]["annotations"][k] = v.clone();
                 }
             }
@@ -358,19 +451,23 @@ impl Ctx<'_> {
             Ok(v) => v,
             Err(e) if e.code == 409 => {
                 // Hash collision or a stale view: bump collisionCount and retry later.
-                if let Ok(existing) = self.env.api.get(res, &self.ns, &name) {
-                    if without_hash(&existing["spec"]["template"]) != self.d["spec"]["template"] {
-                        let c = collision.unwrap_or(0) + 1;
-                        self.update_status(|d| d["status"]["collisionCount"] = json!(c));
-                        self.env.now(Work::Deployment(self.ns.clone(), self.name().to_string()));
-                    }
+                if let Ok(existing) = self.env.api.get(res, &self.ns, &name)
+                    && without_hash(&existing["spec"]["template"]) != self.d["spec"]["template"]
+                {
+                    let c = collision.unwrap_or(0) + 1;
+                    self.update_status(|d| d["status"]["collisionCount"] = json!(c));
+                    self.env
+                        .now(Work::Deployment(self.ns.clone(), self.name().to_string()));
                 }
                 return (None, olds);
             }
             Err(_) => return (None, olds),
         };
         if count > 0 {
-            self.event("ScalingReplicaSet", &format!("Scaled up replica set {name} to {count}"));
+            self.event(
+                "ScalingReplicaSet",
+                &format!("Scaled up replica set {name} to {count}"),
+            );
         }
         let msg = format!("Created new replica set \"{name}\"");
         let has_deadline = self.d.pointer("/spec/progressDeadlineSeconds").is_some();
@@ -382,7 +479,10 @@ impl Ctx<'_> {
             }
             a[REVISION] = json!(rev);
             if has_deadline {
-                set_condition(&mut d["status"], new_condition("Progressing", "True", "NewReplicaSetCreated", &msg));
+                set_condition(
+                    &mut d["status"],
+                    new_condition("Progressing", "True", "NewReplicaSetCreated", &msg),
+                );
             }
         });
         (Some(created), olds)
@@ -401,8 +501,16 @@ impl Ctx<'_> {
             }
         };
         put(&mut st, "replicas", sum("/status/replicas", &refs));
-        put(&mut st, "updatedReplicas", new_rs.map(|r| i(r, "/status/replicas")).unwrap_or(0));
-        put(&mut st, "readyReplicas", sum("/status/readyReplicas", &refs));
+        put(
+            &mut st,
+            "updatedReplicas",
+            new_rs.map(|r| i(r, "/status/replicas")).unwrap_or(0),
+        );
+        put(
+            &mut st,
+            "readyReplicas",
+            sum("/status/readyReplicas", &refs),
+        );
         put(&mut st, "availableReplicas", available);
         put(&mut st, "unavailableReplicas", unavailable);
         if let Some(c) = self.d.pointer("/status/collisionCount") {
@@ -412,16 +520,35 @@ impl Ctx<'_> {
             st["conditions"] = c.clone();
         }
         if available >= replicas(&self.d) - max_unavailable(&self.d) {
-            set_condition(&mut st, new_condition("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability."));
+            set_condition(
+                &mut st,
+                new_condition(
+                    "Available",
+                    "True",
+                    "MinimumReplicasAvailable",
+                    "Deployment has minimum availability.",
+                ),
+            );
         } else {
-            set_condition(&mut st, new_condition("Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability."));
+            set_condition(
+                &mut st,
+                new_condition(
+                    "Available",
+                    "False",
+                    "MinimumReplicasUnavailable",
+                    "Deployment does not have minimum availability.",
+                ),
+            );
         }
         st
     }
 
     fn complete(&self, st: &Value) -> bool {
         let r = replicas(&self.d);
-        i(st, "/updatedReplicas") == r && i(st, "/replicas") == r && i(st, "/availableReplicas") == r && i(st, "/observedGeneration") >= i(&self.d, "/metadata/generation")
+        i(st, "/updatedReplicas") == r
+            && i(st, "/replicas") == r
+            && i(st, "/availableReplicas") == r
+            && i(st, "/observedGeneration") >= i(&self.d, "/metadata/generation")
     }
 
     fn deadline(&self) -> Option<Duration> {
@@ -433,14 +560,24 @@ impl Ctx<'_> {
     }
 
     fn timed_out(&self, st: &Value) -> bool {
-        let Some(deadline) = self.deadline() else { return false };
-        let Some(c) = condition(st, "Progressing") else { return false };
+        let Some(deadline) = self.deadline() else {
+            return false;
+        };
+        let Some(c) = condition(st, "Progressing") else {
+            return false;
+        };
         match c["reason"].as_str() {
             Some("NewReplicaSetAvailable") => return false,
             Some("ProgressDeadlineExceeded") => return true,
             _ => {}
         }
-        let mark = self.env.progress_marks.lock().expect("marks mutex poisoned").get(meta(&self.d, "uid")).copied();
+        let mark = self
+            .env
+            .progress_marks
+            .lock()
+            .expect("marks mutex poisoned")
+            .get(meta(&self.d, "uid"))
+            .copied();
         match mark {
             Some(m) => m + self.env.clock.scaled(deadline) < Instant::now(),
             None => false,
@@ -449,20 +586,33 @@ impl Ctx<'_> {
 
     fn sync_rollout_status(&mut self, all: &[Value], new_rs: Option<&Value>) {
         let mut st = self.calculate_status(all, new_rs);
-        let has_deadline = self.deadline().is_some() || self.d.pointer("/spec/progressDeadlineSeconds").is_some();
+        let has_deadline =
+            self.deadline().is_some() || self.d.pointer("/spec/progressDeadlineSeconds").is_some();
         if !has_deadline {
             remove_condition(&mut st, "Progressing");
         }
         let old = self.d["status"].clone();
         let cur = condition(&old, "Progressing").cloned();
-        let complete_dep = i(&st, "/replicas") == i(&st, "/updatedReplicas") && cur.as_ref().is_some_and(|c| c["reason"] == "NewReplicaSetAvailable");
+        let complete_dep = i(&st, "/replicas") == i(&st, "/updatedReplicas")
+            && cur
+                .as_ref()
+                .is_some_and(|c| c["reason"] == "NewReplicaSetAvailable");
         if has_deadline && !complete_dep {
             if self.complete(&st) {
                 let msg = match new_rs {
-                    Some(rs) => format!("ReplicaSet \"{}\" has successfully progressed.", meta(rs, "name")),
-                    None => format!("Deployment \"{}\" has successfully progressed.", self.name()),
+                    Some(rs) => format!(
+                        "ReplicaSet \"{}\" has successfully progressed.",
+                        meta(rs, "name")
+                    ),
+                    None => format!(
+                        "Deployment \"{}\" has successfully progressed.",
+                        self.name()
+                    ),
                 };
-                set_condition(&mut st, new_condition("Progressing", "True", "NewReplicaSetAvailable", &msg));
+                set_condition(
+                    &mut st,
+                    new_condition("Progressing", "True", "NewReplicaSetAvailable", &msg),
+                );
             } else if progressing(&old, &st) {
                 let msg = match new_rs {
                     Some(rs) => format!("ReplicaSet \"{}\" is progressing.", meta(rs, "name")),
@@ -478,10 +628,16 @@ impl Ctx<'_> {
                 set_condition(&mut st, c);
             } else if self.timed_out(&st) {
                 let msg = match new_rs {
-                    Some(rs) => format!("ReplicaSet \"{}\" has timed out progressing.", meta(rs, "name")),
+                    Some(rs) => format!(
+                        "ReplicaSet \"{}\" has timed out progressing.",
+                        meta(rs, "name")
+                    ),
                     None => format!("Deployment \"{}\" has timed out progressing.", self.name()),
                 };
-                set_condition(&mut st, new_condition("Progressing", "False", "ProgressDeadlineExceeded", &msg));
+                set_condition(
+                    &mut st,
+                    new_condition("Progressing", "False", "ProgressDeadlineExceeded", &msg),
+                );
             }
         }
         if st != old {
@@ -491,20 +647,40 @@ impl Ctx<'_> {
     }
 
     fn requeue_stuck(&self) {
-        let Some(deadline) = self.deadline() else { return };
+        let Some(deadline) = self.deadline() else {
+            return;
+        };
         let st = &self.d["status"];
-        let Some(c) = condition(st, "Progressing") else { return };
-        if self.complete(st) || c["reason"] == "ProgressDeadlineExceeded" || c["reason"] == "NewReplicaSetAvailable" {
+        let Some(c) = condition(st, "Progressing") else {
+            return;
+        };
+        if self.complete(st)
+            || c["reason"] == "ProgressDeadlineExceeded"
+            || c["reason"] == "NewReplicaSetAvailable"
+        {
             return;
         }
-        let mark = self.env.progress_marks.lock().expect("marks mutex poisoned").get(meta(&self.d, "uid")).copied();
+        let mark = self
+            .env
+            .progress_marks
+            .lock()
+            .expect("marks mutex poisoned")
+            .get(meta(&self.d, "uid"))
+            .copied();
         let Some(mark) = mark else { return };
         let real_deadline = mark + self.env.clock.scaled(deadline);
         let now = Instant::now();
         let wait_real = real_deadline.saturating_duration_since(now) + Duration::from_millis(5);
         let scale = self.env.clock.get();
-        let sim = if scale > 0.0 { wait_real.div_f64(scale) } else { Duration::ZERO };
-        self.env.after(sim, Work::Deployment(self.ns.clone(), self.name().to_string()));
+        let sim = if scale > 0.0 {
+            wait_real.div_f64(scale)
+        } else {
+            Duration::ZERO
+        };
+        self.env.after(
+            sim,
+            Work::Deployment(self.ns.clone(), self.name().to_string()),
+        );
     }
 
     fn sync_status_only(&mut self, rss: &[Value]) {
@@ -520,10 +696,18 @@ impl Ctx<'_> {
     }
 
     fn cleanup(&self, olds: &[Value]) {
-        let limit = self.d.pointer("/spec/revisionHistoryLimit").and_then(|l| l.as_i64()).unwrap_or(10);
+        let limit = self
+            .d
+            .pointer("/spec/revisionHistoryLimit")
+            .and_then(|l| l.as_i64())
+            .unwrap_or(10);
         let mut cleanable: Vec<&Value> = olds
             .iter()
-            .filter(|rs| rs_replicas(rs) == 0 && i(rs, "/status/replicas") == 0 && rs.pointer("/metadata/deletionTimestamp").is_none())
+            .filter(|rs| {
+                rs_replicas(rs) == 0
+                    && i(rs, "/status/replicas") == 0
+                    && rs.pointer("/metadata/deletionTimestamp").is_none()
+            })
             .collect();
         let diff = cleanable.len() as i64 - limit;
         if diff <= 0 {
@@ -531,7 +715,12 @@ impl Ctx<'_> {
         }
         cleanable.sort_by_key(|rs| revision(rs));
         for rs in cleanable.into_iter().take(diff as usize) {
-            let _ = self.env.api.delete(self.env.res("ReplicaSet"), &self.ns, meta(rs, "name"), &DeleteOpts::default());
+            let _ = self.env.api.delete(
+                self.env.res("ReplicaSet"),
+                &self.ns,
+                meta(rs, "name"),
+                &DeleteOpts::default(),
+            );
         }
     }
 
@@ -548,28 +737,42 @@ impl Ctx<'_> {
     fn scale_sync(&mut self, rss: &[Value]) {
         let (new_rs, olds) = self.get_new_rs(rss, false);
         let desired = replicas(&self.d);
-        let active: Vec<&Value> = olds.iter().chain(new_rs.iter()).filter(|rs| rs_replicas(rs) > 0).collect();
+        let active: Vec<&Value> = olds
+            .iter()
+            .chain(new_rs.iter())
+            .filter(|rs| rs_replicas(rs) > 0)
+            .collect();
         if active.len() <= 1 {
             let target = active.first().copied().or(new_rs.as_ref()).or(olds.last());
-            if let Some(rs) = target {
-                if rs_replicas(rs) != desired {
-                    self.scale_and_record(rs, desired);
-                }
+            if let Some(rs) = target
+                && rs_replicas(rs) != desired
+            {
+                self.scale_and_record(rs, desired);
             }
-        } else if new_rs.as_ref().is_some_and(|n| rs_replicas(n) == desired && i(n, "/status/availableReplicas") == desired) {
+        } else if new_rs.as_ref().is_some_and(|n| {
+            rs_replicas(n) == desired && i(n, "/status/availableReplicas") == desired
+        }) {
             for rs in olds.iter().filter(|rs| rs_replicas(rs) > 0) {
                 self.scale_and_record(rs, 0);
             }
         } else if is_rolling(&self.d) {
             let current: i64 = active.iter().map(|rs| rs_replicas(rs)).sum();
-            let allowed = if desired > 0 { desired + max_surge(&self.d) } else { 0 };
+            let allowed = if desired > 0 {
+                desired + max_surge(&self.d)
+            } else {
+                0
+            };
             let to_add = allowed - current;
             let mut sorted: Vec<&Value> = active.clone();
-            sorted.sort_by(|a, b| rs_replicas(b).cmp(&rs_replicas(a)));
+            sorted.sort_by_key(|rs| std::cmp::Reverse(rs_replicas(rs)));
             let mut added = 0;
             let mut sizes: Vec<i64> = Vec::new();
             for rs in &sorted {
-                let prop = if current > 0 { rs_replicas(rs) * to_add / current } else { 0 };
+                let prop = if current > 0 {
+                    rs_replicas(rs) * to_add / current
+                } else {
+                    0
+                };
                 sizes.push(rs_replicas(rs) + prop);
                 added += prop;
             }
@@ -669,7 +872,10 @@ impl Ctx<'_> {
         // Then scale down healthy ones as far as availability allows.
         let mut all_now: Vec<&Value> = olds_now.iter().collect();
         all_now.push(new_rs);
-        let available: i64 = all_now.iter().map(|r| i(r, "/status/availableReplicas")).sum();
+        let available: i64 = all_now
+            .iter()
+            .map(|r| i(r, "/status/availableReplicas"))
+            .sum();
         if available > min_available {
             let budget = available - min_available;
             let mut done = 0;
@@ -703,12 +909,26 @@ impl Ctx<'_> {
         }
         // Wait for old pods to be gone.
         let pods = self.env.res("Pod");
-        let (all_pods, _) = self.env.api.list(pods, Some(&self.ns), &LabelSelector::default(), &FieldSelector::default());
+        let (all_pods, _) = self.env.api.list(
+            pods,
+            Some(&self.ns),
+            &LabelSelector::default(),
+            &FieldSelector::default(),
+        );
         let old_uids: Vec<&str> = olds.iter().map(|r| meta(r, "uid")).collect();
         let old_running = all_pods.iter().any(|p| {
-            let phase = p.pointer("/status/phase").and_then(|x| x.as_str()).unwrap_or("");
-            phase != "Failed" && phase != "Succeeded"
-                && p.pointer("/metadata/ownerReferences").and_then(|a| a.as_array()).is_some_and(|a| a.iter().any(|r| old_uids.contains(&r["uid"].as_str().unwrap_or(""))))
+            let phase = p
+                .pointer("/status/phase")
+                .and_then(|x| x.as_str())
+                .unwrap_or("");
+            phase != "Failed"
+                && phase != "Succeeded"
+                && p.pointer("/metadata/ownerReferences")
+                    .and_then(|a| a.as_array())
+                    .is_some_and(|a| {
+                        a.iter()
+                            .any(|r| old_uids.contains(&r["uid"].as_str().unwrap_or("")))
+                    })
         });
         if old_running {
             let mut all = olds.clone();
@@ -722,10 +942,10 @@ impl Ctx<'_> {
             Some(n) => (Some(n), olds),
             None => self.get_new_rs(rss, true),
         };
-        if let Some(n) = &new_rs {
-            if rs_replicas(n) != replicas(&self.d) {
-                self.scale_and_record(n, replicas(&self.d));
-            }
+        if let Some(n) = &new_rs
+            && rs_replicas(n) != replicas(&self.d)
+        {
+            self.scale_and_record(n, replicas(&self.d));
         }
         if self.complete(&self.d["status"]) {
             self.cleanup(&olds);
@@ -750,13 +970,22 @@ pub fn sync(env: &Env, ns: &str, name: &str) {
     let Ok(d) = env.api.get(res, ns, name) else {
         return;
     };
-    let mut c = Ctx { env, ns: ns.to_string(), d };
+    let mut c = Ctx {
+        env,
+        ns: ns.to_string(),
+        d,
+    };
     let rss = c.owned_replicasets();
-    if c.d.pointer("/metadata/deletionTimestamp").is_some_and(|x| !x.is_null()) {
+    if c.d
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|x| !x.is_null())
+    {
         c.sync_status_only(&rss);
         return;
     }
-    if c.d.pointer("/spec/paused").and_then(|p| p.as_bool()) == Some(true) || c.is_scaling_event(&rss) {
+    if c.d.pointer("/spec/paused").and_then(|p| p.as_bool()) == Some(true)
+        || c.is_scaling_event(&rss)
+    {
         let rss = c.owned_replicasets();
         c.scale_sync(&rss);
         return;
@@ -787,7 +1016,10 @@ mod tests {
         let t = json!({"metadata": {"labels": {"app": "x"}}});
         let h = template_hash(&t, None);
         assert_eq!(h, template_hash(&t, None));
-        assert!(h.chars().all(|c| crate::util::ALPHANUMS.contains(&(c as u8))));
+        assert!(
+            h.chars()
+                .all(|c| crate::util::ALPHANUMS.contains(&(c as u8)))
+        );
         assert_ne!(h, template_hash(&t, Some(1)));
     }
 }

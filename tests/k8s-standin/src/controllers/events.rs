@@ -50,7 +50,9 @@ fn event_name(obj: &Value) -> String {
         .unwrap_or(0);
     format!(
         "{}.{:x}",
-        obj.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or(""),
+        obj.pointer("/metadata/name")
+            .and_then(|n| n.as_str())
+            .unwrap_or(""),
         nanos
     )
 }
@@ -82,7 +84,9 @@ impl Recorder {
         };
         let key = format!(
             "{}|{}|{}|{}|{}|{}",
-            obj.pointer("/metadata/uid").and_then(|u| u.as_str()).unwrap_or(""),
+            obj.pointer("/metadata/uid")
+                .and_then(|u| u.as_str())
+                .unwrap_or(""),
             field_path.unwrap_or(""),
             reason,
             message,
@@ -90,7 +94,12 @@ impl Recorder {
             src
         );
         let now = now_rfc3339();
-        let existing = self.seen.lock().expect("recorder mutex poisoned").get(&key).cloned();
+        let existing = self
+            .seen
+            .lock()
+            .expect("recorder mutex poisoned")
+            .get(&key)
+            .cloned();
         if let Some(name) = existing {
             let r = api.modify(events, &ns, &name, &Req::by(manager), |live| {
                 let mut e = live.clone();
@@ -121,12 +130,23 @@ impl Recorder {
             "reportingInstance": "",
         });
         if api.create(events, &ns, ev, &Req::by(manager)).is_ok() {
-            self.seen.lock().expect("recorder mutex poisoned").insert(key, name);
+            self.seen
+                .lock()
+                .expect("recorder mutex poisoned")
+                .insert(key, name);
         }
     }
 
     /// Records a scheduler event (written through events.k8s.io/v1, read as core/v1).
-    pub fn record_scheduler(&self, api: &Api, pod: &Value, etype: &str, reason: &str, action: &str, message: &str) {
+    pub fn record_scheduler(
+        &self,
+        api: &Api,
+        pod: &Value,
+        etype: &str,
+        reason: &str,
+        action: &str,
+        message: &str,
+    ) {
         let Some(events) = by_kind("Event") else {
             return;
         };
@@ -135,8 +155,20 @@ impl Recorder {
             .and_then(|n| n.as_str())
             .unwrap_or("default")
             .to_string();
-        let key = format!("sched|{}|{}|{}", pod.pointer("/metadata/uid").and_then(|u| u.as_str()).unwrap_or(""), reason, message);
-        if self.seen.lock().expect("recorder mutex poisoned").contains_key(&key) {
+        let key = format!(
+            "sched|{}|{}|{}",
+            pod.pointer("/metadata/uid")
+                .and_then(|u| u.as_str())
+                .unwrap_or(""),
+            reason,
+            message
+        );
+        if self
+            .seen
+            .lock()
+            .expect("recorder mutex poisoned")
+            .contains_key(&key)
+        {
             return;
         }
         let name = event_name(pod);
@@ -157,7 +189,16 @@ impl Recorder {
             "reportingInstance": "default-scheduler-vm",
         });
         let mut set = Set::new();
-        for f in ["action", "eventTime", "note", "reason", "regarding", "reportingController", "reportingInstance", "type"] {
+        for f in [
+            "action",
+            "eventTime",
+            "note",
+            "reason",
+            "regarding",
+            "reportingController",
+            "reportingInstance",
+            "type",
+        ] {
             set.insert(&[crate::managed::fieldset::f(f)]);
         }
         let managers = Managers(vec![Entry {
@@ -168,8 +209,14 @@ impl Recorder {
             subresource: String::new(),
             set,
         }]);
-        if api.create_with_managers(events, &ns, ev, &Req::by("kube-scheduler"), managers).is_ok() {
-            self.seen.lock().expect("recorder mutex poisoned").insert(key, name);
+        if api
+            .create_with_managers(events, &ns, ev, &Req::by("kube-scheduler"), managers)
+            .is_ok()
+        {
+            self.seen
+                .lock()
+                .expect("recorder mutex poisoned")
+                .insert(key, name);
         }
     }
 }

@@ -19,7 +19,8 @@ fn finalizers(v: &Value) -> Vec<&str> {
 }
 
 fn deleting(v: &Value) -> bool {
-    v.pointer("/metadata/deletionTimestamp").is_some_and(|d| !d.is_null())
+    v.pointer("/metadata/deletionTimestamp")
+        .is_some_and(|d| !d.is_null())
 }
 
 fn owner_refs(v: &Value) -> Vec<&Value> {
@@ -45,10 +46,20 @@ pub fn sync(env: &Env) {
     let all = env.api.snapshot();
     let uids: HashSet<&str> = all.iter().map(|(_, v)| meta(v, "uid")).collect();
     let dependents_of = |uid: &str| -> Vec<&(&'static Resource, Value)> {
-        all.iter().filter(|(_, v)| owner_refs(v).iter().any(|r| r["uid"] == uid)).collect()
+        all.iter()
+            .filter(|(_, v)| owner_refs(v).iter().any(|r| r["uid"] == uid))
+            .collect()
     };
     let delete = |res: &'static Resource, v: &Value, policy: &str| {
-        let _ = env.api.delete(res, meta(v, "namespace"), meta(v, "name"), &DeleteOpts { propagation: Some(policy.to_string()), ..DeleteOpts::default() });
+        let _ = env.api.delete(
+            res,
+            meta(v, "namespace"),
+            meta(v, "name"),
+            &DeleteOpts {
+                propagation: Some(policy.to_string()),
+                ..DeleteOpts::default()
+            },
+        );
     };
     for (res, obj) in &all {
         if !deleting(obj) {
@@ -60,35 +71,57 @@ pub fn sync(env: &Env) {
             let deps = dependents_of(uid);
             let mut blocking = 0;
             for (dres, dep) in &deps {
-                let blocks = owner_refs(dep).iter().any(|r| r["uid"] == uid && r["blockOwnerDeletion"] == true);
+                let blocks = owner_refs(dep)
+                    .iter()
+                    .any(|r| r["uid"] == uid && r["blockOwnerDeletion"] == true);
                 if !blocks {
                     continue;
                 }
                 blocking += 1;
                 if !deleting(dep) {
-                    let policy = if dependents_of(meta(dep, "uid")).is_empty() { "Background" } else { "Foreground" };
+                    let policy = if dependents_of(meta(dep, "uid")).is_empty() {
+                        "Background"
+                    } else {
+                        "Foreground"
+                    };
                     delete(dres, dep, policy);
                 }
             }
             if blocking == 0 {
-                let _ = env.api.remove_finalizer(res, meta(obj, "namespace"), meta(obj, "name"), "foregroundDeletion");
+                let _ = env.api.remove_finalizer(
+                    res,
+                    meta(obj, "namespace"),
+                    meta(obj, "name"),
+                    "foregroundDeletion",
+                );
             }
         } else if fins.contains(&"orphan") {
             for (dres, dep) in dependents_of(uid) {
-                let _ = env.api.modify(dres, meta(dep, "namespace"), meta(dep, "name"), &Req::by("kube-controller-manager"), |live| {
-                    let mut n = live.clone();
-                    if let Some(a) = n.pointer_mut("/metadata/ownerReferences").and_then(|a| a.as_array_mut()) {
-                        a.retain(|r| r["uid"] != uid);
-                        if a.is_empty() {
-                            if let Some(m) = n["metadata"].as_object_mut() {
+                let _ = env.api.modify(
+                    dres,
+                    meta(dep, "namespace"),
+                    meta(dep, "name"),
+                    &Req::by("kube-controller-manager"),
+                    |live| {
+                        let mut n = live.clone();
+                        if let Some(a) = n
+                            .pointer_mut("/metadata/ownerReferences")
+                            .and_then(|a| a.as_array_mut())
+                        {
+                            a.retain(|r| r["uid"] != uid);
+                            if a.is_empty()
+                                && let Some(m) = n["metadata"].as_object_mut()
+                            {
                                 m.remove("ownerReferences");
                             }
                         }
-                    }
-                    Some(n)
-                });
+                        Some(n)
+                    },
+                );
             }
-            let _ = env.api.remove_finalizer(res, meta(obj, "namespace"), meta(obj, "name"), "orphan");
+            let _ =
+                env.api
+                    .remove_finalizer(res, meta(obj, "namespace"), meta(obj, "name"), "orphan");
         }
     }
     // Dependents whose owners are all gone.
@@ -97,7 +130,10 @@ pub fn sync(env: &Env) {
         if refs.is_empty() || deleting(obj) {
             continue;
         }
-        if refs.iter().all(|r| !uids.contains(r["uid"].as_str().unwrap_or(""))) {
+        if refs
+            .iter()
+            .all(|r| !uids.contains(r["uid"].as_str().unwrap_or("")))
+        {
             delete(res, obj, policy_for(obj));
         }
     }

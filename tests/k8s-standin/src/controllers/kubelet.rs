@@ -17,9 +17,20 @@ use crate::util::{now_rfc3339, random_u64};
 
 #[derive(Debug, Clone, PartialEq)]
 enum CState {
-    Waiting { reason: String, message: Option<String> },
-    Running { started_at: String },
-    Terminated { exit_code: i64, reason: String, started_at: String, finished_at: String, id: String },
+    Waiting {
+        reason: String,
+        message: Option<String>,
+    },
+    Running {
+        started_at: String,
+    },
+    Terminated {
+        exit_code: i64,
+        reason: String,
+        started_at: String,
+        finished_at: String,
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -76,7 +87,13 @@ pub struct Kubelet {
 }
 
 fn hex64() -> String {
-    format!("{:016x}{:016x}{:016x}{:016x}", random_u64(), random_u64(), random_u64(), random_u64())
+    format!(
+        "{:016x}{:016x}{:016x}{:016x}",
+        random_u64(),
+        random_u64(),
+        random_u64(),
+        random_u64()
+    )
 }
 
 fn secs_of(v: &Value, k: &str, d: i64) -> f64 {
@@ -94,7 +111,7 @@ impl Kubelet {
         let pod = match env.api.get(pod_res, ns, name) {
             Ok(p) => p,
             Err(_) => {
-                self.pods.retain(|_, rt| !(rt.name == name));
+                self.pods.retain(|_, rt| rt.name != name);
                 env.logs.forget_pod(ns, name);
                 return;
             }
@@ -116,7 +133,10 @@ impl Kubelet {
                     name: c["name"].as_str().unwrap_or("").to_string(),
                     image: c["image"].as_str().unwrap_or("").to_string(),
                     spec: c.clone(),
-                    state: CState::Waiting { reason: "ContainerCreating".into(), message: None },
+                    state: CState::Waiting {
+                        reason: "ContainerCreating".into(),
+                        message: None,
+                    },
                     last_state: None,
                     restarts: 0,
                     ready: false,
@@ -147,18 +167,40 @@ impl Kubelet {
                 },
             );
         }
-        let Some(rt) = self.pods.get_mut(&uid) else { return };
-        let deleting = pod.pointer("/metadata/deletionTimestamp").is_some_and(|d| !d.is_null());
+        let Some(rt) = self.pods.get_mut(&uid) else {
+            return;
+        };
+        let deleting = pod
+            .pointer("/metadata/deletionTimestamp")
+            .is_some_and(|d| !d.is_null());
         if deleting {
             if rt.kill_deadline.is_none() {
-                let grace = pod.pointer("/metadata/deletionGracePeriodSeconds").and_then(|g| g.as_i64()).unwrap_or(30);
+                let grace = pod
+                    .pointer("/metadata/deletionGracePeriodSeconds")
+                    .and_then(|g| g.as_i64())
+                    .unwrap_or(30);
                 rt.kill_deadline = Some(now + env.clock.secs(grace as f64));
-                for c in rt.containers.iter().filter(|c| matches!(c.state, CState::Running { .. })) {
-                    env.recorder.record(&env.api, &pod, "Normal", "Killing", &format!("Stopping container {}", c.name), Source::Kubelet(&env.node.name), Some(&container_ref(c)));
+                for c in rt
+                    .containers
+                    .iter()
+                    .filter(|c| matches!(c.state, CState::Running { .. }))
+                {
+                    env.recorder.record(
+                        &env.api,
+                        &pod,
+                        "Normal",
+                        "Killing",
+                        &format!("Stopping container {}", c.name),
+                        Source::Kubelet(&env.node.name),
+                        Some(&container_ref(c)),
+                    );
                 }
             }
             let deadline = rt.kill_deadline.unwrap_or(now);
-            let any_running = rt.containers.iter().any(|c| matches!(c.state, CState::Running { .. }));
+            let any_running = rt
+                .containers
+                .iter()
+                .any(|c| matches!(c.state, CState::Running { .. }));
             if now >= deadline || !any_running {
                 for c in rt.containers.iter_mut() {
                     if let CState::Running { started_at } = &c.state {
@@ -173,17 +215,32 @@ impl Kubelet {
                     c.ready = false;
                 }
                 write_status(env, &pod, rt, &uid);
-                let _ = env.api.delete(pod_res, ns, name, &DeleteOpts { grace_period: Some(0), ..DeleteOpts::default() });
+                let _ = env.api.delete(
+                    pod_res,
+                    ns,
+                    name,
+                    &DeleteOpts {
+                        grace_period: Some(0),
+                        ..DeleteOpts::default()
+                    },
+                );
                 self.pods.remove(&uid);
                 env.logs.forget_pod(ns, name);
-                env.ready_since.lock().expect("ready mutex poisoned").remove(&uid);
+                env.ready_since
+                    .lock()
+                    .expect("ready mutex poisoned")
+                    .remove(&uid);
                 return;
             }
             write_status(env, &pod, rt, &uid);
             env.at(deadline, Work::Pod(ns.to_string(), name.to_string()));
             return;
         }
-        let restart_policy = pod.pointer("/spec/restartPolicy").and_then(|r| r.as_str()).unwrap_or("Always").to_string();
+        let restart_policy = pod
+            .pointer("/spec/restartPolicy")
+            .and_then(|r| r.as_str())
+            .unwrap_or("Always")
+            .to_string();
         let pod_key = format!("{}_{}({})", name, ns, uid);
         let ip = rt.ip.clone();
         for c in rt.containers.iter_mut() {
@@ -240,7 +297,9 @@ fn run_probe(c: &Ctr, probe: &Value, now: Instant, ip: &str) -> Result<(), Strin
         let port = resolve_port(&c.spec, &h["port"]);
         let path = h["path"].as_str().unwrap_or("/");
         if warming || port != serve_port {
-            return Err(format!("Get \"http://{ip}:{port}{path}\": dial tcp {ip}:{port}: connect: connection refused"));
+            return Err(format!(
+                "Get \"http://{ip}:{port}{path}\": dial tcp {ip}:{port}: connect: connection refused"
+            ));
         }
         if ok_paths.iter().any(|p| p == path) {
             return Ok(());
@@ -259,7 +318,13 @@ fn run_probe(c: &Ctr, probe: &Value, now: Instant, ip: &str) -> Result<(), Strin
 
 fn terminated_json(s: &CState) -> Option<Value> {
     match s {
-        CState::Terminated { exit_code, reason, started_at, finished_at, id } => Some(json!({
+        CState::Terminated {
+            exit_code,
+            reason,
+            started_at,
+            finished_at,
+            id,
+        } => Some(json!({
             "terminated": {"exitCode": exit_code, "reason": reason, "startedAt": started_at, "finishedAt": finished_at, "containerID": id}
         })),
         _ => None,
@@ -273,7 +338,11 @@ fn kill(c: &mut Ctr, now: Instant, exit_code: i64, restart_policy: &str) {
     };
     c.state = CState::Terminated {
         exit_code,
-        reason: if exit_code == 0 { "Completed".into() } else { "Error".into() },
+        reason: if exit_code == 0 {
+            "Completed".into()
+        } else {
+            "Error".into()
+        },
         started_at: started,
         finished_at: now_rfc3339(),
         id: c.id.clone().unwrap_or_default(),
@@ -298,10 +367,21 @@ fn kill(c: &mut Ctr, now: Instant, exit_code: i64, restart_policy: &str) {
     }
 }
 
-fn step_container(env: &Env, pod: &Value, c: &mut Ctr, now: Instant, restart_policy: &str, pod_key: &str, ip: &str) {
+fn step_container(
+    env: &Env,
+    pod: &Value,
+    c: &mut Ctr,
+    now: Instant,
+    restart_policy: &str,
+    pod_key: &str,
+    ip: &str,
+) {
     let src = Source::Kubelet(&env.node.name);
     let fref = container_ref(c);
-    let record = |etype: &str, reason: &str, msg: &str| env.recorder.record(&env.api, pod, etype, reason, msg, src, Some(&fref));
+    let record = |etype: &str, reason: &str, msg: &str| {
+        env.recorder
+            .record(&env.api, pod, etype, reason, msg, src, Some(&fref))
+    };
     // A dead container enters CrashLoopBackOff shortly after dying.
     if let Some((died, backoff)) = c.backoff_show_at {
         let show = died + env.clock.secs(1.0);
@@ -309,7 +389,10 @@ fn step_container(env: &Env, pod: &Value, c: &mut Ctr, now: Instant, restart_pol
             c.last_state = terminated_json(&c.state).or(c.last_state.take());
             c.state = CState::Waiting {
                 reason: "CrashLoopBackOff".into(),
-                message: Some(format!("back-off {backoff}s restarting failed container={} pod={pod_key}", c.name)),
+                message: Some(format!(
+                    "back-off {backoff}s restarting failed container={} pod={pod_key}",
+                    c.name
+                )),
             };
             record("Warning", "BackOff", "Back-off restarting failed container");
             c.backoff_show_at = None;
@@ -320,23 +403,35 @@ fn step_container(env: &Env, pod: &Value, c: &mut Ctr, now: Instant, restart_pol
         }
     }
     // Image pull back-off display.
-    if let Some(at) = c.pull_backoff_at {
-        if now >= at {
-            c.pull_backoff_at = None;
-            let msg = format!("Back-off pulling image \"{}\"", c.image);
-            c.state = CState::Waiting { reason: "ImagePullBackOff".into(), message: Some(msg.clone()) };
-            record("Normal", "BackOff", &msg);
-            record("Warning", "Failed", "Error: ImagePullBackOff");
-        }
+    if let Some(at) = c.pull_backoff_at
+        && now >= at
+    {
+        c.pull_backoff_at = None;
+        let msg = format!("Back-off pulling image \"{}\"", c.image);
+        c.state = CState::Waiting {
+            reason: "ImagePullBackOff".into(),
+            message: Some(msg.clone()),
+        };
+        record("Normal", "BackOff", &msg);
+        record("Warning", "Failed", "Error: ImagePullBackOff");
     }
     // Start or restart.
     if c.start_at.is_some_and(|t| now >= t) {
         c.start_at = None;
-        let pull_policy = c.spec["imagePullPolicy"].as_str().unwrap_or("IfNotPresent").to_string();
+        let pull_policy = c.spec["imagePullPolicy"]
+            .as_str()
+            .unwrap_or("IfNotPresent")
+            .to_string();
         match env.images.get(&c.image) {
             None if pull_policy == "Never" => {
-                let msg = format!("Container image \"{}\" is not present with pull policy of Never", c.image);
-                c.state = CState::Waiting { reason: "ErrImageNeverPull".into(), message: Some(msg.clone()) };
+                let msg = format!(
+                    "Container image \"{}\" is not present with pull policy of Never",
+                    c.image
+                );
+                c.state = CState::Waiting {
+                    reason: "ErrImageNeverPull".into(),
+                    message: Some(msg.clone()),
+                };
                 record("Warning", "ErrImageNeverPull", &msg);
                 record("Warning", "Failed", "Error: ErrImageNeverPull");
                 c.start_at = Some(now + env.clock.secs(12.0));
@@ -348,10 +443,21 @@ fn step_container(env: &Env, pod: &Value, c: &mut Ctr, now: Instant, restart_pol
                 let err = format!(
                     "rpc error: code = Unknown desc = failed to pull and unpack image \"{full}\": failed to resolve reference \"{full}\": failed to do request: Head \"https://registry-1.docker.io/v2/{path}/manifests/{tag}\": dial tcp: lookup registry-1.docker.io: no such host"
                 );
-                record("Normal", "Pulling", &format!("Pulling image \"{}\"", c.image));
-                record("Warning", "Failed", &format!("Failed to pull image \"{}\": {err}", c.image));
+                record(
+                    "Normal",
+                    "Pulling",
+                    &format!("Pulling image \"{}\"", c.image),
+                );
+                record(
+                    "Warning",
+                    "Failed",
+                    &format!("Failed to pull image \"{}\": {err}", c.image),
+                );
                 record("Warning", "Failed", "Error: ErrImagePull");
-                c.state = CState::Waiting { reason: "ErrImagePull".into(), message: Some(err) };
+                c.state = CState::Waiting {
+                    reason: "ErrImagePull".into(),
+                    message: Some(err),
+                };
                 c.pull_failures += 1;
                 let backoff = (10u64 << (c.pull_failures - 1).min(5)).min(300);
                 c.pull_backoff_at = Some(now + env.clock.secs(1.0));
@@ -359,10 +465,22 @@ fn step_container(env: &Env, pod: &Value, c: &mut Ctr, now: Instant, restart_pol
             }
             Some(img) => {
                 if pull_policy == "Always" {
-                    record("Normal", "Pulling", &format!("Pulling image \"{}\"", c.image));
-                    record("Normal", "Pulled", &format!("Successfully pulled image \"{}\" in 0s", c.image));
+                    record(
+                        "Normal",
+                        "Pulling",
+                        &format!("Pulling image \"{}\"", c.image),
+                    );
+                    record(
+                        "Normal",
+                        "Pulled",
+                        &format!("Successfully pulled image \"{}\" in 0s", c.image),
+                    );
                 } else {
-                    record("Normal", "Pulled", &format!("Container image \"{}\" already present on machine", c.image));
+                    record(
+                        "Normal",
+                        "Pulled",
+                        &format!("Container image \"{}\" already present on machine", c.image),
+                    );
                 }
                 c.pull_backoff_at = None;
                 if c.ever_started {
@@ -372,22 +490,40 @@ fn step_container(env: &Env, pod: &Value, c: &mut Ctr, now: Instant, restart_pol
                 let id = format!("containerd://{}", hex64());
                 c.id = Some(id);
                 c.image_ref = Some((img.reference.clone(), img.id.clone()));
-                c.state = CState::Running { started_at: now_rfc3339() };
+                c.state = CState::Running {
+                    started_at: now_rfc3339(),
+                };
                 c.ever_started = true;
                 c.started_at = Some(now);
                 c.ready = false;
                 c.behavior = Some(img.behavior.clone());
                 let (delay, _) = img.behavior.resolve();
                 c.warm_until = Some(now + env.clock.secs(delay));
-                record("Normal", "Created", &format!("Created container {}", c.name));
-                record("Normal", "Started", &format!("Started container {}", c.name));
+                record(
+                    "Normal",
+                    "Created",
+                    &format!("Created container {}", c.name),
+                );
+                record(
+                    "Normal",
+                    "Started",
+                    &format!("Started container {}", c.name),
+                );
                 let (_, b) = img.behavior.resolve();
                 let lines = match b {
-                    Behavior::Serve { log_lines, .. } | Behavior::Crash { log_lines, .. } => log_lines.clone(),
+                    Behavior::Serve { log_lines, .. } | Behavior::Crash { log_lines, .. } => {
+                        log_lines.clone()
+                    }
                     Behavior::SlowStart { .. } => Vec::new(),
                 };
-                env.logs.start(meta(pod, "namespace"), meta(pod, "name"), &c.name, &lines);
-                if let Behavior::Crash { exit_code, run_secs, .. } = b {
+                env.logs
+                    .start(meta(pod, "namespace"), meta(pod, "name"), &c.name, &lines);
+                if let Behavior::Crash {
+                    exit_code,
+                    run_secs,
+                    ..
+                } = b
+                {
                     if *run_secs <= 0.0 {
                         kill(c, now, *exit_code as i64, restart_policy);
                         return;
@@ -396,11 +532,13 @@ fn step_container(env: &Env, pod: &Value, c: &mut Ctr, now: Instant, restart_pol
                 }
                 let rp = &c.spec["readinessProbe"];
                 if rp.is_object() {
-                    c.readiness.next = Some(now + env.clock.secs(secs_of(rp, "initialDelaySeconds", 0)));
+                    c.readiness.next =
+                        Some(now + env.clock.secs(secs_of(rp, "initialDelaySeconds", 0)));
                 }
                 let lp = &c.spec["livenessProbe"];
                 if lp.is_object() {
-                    c.liveness.next = Some(now + env.clock.secs(secs_of(lp, "initialDelaySeconds", 0)));
+                    c.liveness.next =
+                        Some(now + env.clock.secs(secs_of(lp, "initialDelaySeconds", 0)));
                 }
             }
         }
@@ -434,7 +572,11 @@ fn step_container(env: &Env, pod: &Value, c: &mut Ctr, now: Instant, restart_pol
             Err(m) => {
                 c.readiness.fail += 1;
                 c.readiness.succ = 0;
-                record("Warning", "Unhealthy", &format!("Readiness probe failed: {m}"));
+                record(
+                    "Warning",
+                    "Unhealthy",
+                    &format!("Readiness probe failed: {m}"),
+                );
                 if c.readiness.fail >= rp["failureThreshold"].as_i64().unwrap_or(3) {
                     c.ready = false;
                 }
@@ -453,9 +595,20 @@ fn step_container(env: &Env, pod: &Value, c: &mut Ctr, now: Instant, restart_pol
             }
             Err(m) => {
                 c.liveness.fail += 1;
-                record("Warning", "Unhealthy", &format!("Liveness probe failed: {m}"));
+                record(
+                    "Warning",
+                    "Unhealthy",
+                    &format!("Liveness probe failed: {m}"),
+                );
                 if c.liveness.fail >= lp["failureThreshold"].as_i64().unwrap_or(3) {
-                    record("Normal", "Killing", &format!("Container {} failed liveness probe, will be restarted", c.name));
+                    record(
+                        "Normal",
+                        "Killing",
+                        &format!(
+                            "Container {} failed liveness probe, will be restarted",
+                            c.name
+                        ),
+                    );
                     kill(c, now, 137, restart_policy);
                     return;
                 }
@@ -483,7 +636,9 @@ fn write_status(env: &Env, pod: &Value, rt: &PodRt, uid: &str) {
     let old = &pod["status"];
     let now = now_rfc3339();
     let cond = |t: &str| -> Option<Value> {
-        old["conditions"].as_array().and_then(|a| a.iter().find(|c| c["type"] == t).cloned())
+        old["conditions"]
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["type"] == t).cloned())
     };
     let make = |t: &str, ok: bool, reason_msg: Option<(String, String)>| -> Value {
         let status = if ok { "True" } else { "False" };
@@ -491,26 +646,59 @@ fn write_status(env: &Env, pod: &Value, rt: &PodRt, uid: &str) {
             Some(c) if c["status"] == status => c["lastTransitionTime"].clone(),
             _ => json!(now),
         };
-        let mut c = json!({"type": t, "status": status, "lastProbeTime": null, "lastTransitionTime": ltt});
+        let mut c =
+            json!({"type": t, "status": status, "lastProbeTime": null, "lastTransitionTime": ltt});
         if let Some((r, m)) = reason_msg {
             c["reason"] = json!(r);
             c["message"] = json!(m);
         }
         c
     };
-    let unready: Vec<&str> = rt.containers.iter().filter(|c| !c.ready).map(|c| c.name.as_str()).collect();
+    let unready: Vec<&str> = rt
+        .containers
+        .iter()
+        .filter(|c| !c.ready)
+        .map(|c| c.name.as_str())
+        .collect();
     let all_ready = unready.is_empty();
-    let rm = (!all_ready).then(|| ("ContainersNotReady".to_string(), format!("containers with unready status: [{}]", unready.join(" "))));
-    let mut conditions = vec![make("Initialized", true, None), make("Ready", all_ready, rm.clone()), make("ContainersReady", all_ready, rm)];
+    let rm = (!all_ready).then(|| {
+        (
+            "ContainersNotReady".to_string(),
+            format!("containers with unready status: [{}]", unready.join(" ")),
+        )
+    });
+    let mut conditions = vec![
+        make("Initialized", true, None),
+        make("Ready", all_ready, rm.clone()),
+        make("ContainersReady", all_ready, rm),
+    ];
     if let Some(ps) = cond("PodScheduled") {
         conditions.push(ps);
     }
-    let restart_policy = pod.pointer("/spec/restartPolicy").and_then(|r| r.as_str()).unwrap_or("Always");
-    let all_terminated = rt.containers.iter().all(|c| matches!(c.state, CState::Terminated { .. }));
-    let phase = if rt.containers.iter().any(|c| matches!(c.state, CState::Running { .. })) {
+    let restart_policy = pod
+        .pointer("/spec/restartPolicy")
+        .and_then(|r| r.as_str())
+        .unwrap_or("Always");
+    let all_terminated = rt
+        .containers
+        .iter()
+        .all(|c| matches!(c.state, CState::Terminated { .. }));
+    let phase = if rt
+        .containers
+        .iter()
+        .any(|c| matches!(c.state, CState::Running { .. }))
+    {
         "Running"
     } else if all_terminated && restart_policy == "Never" {
-        if rt.containers.iter().all(|c| matches!(c.state, CState::Terminated { exit_code: 0, .. })) { "Succeeded" } else { "Failed" }
+        if rt
+            .containers
+            .iter()
+            .all(|c| matches!(c.state, CState::Terminated { exit_code: 0, .. }))
+        {
+            "Succeeded"
+        } else {
+            "Failed"
+        }
     } else if rt.containers.iter().all(|c| c.ever_started) && !rt.containers.is_empty() {
         "Running"
     } else {
@@ -550,10 +738,10 @@ fn write_status(env: &Env, pod: &Value, rt: &PodRt, uid: &str) {
         "containerStatuses": statuses,
         "qosClass": old["qosClass"],
     });
-    if old["qosClass"].is_null() {
-        if let Some(m) = st.as_object_mut() {
-            m.remove("qosClass");
-        }
+    if old["qosClass"].is_null()
+        && let Some(m) = st.as_object_mut()
+    {
+        m.remove("qosClass");
     }
     if st == *old {
         return;
@@ -566,9 +754,15 @@ fn write_status(env: &Env, pod: &Value, rt: &PodRt, uid: &str) {
             rs.remove(uid);
         }
     }
-    let _ = env.api.modify(env.res("Pod"), meta(pod, "namespace"), meta(pod, "name"), &Req::status("Go-http-client"), |live| {
-        let mut n = live.clone();
-        n["status"] = st;
-        Some(n)
-    });
+    let _ = env.api.modify(
+        env.res("Pod"),
+        meta(pod, "namespace"),
+        meta(pod, "name"),
+        &Req::status("Go-http-client"),
+        |live| {
+            let mut n = live.clone();
+            n["status"] = st;
+            Some(n)
+        },
+    );
 }

@@ -70,10 +70,11 @@ impl Env {
     pub fn at(&self, at: Instant, w: Work) {
         {
             let mut wk = self.wakeups.lock().expect("wakeups mutex poisoned");
-            if let Some(existing) = wk.get(&w) {
-                if *existing <= at && *existing > Instant::now() {
-                    return;
-                }
+            if let Some(existing) = wk.get(&w)
+                && *existing <= at
+                && *existing > Instant::now()
+            {
+                return;
             }
             wk.insert(w.clone(), at);
         }
@@ -97,23 +98,39 @@ impl Env {
 fn owner_of<'a>(obj: &'a Value, kind: &str) -> Option<&'a str> {
     obj.pointer("/metadata/ownerReferences")
         .and_then(|a| a.as_array())
-        .and_then(|a| a.iter().find(|r| r["kind"] == kind && r["controller"] == true))
+        .and_then(|a| {
+            a.iter()
+                .find(|r| r["kind"] == kind && r["controller"] == true)
+        })
         .and_then(|r| r["name"].as_str())
 }
 
 fn meta<'a>(v: &'a Value, k: &str) -> &'a str {
-    v.pointer(&format!("/metadata/{k}")).and_then(|x| x.as_str()).unwrap_or("")
+    v.pointer(&format!("/metadata/{k}"))
+        .and_then(|x| x.as_str())
+        .unwrap_or("")
 }
 
 /// Starts the control plane; returns its task.
-pub fn start(api: Arc<Api>, clock: TimeScale, images: NodeImages, logs: Logs, node: NodeSpec) -> tokio::task::JoinHandle<()> {
+pub fn start(
+    api: Arc<Api>,
+    clock: TimeScale,
+    images: NodeImages,
+    logs: Logs,
+    node: NodeSpec,
+) -> tokio::task::JoinHandle<()> {
     let (ch_tx, mut ch_rx) = mpsc::unbounded_channel::<WatchMsg>();
     let (work_tx, mut work_rx) = mpsc::unbounded_channel::<Work>();
     {
         let mut st = api.lock();
         let id = st.next_watcher;
         st.next_watcher += 1;
-        st.watchers.push(Watcher { id, res: None, namespace: None, tx: ch_tx });
+        st.watchers.push(Watcher {
+            id,
+            res: None,
+            namespace: None,
+            tx: ch_tx,
+        });
     }
     let env = Arc::new(Env {
         api,
@@ -162,7 +179,10 @@ pub fn start(api: Arc<Api>, clock: TimeScale, images: NodeImages, logs: Logs, no
             }
             let Some(w) = queue.pop_front() else { continue };
             queued.remove(&w);
-            env.wakeups.lock().expect("wakeups mutex poisoned").remove(&w);
+            env.wakeups
+                .lock()
+                .expect("wakeups mutex poisoned")
+                .remove(&w);
             match &w {
                 Work::Deployment(ns, n) => deployment::sync(&env, ns, n),
                 Work::ReplicaSet(ns, n) => replicaset::sync(&env, ns, n),
@@ -182,7 +202,9 @@ fn route(c: &crate::store::Change) -> Vec<Work> {
     let ns = c.namespace.clone();
     let name = meta(o, "name").to_string();
     let mut out = Vec::new();
-    let deleting = o.pointer("/metadata/deletionTimestamp").is_some_and(|d| !d.is_null());
+    let deleting = o
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|d| !d.is_null());
     if c.kind == "DELETED" || deleting {
         out.push(Work::Gc);
     }
@@ -201,14 +223,19 @@ fn route(c: &crate::store::Change) -> Vec<Work> {
             if let Some(rs) = owner_of(o, "ReplicaSet") {
                 out.push(Work::ReplicaSet(ns.clone(), rs.to_string()));
                 // Recreate waits for old pods to be gone: their deletion wakes the Deployment.
-                let hash = o.pointer("/metadata/labels/pod-template-hash").and_then(|h| h.as_str());
-                if let (true, Some(h)) = (c.kind == "DELETED", hash) {
-                    if let Some(d) = rs.strip_suffix(&format!("-{h}")) {
-                        out.push(Work::Deployment(ns.clone(), d.to_string()));
-                    }
+                let hash = o
+                    .pointer("/metadata/labels/pod-template-hash")
+                    .and_then(|h| h.as_str());
+                if let (true, Some(h)) = (c.kind == "DELETED", hash)
+                    && let Some(d) = rs.strip_suffix(&format!("-{h}"))
+                {
+                    out.push(Work::Deployment(ns.clone(), d.to_string()));
                 }
             }
-            let node = o.pointer("/spec/nodeName").and_then(|n| n.as_str()).unwrap_or("");
+            let node = o
+                .pointer("/spec/nodeName")
+                .and_then(|n| n.as_str())
+                .unwrap_or("");
             if node.is_empty() || c.kind == "DELETED" {
                 out.push(Work::Schedule);
             }

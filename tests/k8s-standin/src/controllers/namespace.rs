@@ -13,13 +13,26 @@ pub fn sync(env: &Env, name: &str) {
     let Ok(ns) = env.api.get(ns_res, "", name) else {
         return;
     };
-    let deleting = ns.pointer("/metadata/deletionTimestamp").is_some_and(|d| !d.is_null());
+    let deleting = ns
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|d| !d.is_null());
     if !deleting {
         let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kube-root-ca.crt"},
             "data": {"ca.crt": "-----BEGIN CERTIFICATE-----\nMIIBstandin\n-----END CERTIFICATE-----\n"}});
-        let _ = env.api.create(env.res("ConfigMap"), name, cm, &Req::by("kube-controller-manager"));
-        let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}});
-        let _ = env.api.create(env.res("ServiceAccount"), name, sa, &Req::by("kube-controller-manager"));
+        let _ = env.api.create(
+            env.res("ConfigMap"),
+            name,
+            cm,
+            &Req::by("kube-controller-manager"),
+        );
+        let sa =
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}});
+        let _ = env.api.create(
+            env.res("ServiceAccount"),
+            name,
+            sa,
+            &Req::by("kube-controller-manager"),
+        );
         return;
     }
     let content: Vec<_> = env
@@ -42,9 +55,19 @@ pub fn sync(env: &Env, name: &str) {
         return;
     }
     for (r, v) in content {
-        if v.pointer("/metadata/deletionTimestamp").is_some_and(|d| !d.is_null()) {
+        if v.pointer("/metadata/deletionTimestamp")
+            .is_some_and(|d| !d.is_null())
+        {
             continue;
         }
-        let _ = env.api.delete(r, name, meta(&v, "name"), &DeleteOpts { propagation: Some("Background".into()), ..DeleteOpts::default() });
+        let _ = env.api.delete(
+            r,
+            name,
+            meta(&v, "name"),
+            &DeleteOpts {
+                propagation: Some("Background".into()),
+                ..DeleteOpts::default()
+            },
+        );
     }
 }

@@ -15,18 +15,31 @@ use crate::selectors::{FieldSelector, LabelSelector};
 const MANAGER: &str = "kube-controller-manager";
 
 fn is_active(p: &Value) -> bool {
-    let phase = p.pointer("/status/phase").and_then(|x| x.as_str()).unwrap_or("");
-    phase != "Succeeded" && phase != "Failed" && p.pointer("/metadata/deletionTimestamp").is_none_or(|d| d.is_null())
+    let phase = p
+        .pointer("/status/phase")
+        .and_then(|x| x.as_str())
+        .unwrap_or("");
+    phase != "Succeeded"
+        && phase != "Failed"
+        && p.pointer("/metadata/deletionTimestamp")
+            .is_none_or(|d| d.is_null())
 }
 
 fn is_ready(p: &Value) -> bool {
     p.pointer("/status/conditions")
         .and_then(|c| c.as_array())
-        .is_some_and(|a| a.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+        .is_some_and(|a| {
+            a.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
 }
 
 fn phase_rank(p: &Value) -> u8 {
-    match p.pointer("/status/phase").and_then(|x| x.as_str()).unwrap_or("") {
+    match p
+        .pointer("/status/phase")
+        .and_then(|x| x.as_str())
+        .unwrap_or("")
+    {
         "Pending" => 0,
         "Unknown" => 1,
         "Running" => 2,
@@ -37,7 +50,11 @@ fn phase_rank(p: &Value) -> u8 {
 fn restarts(p: &Value) -> i64 {
     p.pointer("/status/containerStatuses")
         .and_then(|c| c.as_array())
-        .map(|a| a.iter().map(|c| c["restartCount"].as_i64().unwrap_or(0)).sum())
+        .map(|a| {
+            a.iter()
+                .map(|c| c["restartCount"].as_i64().unwrap_or(0))
+                .sum()
+        })
         .unwrap_or(0)
 }
 
@@ -49,18 +66,31 @@ pub fn sync(env: &Env, ns: &str, name: &str) {
         return;
     };
     let uid = meta(&rs, "uid").to_string();
-    let (pods, _) = env.api.list(pod_res, Some(ns), &LabelSelector::default(), &FieldSelector::default());
+    let (pods, _) = env.api.list(
+        pod_res,
+        Some(ns),
+        &LabelSelector::default(),
+        &FieldSelector::default(),
+    );
     let owned: Vec<Value> = pods
         .into_iter()
         .filter(|p| {
             p.pointer("/metadata/ownerReferences")
                 .and_then(|a| a.as_array())
-                .is_some_and(|a| a.iter().any(|r| r["uid"] == uid.as_str() && r["controller"] == true))
+                .is_some_and(|a| {
+                    a.iter()
+                        .any(|r| r["uid"] == uid.as_str() && r["controller"] == true)
+                })
         })
         .collect();
     let mut active: Vec<Value> = owned.iter().filter(|p| is_active(p)).cloned().collect();
-    let want = rs.pointer("/spec/replicas").and_then(|r| r.as_i64()).unwrap_or(1);
-    let deleting = rs.pointer("/metadata/deletionTimestamp").is_some_and(|d| !d.is_null());
+    let want = rs
+        .pointer("/spec/replicas")
+        .and_then(|r| r.as_i64())
+        .unwrap_or(1);
+    let deleting = rs
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|d| !d.is_null());
     let diff = active.len() as i64 - want;
     if !deleting && diff < 0 {
         let template = &rs["spec"]["template"];
@@ -88,11 +118,30 @@ pub fn sync(env: &Env, ns: &str, name: &str) {
                 }
                 match env.api.create(pod_res, ns, pod, &Req::by(MANAGER)) {
                     Ok(p) => {
-                        env.recorder.record(&env.api, &rs, "Normal", "SuccessfulCreate", &format!("Created pod: {}", meta(&p, "name")), Source::Controller("replicaset-controller"), None);
+                        env.recorder.record(
+                            &env.api,
+                            &rs,
+                            "Normal",
+                            "SuccessfulCreate",
+                            &format!("Created pod: {}", meta(&p, "name")),
+                            Source::Controller("replicaset-controller"),
+                            None,
+                        );
                         active.push(p);
                     }
                     Err(e) => {
-                        env.recorder.record(&env.api, &rs, "Warning", "FailedCreate", &format!("Error creating: {}", e.body["message"].as_str().unwrap_or("")), Source::Controller("replicaset-controller"), None);
+                        env.recorder.record(
+                            &env.api,
+                            &rs,
+                            "Warning",
+                            "FailedCreate",
+                            &format!(
+                                "Error creating: {}",
+                                e.body["message"].as_str().unwrap_or("")
+                            ),
+                            Source::Controller("replicaset-controller"),
+                            None,
+                        );
                         break 'outer;
                     }
                 }
@@ -102,8 +151,12 @@ pub fn sync(env: &Env, ns: &str, name: &str) {
         }
     } else if !deleting && diff > 0 {
         active.sort_by(|a, b| {
-            let an = a.pointer("/spec/nodeName").is_some_and(|n| n.as_str().is_some_and(|s| !s.is_empty()));
-            let bn = b.pointer("/spec/nodeName").is_some_and(|n| n.as_str().is_some_and(|s| !s.is_empty()));
+            let an = a
+                .pointer("/spec/nodeName")
+                .is_some_and(|n| n.as_str().is_some_and(|s| !s.is_empty()));
+            let bn = b
+                .pointer("/spec/nodeName")
+                .is_some_and(|n| n.as_str().is_some_and(|s| !s.is_empty()));
             an.cmp(&bn)
                 .then(phase_rank(a).cmp(&phase_rank(b)))
                 .then(is_ready(a).cmp(&is_ready(b)))
@@ -112,24 +165,50 @@ pub fn sync(env: &Env, ns: &str, name: &str) {
         });
         let victims: Vec<Value> = active.drain(..diff as usize).collect();
         for p in victims {
-            if env.api.delete(pod_res, ns, meta(&p, "name"), &DeleteOpts::default()).is_ok() {
-                env.recorder.record(&env.api, &rs, "Normal", "SuccessfulDelete", &format!("Deleted pod: {}", meta(&p, "name")), Source::Controller("replicaset-controller"), None);
+            if env
+                .api
+                .delete(pod_res, ns, meta(&p, "name"), &DeleteOpts::default())
+                .is_ok()
+            {
+                env.recorder.record(
+                    &env.api,
+                    &rs,
+                    "Normal",
+                    "SuccessfulDelete",
+                    &format!("Deleted pod: {}", meta(&p, "name")),
+                    Source::Controller("replicaset-controller"),
+                    None,
+                );
             }
         }
     }
     // Status.
-    let (pods, _) = env.api.list(pod_res, Some(ns), &LabelSelector::default(), &FieldSelector::default());
+    let (pods, _) = env.api.list(
+        pod_res,
+        Some(ns),
+        &LabelSelector::default(),
+        &FieldSelector::default(),
+    );
     let active: Vec<Value> = pods
         .into_iter()
         .filter(|p| {
             p.pointer("/metadata/ownerReferences")
                 .and_then(|a| a.as_array())
-                .is_some_and(|a| a.iter().any(|r| r["uid"] == uid.as_str() && r["controller"] == true))
+                .is_some_and(|a| {
+                    a.iter()
+                        .any(|r| r["uid"] == uid.as_str() && r["controller"] == true)
+                })
         })
         .filter(is_active)
         .collect();
-    let min_ready = rs.pointer("/spec/minReadySeconds").and_then(|m| m.as_i64()).unwrap_or(0);
-    let template_labels = LabelSelector::from_map(rs.pointer("/spec/template/metadata/labels").unwrap_or(&Value::Null));
+    let min_ready = rs
+        .pointer("/spec/minReadySeconds")
+        .and_then(|m| m.as_i64())
+        .unwrap_or(0);
+    let template_labels = LabelSelector::from_map(
+        rs.pointer("/spec/template/metadata/labels")
+            .unwrap_or(&Value::Null),
+    );
     let now = Instant::now();
     let mut ready = 0;
     let mut available = 0;
@@ -144,14 +223,23 @@ pub fn sync(env: &Env, ns: &str, name: &str) {
             if min_ready == 0 {
                 available += 1;
             } else {
-                let since = env.ready_since.lock().expect("ready mutex poisoned").get(meta(p, "uid")).copied();
+                let since = env
+                    .ready_since
+                    .lock()
+                    .expect("ready mutex poisoned")
+                    .get(meta(p, "uid"))
+                    .copied();
                 let need = env.clock.secs(min_ready as f64);
                 match since {
                     Some(s) if s + need <= now => available += 1,
                     Some(s) => {
                         let left = (s + need) - now;
                         let scale = env.clock.get();
-                        let sim = if scale > 0.0 { left.div_f64(scale) } else { Duration::ZERO };
+                        let sim = if scale > 0.0 {
+                            left.div_f64(scale)
+                        } else {
+                            Duration::ZERO
+                        };
                         requeue = Some(requeue.map_or(sim, |r: Duration| r.min(sim)));
                     }
                     None => available += 1,
@@ -168,18 +256,26 @@ pub fn sync(env: &Env, ns: &str, name: &str) {
     put(&mut st, "fullyLabeledReplicas", fully);
     put(&mut st, "readyReplicas", ready);
     put(&mut st, "availableReplicas", available);
-    st["observedGeneration"] = rs.pointer("/metadata/generation").cloned().unwrap_or(json!(1));
+    st["observedGeneration"] = rs
+        .pointer("/metadata/generation")
+        .cloned()
+        .unwrap_or(json!(1));
     if let Some(c) = rs.pointer("/status/conditions") {
         st["conditions"] = c.clone();
     }
     if st != rs["status"] {
-        let _ = env.api.modify(rs_res, ns, name, &Req::status(MANAGER), |live| {
-            let mut n = live.clone();
-            n["status"] = st;
-            Some(n)
-        });
+        let _ = env
+            .api
+            .modify(rs_res, ns, name, &Req::status(MANAGER), |live| {
+                let mut n = live.clone();
+                n["status"] = st;
+                Some(n)
+            });
     }
     if let Some(r) = requeue {
-        env.after(r + Duration::from_millis(1), Work::ReplicaSet(ns.to_string(), name.to_string()));
+        env.after(
+            r + Duration::from_millis(1),
+            Work::ReplicaSet(ns.to_string(), name.to_string()),
+        );
     }
 }

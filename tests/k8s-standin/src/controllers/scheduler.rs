@@ -33,7 +33,11 @@ pub fn parse_quantity(q: &str, milli: bool) -> i128 {
         .find_map(|(s, m)| q.strip_suffix(s).map(|n| (n, *m)))
         .unwrap_or((q, 1.0));
     let v: f64 = num.parse().unwrap_or(0.0) * mult;
-    if milli { (v * 1000.0).round() as i128 } else { v.round() as i128 }
+    if milli {
+        (v * 1000.0).round() as i128
+    } else {
+        v.round() as i128
+    }
 }
 
 fn requests(pod: &Value) -> (i128, i128) {
@@ -42,8 +46,16 @@ fn requests(pod: &Value) -> (i128, i128) {
     if let Some(cs) = pod.pointer("/spec/containers").and_then(|c| c.as_array()) {
         for c in cs {
             if let Some(r) = c.pointer("/resources/requests") {
-                cpu += r["cpu"].as_str().map(|q| parse_quantity(q, true)).or_else(|| r["cpu"].as_f64().map(|f| (f * 1000.0) as i128)).unwrap_or(0);
-                mem += r["memory"].as_str().map(|q| parse_quantity(q, false)).or_else(|| r["memory"].as_i64().map(|f| f as i128)).unwrap_or(0);
+                cpu += r["cpu"]
+                    .as_str()
+                    .map(|q| parse_quantity(q, true))
+                    .or_else(|| r["cpu"].as_f64().map(|f| (f * 1000.0) as i128))
+                    .unwrap_or(0);
+                mem += r["memory"]
+                    .as_str()
+                    .map(|q| parse_quantity(q, false))
+                    .or_else(|| r["memory"].as_i64().map(|f| f as i128))
+                    .unwrap_or(0);
             }
         }
     }
@@ -53,18 +65,29 @@ fn requests(pod: &Value) -> (i128, i128) {
 /// Schedules every pending pod.
 pub fn sync(env: &Env) {
     let pod_res = env.res("Pod");
-    let (pods, _) = env.api.list(pod_res, None, &LabelSelector::default(), &FieldSelector::default());
+    let (pods, _) = env.api.list(
+        pod_res,
+        None,
+        &LabelSelector::default(),
+        &FieldSelector::default(),
+    );
     let node = &env.node;
     let alloc_cpu = parse_quantity(&node.cpu, true);
     let alloc_mem = parse_quantity(&node.memory, false);
     let terminated = |p: &Value| {
-        let ph = p.pointer("/status/phase").and_then(|x| x.as_str()).unwrap_or("");
+        let ph = p
+            .pointer("/status/phase")
+            .and_then(|x| x.as_str())
+            .unwrap_or("");
         ph == "Succeeded" || ph == "Failed"
     };
     let mut used_cpu = 0;
     let mut used_mem = 0;
     let mut count = 0i64;
-    for p in pods.iter().filter(|p| p.pointer("/spec/nodeName").and_then(|n| n.as_str()) == Some(node.name.as_str()) && !terminated(p)) {
+    for p in pods.iter().filter(|p| {
+        p.pointer("/spec/nodeName").and_then(|n| n.as_str()) == Some(node.name.as_str())
+            && !terminated(p)
+    }) {
         let (c, m) = requests(p);
         used_cpu += c;
         used_mem += m;
@@ -72,9 +95,21 @@ pub fn sync(env: &Env) {
     }
     let mut pending: Vec<&Value> = pods
         .iter()
-        .filter(|p| p.pointer("/spec/nodeName").and_then(|n| n.as_str()).is_none_or(|n| n.is_empty()))
-        .filter(|p| p.pointer("/metadata/deletionTimestamp").is_none_or(|d| d.is_null()))
-        .filter(|p| p.pointer("/spec/schedulerName").and_then(|s| s.as_str()).unwrap_or("default-scheduler") == "default-scheduler")
+        .filter(|p| {
+            p.pointer("/spec/nodeName")
+                .and_then(|n| n.as_str())
+                .is_none_or(|n| n.is_empty())
+        })
+        .filter(|p| {
+            p.pointer("/metadata/deletionTimestamp")
+                .is_none_or(|d| d.is_null())
+        })
+        .filter(|p| {
+            p.pointer("/spec/schedulerName")
+                .and_then(|s| s.as_str())
+                .unwrap_or("default-scheduler")
+                == "default-scheduler"
+        })
         .collect();
     pending.sort_by(|a, b| meta(a, "creationTimestamp").cmp(meta(b, "creationTimestamp")));
     for p in pending {
@@ -110,7 +145,14 @@ pub fn sync(env: &Env) {
                 Some(n)
             });
             if let Ok(Some(b)) = bound {
-                env.recorder.record_scheduler(&env.api, &b, "Normal", "Scheduled", "Binding", &format!("Successfully assigned {ns}/{name} to {}", node.name));
+                env.recorder.record_scheduler(
+                    &env.api,
+                    &b,
+                    "Normal",
+                    "Scheduled",
+                    "Binding",
+                    &format!("Successfully assigned {ns}/{name} to {}", node.name),
+                );
             }
         } else {
             reasons.sort();
@@ -128,7 +170,14 @@ pub fn sync(env: &Env) {
                 n["status"]["conditions"] = Value::Array(conds);
                 Some(n)
             });
-            env.recorder.record_scheduler(&env.api, p, "Warning", "FailedScheduling", "Scheduling", &msg);
+            env.recorder.record_scheduler(
+                &env.api,
+                p,
+                "Warning",
+                "FailedScheduling",
+                "Scheduling",
+                &msg,
+            );
         }
     }
 }

@@ -13,17 +13,32 @@ use serde_json::{Value, json};
 
 /// A stand-in at time scale 0.02 with the transcript images and a namespace.
 pub async fn standin(ns: &str) -> StandIn {
-    let s = StandIn::start(Options { time_scale: 0.02, ..Options::default() })
-        .await
-        .expect("start stand-in");
+    let s = StandIn::start(Options {
+        time_scale: 0.02,
+        ..Options::default()
+    })
+    .await
+    .expect("start stand-in");
     let images = s.node_images();
     images.add_image("probe-busybox:1", Behavior::serve(&["/api/health"], 8000));
     images.add_image("probe-busybox:2", Behavior::serve(&["/api/health"], 8000));
     images.add_image(
         "probe-crash:1",
-        Behavior::crash(3, &["starting backend", "sqlalchemy.exc.OperationalError: could not connect to server"]),
+        Behavior::crash(
+            3,
+            &[
+                "starting backend",
+                "sqlalchemy.exc.OperationalError: could not connect to server",
+            ],
+        ),
     );
-    let (code, body) = call(&s, "POST", "/api/v1/namespaces", Some(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))).await;
+    let (code, body) = call(
+        &s,
+        "POST",
+        "/api/v1/namespaces",
+        Some(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})),
+    )
+    .await;
     assert_eq!(code, 201, "{body}");
     s
 }
@@ -42,42 +57,86 @@ impl Resp {
 }
 
 /// One request with an explicit content type.
-pub async fn raw(s: &StandIn, method: &str, path: &str, content_type: Option<&str>, body: Option<Vec<u8>>) -> Result<Resp, String> {
+pub async fn raw(
+    s: &StandIn,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: Option<Vec<u8>>,
+) -> Result<Resp, String> {
     let addr = s.url().trim_start_matches("http://").to_string();
-    let stream = tokio::net::TcpStream::connect(&addr).await.map_err(|e| e.to_string())?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+    let stream = tokio::net::TcpStream::connect(&addr)
         .await
         .map_err(|e| e.to_string())?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
     tokio::spawn(conn);
-    let mut b = Request::builder().method(method).uri(path).header("host", addr.clone()).header("user-agent", "standin-test/1.0");
+    let mut b = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.clone())
+        .header("user-agent", "standin-test/1.0");
     if let Some(ct) = content_type {
         b = b.header("content-type", ct);
     }
-    let req = b.body(Full::new(Bytes::from(body.unwrap_or_default()))).map_err(|e| e.to_string())?;
+    let req = b
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .map_err(|e| e.to_string())?;
     let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-    Ok(Resp { status, headers, body })
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok(Resp {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// JSON request; returns status and JSON body.
 pub async fn call(s: &StandIn, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let r = raw(s, method, path, body.as_ref().map(|_| "application/json"), body.map(|b| b.to_string().into_bytes()))
-        .await
-        .expect("request");
+    let r = raw(
+        s,
+        method,
+        path,
+        body.as_ref().map(|_| "application/json"),
+        body.map(|b| b.to_string().into_bytes()),
+    )
+    .await
+    .expect("request");
     (r.status, r.json())
 }
 
 /// PATCH with a content type.
 pub async fn patch(s: &StandIn, path: &str, ct: &str, body: &Value) -> (u16, Value) {
-    let r = raw(s, "PATCH", path, Some(ct), Some(body.to_string().into_bytes())).await.expect("request");
+    let r = raw(
+        s,
+        "PATCH",
+        path,
+        Some(ct),
+        Some(body.to_string().into_bytes()),
+    )
+    .await
+    .expect("request");
     (r.status, r.json())
 }
 
 /// Server-side apply as todo-deploy does it.
 pub async fn apply(s: &StandIn, path: &str, body: &Value, extra_query: &str) -> (u16, Value) {
-    patch(s, &format!("{path}?fieldManager=todo-deploy{extra_query}"), "application/apply-patch+yaml", body).await
+    patch(
+        s,
+        &format!("{path}?fieldManager=todo-deploy{extra_query}"),
+        "application/apply-patch+yaml",
+        body,
+    )
+    .await
 }
 
 /// A watch stream being read line by line.
@@ -88,11 +147,18 @@ pub struct WatchStream {
 impl WatchStream {
     /// Next event within `timeout`; `None` on timeout or end.
     pub async fn next(&mut self, timeout: Duration) -> Option<Result<Value, String>> {
-        tokio::time::timeout(timeout, self.rx.recv()).await.ok().flatten()
+        tokio::time::timeout(timeout, self.rx.recv())
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Collects events until `stop` returns true for one (included) or timeout.
-    pub async fn until(&mut self, timeout: Duration, mut stop: impl FnMut(&Value) -> bool) -> Vec<Value> {
+    pub async fn until(
+        &mut self,
+        timeout: Duration,
+        mut stop: impl FnMut(&Value) -> bool,
+    ) -> Vec<Value> {
         let end = tokio::time::Instant::now() + timeout;
         let mut out = Vec::new();
         loop {
@@ -114,8 +180,13 @@ impl WatchStream {
 /// Opens a watch (path with query) and reads newline-delimited events.
 pub async fn watch(s: &StandIn, path_and_query: &str) -> WatchStream {
     let addr = s.url().trim_start_matches("http://").to_string();
-    let stream = tokio::net::TcpStream::connect(&addr).await.expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.expect("handshake");
+    let stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
     tokio::spawn(conn);
     let req = Request::builder()
         .method("GET")
@@ -156,7 +227,10 @@ pub async fn watch(s: &StandIn, path_and_query: &str) -> WatchStream {
 
 /// A transcript file.
 pub fn transcript(name: &str) -> Value {
-    let p = format!("{}/../../../shared/k8s-api-transcripts/{name}", env!("CARGO_MANIFEST_DIR"));
+    let p = format!(
+        "{}/../../../shared/k8s-api-transcripts/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {p}: {e}"));
     serde_json::from_str(&text).expect("transcript json")
 }
@@ -179,7 +253,16 @@ pub fn normalize(v: &Value) -> Value {
         Value::Object(m) => Value::Object(
             m.iter()
                 .map(|(k, x)| {
-                    let ign = matches!(k.as_str(), "uid" | "resourceVersion" | "creationTimestamp" | "time" | "lastUpdateTime" | "lastTransitionTime" | "deletionTimestamp");
+                    let ign = matches!(
+                        k.as_str(),
+                        "uid"
+                            | "resourceVersion"
+                            | "creationTimestamp"
+                            | "time"
+                            | "lastUpdateTime"
+                            | "lastTransitionTime"
+                            | "deletionTimestamp"
+                    );
                     (k.clone(), if ign { json!("<x>") } else { normalize(x) })
                 })
                 .collect(),
@@ -190,7 +273,12 @@ pub fn normalize(v: &Value) -> Value {
 }
 
 /// Polls an object until `f` holds.
-pub async fn wait_obj(s: &StandIn, path: &str, timeout: Duration, f: impl Fn(&Value) -> bool) -> Value {
+pub async fn wait_obj(
+    s: &StandIn,
+    path: &str,
+    timeout: Duration,
+    f: impl Fn(&Value) -> bool,
+) -> Value {
     s.wait_for(timeout, |s| s.get(path).filter(|v| f(v)))
         .await
         .unwrap_or_else(|| panic!("timed out waiting on {path}: {:?}", s.get(path)))
