@@ -120,6 +120,10 @@ pub struct DeployArgs {
     /// Keep a failed upgrade in place instead of rolling back.
     #[arg(long)]
     pub no_rollback: bool,
+
+    /// Deploy the images as they are tagged, without building them.
+    #[arg(long)]
+    pub no_build: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -2,13 +2,16 @@
 //! `status`), the configuration and plan they share, and the commands that compose them. The
 //! binary in `main.rs` only parses arguments, runs a command and prints its error.
 
+pub mod apply;
 pub mod build;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod outcome;
 pub mod plan;
 pub mod render;
+pub mod rollout;
 pub mod secrets;
 pub mod settings;
 pub mod ui;

@@ -1,7 +1,7 @@
 //! Commands whose stages are not built yet. They still resolve the configuration, so its errors
 //! surface, and then say plainly what is missing and exit non-zero; none of them pretends.
 
-use crate::cli::{Command, DeployArgs, GlobalArgs};
+use crate::cli::{Command, GlobalArgs};
 use crate::outcome::{Exit, Failure};
 use crate::settings::{self, CommandFlags, Secrets};
 
@@ -16,21 +16,6 @@ fn name(command: &Command) -> &'static str {
         Command::Rollback(_) => "rollback",
         Command::Render(_) => "render",
     }
-}
-
-pub fn deploy(
-    global: &GlobalArgs,
-    command: &Command,
-    args: &DeployArgs,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Exit, Failure> {
-    let flags = CommandFlags {
-        tag: args.tag.as_deref(),
-        timeout: args.timeout.as_deref(),
-        loader: args.loader.map(Into::into),
-    };
-    settings::resolve(global, &flags, Secrets::Values, env)?;
-    Err(not_built(command, "build, load, apply and wait"))
 }
 
 pub fn release(global: &GlobalArgs, command: &Command) -> Result<Exit, Failure> {

@@ -82,6 +82,22 @@ pub enum LoaderKind {
     None,
 }
 
+impl LoaderKind {
+    /// The name as written in the config and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoaderKind::Auto => "auto",
+            LoaderKind::Minikube => "minikube",
+            LoaderKind::Kind => "kind",
+            LoaderKind::K3d => "k3d",
+            LoaderKind::Containerd => "containerd",
+            LoaderKind::Docker => "docker",
+            LoaderKind::Registry => "registry",
+            LoaderKind::None => "none",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ServiceConfig {

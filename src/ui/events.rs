@@ -5,11 +5,13 @@
 use tokio::sync::mpsc;
 
 use crate::build::BuildEvent;
+use crate::rollout::RolloutEvent;
 
 /// Everything a stage can report.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Build(BuildEvent),
+    Rollout(RolloutEvent),
     /// A step worth a line in the normal output (`applied Deployment/backend`).
     Info(String),
     /// Detail for `-v`: choices made and why.
@@ -21,6 +23,12 @@ pub enum Event {
 impl From<BuildEvent> for Event {
     fn from(event: BuildEvent) -> Self {
         Event::Build(event)
+    }
+}
+
+impl From<RolloutEvent> for Event {
+    fn from(event: RolloutEvent) -> Self {
+        Event::Rollout(event)
     }
 }
 

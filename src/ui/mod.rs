@@ -3,10 +3,11 @@
 
 mod build;
 pub mod events;
+mod rollout;
 
 use std::io::{IsTerminal, Write};
 
-use indicatif::ProgressDrawTarget;
+use indicatif::{MultiProgress, ProgressDrawTarget};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -107,13 +108,16 @@ impl Ui {
 }
 
 async fn draw(printer: Printer, mut receiver: mpsc::UnboundedReceiver<Event>) {
+    let bars = MultiProgress::with_draw_target(printer.draw_target());
     let mut build = build::BuildView::new(&printer);
+    let mut rollout = rollout::RolloutView::new(&printer, &bars);
     while let Some(event) = receiver.recv().await {
         match event {
             Event::Build(event) => build.handle(event),
-            Event::Info(line) => printer.info(&line),
-            Event::Detail(line) => printer.verbose(&line),
-            Event::Warning(line) => printer.warn(&line),
+            Event::Rollout(event) => rollout.handle(event),
+            Event::Info(line) => bars.suspend(|| printer.info(&line)),
+            Event::Detail(line) => bars.suspend(|| printer.verbose(&line)),
+            Event::Warning(line) => bars.suspend(|| printer.warn(&line)),
         }
     }
 }

@@ -96,7 +96,7 @@ fn missing_dockerfile_and_context() {
         &[],
     );
     assert!(
-        no_dockerfile.contains("config/todo-deploy.yaml:46:"),
+        no_dockerfile.contains("config/todo-deploy.yaml:48:"),
         "{no_dockerfile}"
     );
     assert!(
@@ -190,7 +190,7 @@ fn references_between_sections_are_checked() {
         "{message}"
     );
     assert!(
-        message.contains("config/todo-deploy.yaml:87:29"),
+        message.contains("config/todo-deploy.yaml:90:29"),
         "{message}"
     );
 }

@@ -2,9 +2,14 @@
 //!
 //! - `render`: the manifests, pinned by snapshots and checked by an independent schema validator;
 //! - `config_errors`: every kind of bad input, with the place and the fix in the message;
-//! - `secrets`: planted secret values never appear in any output.
+//! - `secrets`: planted secret values never appear in any output;
+//! - `deploy`, `down`: the commands against a cluster — the in-process API stand-in, or the real
+//!   cluster of `TODO_DEPLOY_E2E_KUBECONFIG` (scenarios that need the stand-in's fault injection
+//!   say so and skip there).
 
 mod config_errors;
+mod deploy;
+mod down;
 mod render;
 mod secrets;
 mod support;

@@ -1,6 +1,8 @@
 //! What every scenario needs: a throwaway project laid out like the repository, and a way to run
 //! the real `todo-deploy` binary in it and look at everything it printed.
 
+pub mod cluster;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -1,0 +1,278 @@
+//! The apply stage: server-side apply of every rendered object with one field manager, in
+//! dependency order; what each apply changed (created, configured, unchanged); conflicts with
+//! other field managers explained; and pruning of what the release no longer renders.
+
+pub mod diff;
+mod prune;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+
+pub use prune::{Pruned, Removal, delete_release, prune};
+
+use crate::cluster::{self, Cluster};
+use crate::render::Manifest;
+use crate::ui::{Event, Events};
+
+/// The one field manager every apply uses.
+pub const FIELD_MANAGER: &str = "todo-deploy";
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApplyOptions {
+    /// Server-side dry run (`dryRun=All`): the server computes the result, nothing is stored.
+    pub dry_run: bool,
+    /// Take ownership of fields other managers own (`force=true`).
+    pub force_conflicts: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Created,
+    Configured,
+    Unchanged,
+}
+
+impl Change {
+    pub fn verb(self, dry_run: bool) -> &'static str {
+        match (self, dry_run) {
+            (Change::Created, false) => "created",
+            (Change::Configured, false) => "configured",
+            (Change::Unchanged, _) => "unchanged",
+            (Change::Created, true) => "would be created",
+            (Change::Configured, true) => "would be configured",
+        }
+    }
+}
+
+/// One applied object: what it was before, what the server made of it.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub kind: &'static str,
+    pub name: String,
+    pub change: Change,
+    pub before: Option<DynamicObject>,
+    /// The server's answer (the would-be object in a dry run); `None` when a dry run could not
+    /// ask the server because the namespace does not exist yet.
+    pub after: Option<DynamicObject>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ApplyReport {
+    pub applied: Vec<Applied>,
+    pub pruned: Vec<Pruned>,
+}
+
+impl ApplyReport {
+    pub fn changed(&self) -> bool {
+        !self.pruned.is_empty() || self.applied.iter().any(|a| a.change != Change::Unchanged)
+    }
+}
+
+/// A field another manager owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub field: String,
+    pub manager: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{object}: {} owned by another field manager: {}", if conflicts.len() == 1 { "a field is" } else { "fields are" }, conflicts.iter().map(|c| format!("`{}` (by `{}`)", c.field, c.manager)).collect::<Vec<_>>().join(", "))]
+    Conflict {
+        object: String,
+        conflicts: Vec<Conflict>,
+    },
+    #[error("{object}: the API server rejected it: {message}")]
+    Rejected { object: String, message: String },
+    #[error("{object}: the namespace is being deleted")]
+    NamespaceTerminating { object: String },
+    #[error("cannot {action} {object}")]
+    Api {
+        action: &'static str,
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl ApplyError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ApplyError::Conflict { conflicts, .. } => {
+                let managers: Vec<String> = conflicts.iter().map(|c| format!("`{}`", c.manager)).collect();
+                Some(format!(
+                    "someone changed it with {} (e.g. `kubectl edit` or `kubectl scale`); run again with `--force-conflicts` to take the field back, or drop it from the config",
+                    managers.join(", ")
+                ))
+            }
+            ApplyError::Rejected { .. } => Some(
+                "fix the value in the config; `todo-deploy render` shows the manifest that was sent"
+                    .to_owned(),
+            ),
+            ApplyError::NamespaceTerminating { .. } => Some(
+                "wait until the namespace is gone (`kubectl get ns`), then run again".to_owned(),
+            ),
+            ApplyError::Api { .. } => None,
+        }
+    }
+}
+
+/// The API resource of a manifest, and whether it lives in a namespace.
+pub fn resource_of(manifest: &Manifest) -> (ApiResource, bool) {
+    match manifest {
+        Manifest::Namespace(_) => (ApiResource::erase::<Namespace>(&()), false),
+        Manifest::ConfigMap(_) => (ApiResource::erase::<ConfigMap>(&()), true),
+        Manifest::Secret(_) => (ApiResource::erase::<Secret>(&()), true),
+        Manifest::Service(_) => (ApiResource::erase::<Service>(&()), true),
+        Manifest::Deployment(_) => (ApiResource::erase::<Deployment>(&()), true),
+        Manifest::Ingress(_) => (ApiResource::erase::<Ingress>(&()), true),
+        Manifest::HorizontalPodAutoscaler(_) => {
+            (ApiResource::erase::<HorizontalPodAutoscaler>(&()), true)
+        }
+        Manifest::PodDisruptionBudget(_) => (ApiResource::erase::<PodDisruptionBudget>(&()), true),
+        Manifest::NetworkPolicy(_) => (ApiResource::erase::<NetworkPolicy>(&()), true),
+    }
+}
+
+fn api_for(
+    cluster: &Cluster,
+    namespace: &str,
+    resource: &ApiResource,
+    namespaced: bool,
+) -> Api<DynamicObject> {
+    if namespaced {
+        Api::namespaced_with(cluster.client.clone(), namespace, resource)
+    } else {
+        Api::all_with(cluster.client.clone(), resource)
+    }
+}
+
+/// Applies `manifests` in order. Stops at the first error: later objects depend on earlier ones.
+pub async fn apply(
+    cluster: &Cluster,
+    namespace: &str,
+    manifests: &[Manifest],
+    options: ApplyOptions,
+    events: &Events,
+) -> Result<ApplyReport, ApplyError> {
+    let mut params = PatchParams::apply(FIELD_MANAGER);
+    params.force = options.force_conflicts;
+    params.dry_run = options.dry_run;
+    let mut report = ApplyReport::default();
+    let mut namespace_missing = false;
+    for manifest in manifests {
+        let (resource, namespaced) = resource_of(manifest);
+        let api = api_for(cluster, namespace, &resource, namespaced);
+        let object = manifest.to_string();
+        let name = manifest.name().to_owned();
+        let before = cluster::retrying(events, &format!("read {object}"), || api.get_opt(&name))
+            .await
+            .map_err(|source| ApplyError::Api {
+                action: "read",
+                object: object.clone(),
+                source,
+            })?;
+        if matches!(manifest, Manifest::Namespace(_))
+            && before
+                .as_ref()
+                .is_some_and(|ns| ns.data["status"]["phase"].as_str() == Some("Terminating"))
+        {
+            return Err(ApplyError::NamespaceTerminating { object });
+        }
+        if options.dry_run && namespaced && namespace_missing {
+            // The server cannot dry-run into a namespace that does not exist yet.
+            report.applied.push(Applied {
+                kind: manifest.kind(),
+                name,
+                change: Change::Created,
+                before: None,
+                after: None,
+            });
+            continue;
+        }
+        let patch = Patch::Apply(manifest.to_json());
+        let after = cluster::retrying(events, &format!("apply {object}"), || {
+            api.patch(&name, &params, &patch)
+        })
+        .await
+        .map_err(|error| explain(&object, error))?;
+        let change = match &before {
+            None => Change::Created,
+            Some(live) if options.dry_run => {
+                if diff::normalized(live) == diff::normalized(&after) {
+                    Change::Unchanged
+                } else {
+                    Change::Configured
+                }
+            }
+            Some(live) if live.metadata.resource_version == after.metadata.resource_version => {
+                Change::Unchanged
+            }
+            Some(_) => Change::Configured,
+        };
+        if matches!(manifest, Manifest::Namespace(_)) && before.is_none() {
+            namespace_missing = options.dry_run;
+        }
+        events.send(Event::Info(format!(
+            "{object} {}",
+            change.verb(options.dry_run)
+        )));
+        report.applied.push(Applied {
+            kind: manifest.kind(),
+            name,
+            change,
+            before,
+            after: Some(after),
+        });
+    }
+    Ok(report)
+}
+
+/// Turns an apply error into what the user needs to know.
+fn explain(object: &str, error: kube::Error) -> ApplyError {
+    let kube::Error::Api(status) = &error else {
+        return ApplyError::Api {
+            action: "apply",
+            object: object.to_owned(),
+            source: error,
+        };
+    };
+    let causes = status
+        .details
+        .as_ref()
+        .map(|d| d.causes.as_slice())
+        .unwrap_or_default();
+    match (status.code, status.reason.as_str()) {
+        (409, "Conflict") if causes.iter().any(|c| c.reason == "FieldManagerConflict") => {
+            ApplyError::Conflict {
+                object: object.to_owned(),
+                conflicts: causes
+                    .iter()
+                    .filter(|c| c.reason == "FieldManagerConflict")
+                    .map(|c| Conflict {
+                        field: c.field.clone(),
+                        manager: c.message.split('"').nth(1).unwrap_or(&c.message).to_owned(),
+                    })
+                    .collect(),
+            }
+        }
+        (403, _) if status.message.contains("being terminated") => {
+            ApplyError::NamespaceTerminating {
+                object: object.to_owned(),
+            }
+        }
+        (400 | 422, _) => ApplyError::Rejected {
+            object: object.to_owned(),
+            message: status.message.clone(),
+        },
+        _ => ApplyError::Api {
+            action: "apply",
+            object: object.to_owned(),
+            source: error,
+        },
+    }
+}

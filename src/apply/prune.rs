@@ -1,0 +1,136 @@
+//! Pruning: objects that carry the release's labels but are no longer rendered (an optional
+//! resource switched off, a service removed) are deleted after a successful apply.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams};
+
+use super::ApplyError;
+use crate::cluster::{self, Cluster};
+use crate::render::labels;
+use crate::ui::{Event, Events};
+
+/// An object deleted (or, in a dry run, that would be).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pruned {
+    pub kind: String,
+    pub name: String,
+}
+
+/// The kinds a release may own, in reverse apply order: dependents go first.
+pub fn prunable_kinds() -> Vec<ApiResource> {
+    vec![
+        ApiResource::erase::<NetworkPolicy>(&()),
+        ApiResource::erase::<PodDisruptionBudget>(&()),
+        ApiResource::erase::<HorizontalPodAutoscaler>(&()),
+        ApiResource::erase::<Ingress>(&()),
+        ApiResource::erase::<Deployment>(&()),
+        ApiResource::erase::<Service>(&()),
+        ApiResource::erase::<Secret>(&()),
+        ApiResource::erase::<ConfigMap>(&()),
+    ]
+}
+
+/// Deletes every object of `release` in `namespace` whose `(kind, name)` is not in `keep`.
+/// Deployments go with background propagation: their ReplicaSets and pods follow.
+pub async fn prune(
+    cluster: &Cluster,
+    namespace: &str,
+    release: &str,
+    keep: &BTreeSet<(String, String)>,
+    dry_run: bool,
+    events: &Events,
+) -> Result<Vec<Pruned>, ApplyError> {
+    let mut params = DeleteParams::background();
+    params.dry_run = dry_run;
+    delete_release(
+        cluster,
+        namespace,
+        release,
+        keep,
+        &params,
+        Removal::Prune,
+        events,
+    )
+    .await
+}
+
+/// Why objects are deleted, for what the user is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// No longer in the config.
+    Prune,
+    /// `down`.
+    Down,
+}
+
+/// Deletes every object of `release` in `namespace` except those in `keep`, with `params`
+/// (propagation, dry run), in reverse apply order.
+pub async fn delete_release(
+    cluster: &Cluster,
+    namespace: &str,
+    release: &str,
+    keep: &BTreeSet<(String, String)>,
+    params: &DeleteParams,
+    removal: Removal,
+    events: &Events,
+) -> Result<Vec<Pruned>, ApplyError> {
+    let dry_run = params.dry_run;
+    let selector = labels::release_selector(release);
+    let mut pruned = Vec::new();
+    for resource in prunable_kinds() {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(cluster.client.clone(), namespace, &resource);
+        let list = ListParams::default().labels(&selector);
+        let listed = cluster::retrying(events, &format!("list {}s", resource.kind), || {
+            api.list(&list)
+        })
+        .await
+        .map_err(|source| ApplyError::Api {
+            action: "list",
+            object: format!("{}s", resource.kind),
+            source,
+        })?;
+        for object in listed.items {
+            let name = object.metadata.name.clone().unwrap_or_default();
+            if keep.contains(&(resource.kind.clone(), name.clone()))
+                || object.metadata.deletion_timestamp.is_some()
+            {
+                continue;
+            }
+            let label = format!("{}/{name}", resource.kind);
+            let deleted = cluster::retrying(events, &format!("delete {label}"), || {
+                api.delete(&name, params)
+            })
+            .await;
+            match deleted {
+                Ok(_) => {}
+                Err(error) if cluster::status_code(&error) == Some(404) => continue,
+                Err(source) => {
+                    return Err(ApplyError::Api {
+                        action: "delete",
+                        object: label,
+                        source,
+                    });
+                }
+            }
+            let verb = match (removal, dry_run) {
+                (Removal::Prune, false) => "pruned (no longer in the config)",
+                (Removal::Prune, true) => "would be pruned (no longer in the config)",
+                (Removal::Down, false) => "deleted",
+                (Removal::Down, true) => "would be deleted",
+            };
+            events.send(Event::Info(format!("{label} {verb}")));
+            pruned.push(Pruned {
+                kind: resource.kind.clone(),
+                name,
+            });
+        }
+    }
+    Ok(pruned)
+}

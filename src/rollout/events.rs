@@ -1,0 +1,23 @@
+//! What the rollout stage reports while it waits.
+
+use std::time::Duration;
+
+use super::conditions::Counts;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RolloutEvent {
+    /// Where a Deployment stands now; sent whenever any of it changes.
+    Progress {
+        deployment: String,
+        counts: Counts,
+        /// What it waits for, e.g. `1 old replica pending termination`.
+        waiting_for: String,
+        /// The newest event of its new pods, e.g. `Pulled: Container image … already present`.
+        latest: Option<String>,
+    },
+    /// The Deployment's rollout is complete.
+    Ready {
+        deployment: String,
+        elapsed: Duration,
+    },
+}

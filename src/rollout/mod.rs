@@ -1,0 +1,505 @@
+//! The wait: after an apply, follow the Deployments until their new pods are ready, driven by
+//! watches (Deployments, ReplicaSets, Pods, Events) and never by polling. Every change is judged
+//! again: done when every rollout is complete as `kubectl rollout status` means it; failed as soon
+//! as a pod shows a problem that waiting cannot fix; otherwise until the timeout or Ctrl-C.
+//! Dropped watches resume (kube-runtime re-lists after a `410 Gone`).
+
+pub mod conditions;
+pub mod diagnosis;
+mod events;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Event as PodEvent, Pod};
+use kube::api::{Api, LogParams};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use tokio::time::Instant;
+
+pub use conditions::{Counts, RolloutState};
+pub use diagnosis::Problem;
+pub use events::RolloutEvent;
+
+use crate::cluster::{self, Cluster};
+use crate::render::labels;
+use crate::ui::{Event, Events};
+
+/// What to wait for.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub namespace: String,
+    pub release: String,
+    pub deployments: Vec<String>,
+    pub timeout: Duration,
+}
+
+/// Where one Deployment stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Standing {
+    pub deployment: String,
+    pub state: RolloutState,
+    pub counts: Counts,
+    pub problem: Option<Problem>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Ready,
+    /// A rollout cannot succeed; the standings say why.
+    Failed(Vec<Standing>),
+    TimedOut(Vec<Standing>),
+    Interrupted(Vec<Standing>),
+}
+
+/// Lines of the previous container's log shown for a crash loop.
+const LOG_LINES: i64 = 20;
+
+struct Stores {
+    deployments: Store<Deployment>,
+    replica_sets: Store<ReplicaSet>,
+    pods: Store<Pod>,
+    events: Store<PodEvent>,
+}
+
+/// Waits until the target's Deployments are rolled out, one fails, the timeout passes or
+/// `cancel` completes.
+pub async fn wait(
+    cluster: &Cluster,
+    target: &Target,
+    cancel: impl Future<Output = ()>,
+    events: &Events,
+) -> Outcome {
+    let started = Instant::now();
+    let deadline = started + target.timeout;
+    let (stores, mut changes, driver) = watch(cluster, target);
+    let _driver = AbortOnDrop(driver);
+    tokio::pin!(cancel);
+
+    let ready = async {
+        let _ = stores.deployments.wait_until_ready().await;
+        let _ = stores.replica_sets.wait_until_ready().await;
+        let _ = stores.pods.wait_until_ready().await;
+        let _ = stores.events.wait_until_ready().await;
+    };
+    tokio::select! {
+        _ = ready => {}
+        _ = tokio::time::sleep_until(deadline) => {
+            return Outcome::TimedOut(standings(&stores, target));
+        }
+        _ = &mut cancel => return Outcome::Interrupted(standings(&stores, target)),
+    }
+
+    let mut shown: BTreeMap<String, RolloutEvent> = BTreeMap::new();
+    let mut done: BTreeSet<String> = BTreeSet::new();
+    loop {
+        let current = standings(&stores, target);
+        report(&current, &stores, started, &mut shown, &mut done, events);
+        if current.iter().all(|s| s.state == RolloutState::Complete) {
+            return Outcome::Ready;
+        }
+        if is_failed(&current, &stores) {
+            return Outcome::Failed(with_logs(cluster, &target.namespace, current, events).await);
+        }
+        tokio::select! {
+            change = changes.recv() => match change {
+                Some(Ok(())) => {}
+                Some(Err(error)) => events.send(Event::Detail(format!("watch interrupted, resuming: {error}"))),
+                None => return Outcome::TimedOut(current),
+            },
+            _ = tokio::time::sleep_until(deadline) => {
+                let current = standings(&stores, target);
+                return Outcome::TimedOut(with_logs(cluster, &target.namespace, current, events).await);
+            }
+            _ = &mut cancel => return Outcome::Interrupted(standings(&stores, target)),
+        }
+        // Judge a burst of changes once.
+        while let Ok(change) = changes.try_recv() {
+            if let Err(error) = change {
+                events.send(Event::Detail(format!(
+                    "watch interrupted, resuming: {error}"
+                )));
+            }
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Starts the four watches; each change to any store arrives on the channel.
+fn watch(
+    cluster: &Cluster,
+    target: &Target,
+) -> (
+    Stores,
+    tokio::sync::mpsc::UnboundedReceiver<Result<(), String>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let client = cluster.client.clone();
+    let namespace = target.namespace.as_str();
+    let selector = watcher::Config::default().labels(&labels::release_selector(&target.release));
+    let (deployments, deployment_writer) = reflector::store::<Deployment>();
+    let (replica_sets, replica_set_writer) = reflector::store::<ReplicaSet>();
+    let (pods, pod_writer) = reflector::store::<Pod>();
+    let (pod_events, event_writer) = reflector::store::<PodEvent>();
+    fn unit<T, E: std::fmt::Display>(item: Result<T, E>) -> Result<(), String> {
+        item.map(|_| ()).map_err(|e| e.to_string())
+    }
+    let streams = vec![
+        reflector::reflector(
+            deployment_writer,
+            watcher(
+                Api::<Deployment>::namespaced(client.clone(), namespace),
+                selector.clone(),
+            ),
+        )
+        .default_backoff()
+        .map(unit)
+        .boxed(),
+        reflector::reflector(
+            replica_set_writer,
+            watcher(
+                Api::<ReplicaSet>::namespaced(client.clone(), namespace),
+                selector.clone(),
+            ),
+        )
+        .default_backoff()
+        .map(unit)
+        .boxed(),
+        reflector::reflector(
+            pod_writer,
+            watcher(Api::<Pod>::namespaced(client.clone(), namespace), selector),
+        )
+        .default_backoff()
+        .map(unit)
+        .boxed(),
+        // Events carry no labels of ours; they are matched to pods by uid.
+        reflector::reflector(
+            event_writer,
+            watcher(
+                Api::<PodEvent>::namespaced(client, namespace),
+                watcher::Config::default(),
+            ),
+        )
+        .default_backoff()
+        .map(unit)
+        .boxed(),
+    ];
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        let mut merged = futures::stream::select_all(streams);
+        while let Some(item) = merged.next().await {
+            if sender.send(item).is_err() {
+                break;
+            }
+        }
+    });
+    let stores = Stores {
+        deployments,
+        replica_sets,
+        pods,
+        events: pod_events,
+    };
+    (stores, receiver, driver)
+}
+
+/// Where every target Deployment stands, with the most telling problem of its new pods.
+fn standings(stores: &Stores, target: &Target) -> Vec<Standing> {
+    let events = stores.events.state();
+    let events: Vec<&PodEvent> = events.iter().map(Arc::as_ref).collect();
+    target
+        .deployments
+        .iter()
+        .map(|name| {
+            let key = ObjectRef::new(name).within(&target.namespace);
+            let deployment = stores.deployments.get(&key);
+            let state = conditions::rollout_state(deployment.as_deref());
+            let counts = deployment
+                .as_deref()
+                .map(conditions::counts)
+                .unwrap_or_default();
+            let problem = if state == RolloutState::Complete {
+                None
+            } else {
+                deployment.as_deref().and_then(|d| {
+                    new_pods(stores, d)
+                        .iter()
+                        .filter_map(|pod| diagnosis::diagnose(pod, &events))
+                        .min_by_key(|p| !p.is_terminal())
+                })
+            };
+            Standing {
+                deployment: name.clone(),
+                state,
+                counts,
+                problem,
+            }
+        })
+        .collect()
+}
+
+/// The pods of the Deployment's current ReplicaSet: the one whose revision is the Deployment's.
+fn new_pods(stores: &Stores, deployment: &Deployment) -> Vec<Arc<Pod>> {
+    let revision = |annotations: Option<&BTreeMap<String, String>>| {
+        annotations
+            .and_then(|a| a.get("deployment.kubernetes.io/revision"))
+            .cloned()
+    };
+    let Some(current) = revision(deployment.metadata.annotations.as_ref()) else {
+        return Vec::new();
+    };
+    let uid = deployment.metadata.uid.clone();
+    let hash = stores
+        .replica_sets
+        .state()
+        .into_iter()
+        .filter(|rs| {
+            rs.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| Some(&o.uid) == uid.as_ref())
+        })
+        .find(|rs| revision(rs.metadata.annotations.as_ref()) == Some(current.clone()))
+        .and_then(|rs| {
+            rs.metadata
+                .labels
+                .as_ref()?
+                .get("pod-template-hash")
+                .cloned()
+        });
+    let Some(hash) = hash else {
+        return Vec::new();
+    };
+    stores
+        .pods
+        .state()
+        .into_iter()
+        .filter(|pod| {
+            pod.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("pod-template-hash"))
+                == Some(&hash)
+        })
+        .collect()
+}
+
+/// Failed: a deadline passed, a problem cannot go away by waiting, or a pod is unschedulable
+/// while nothing else could still free room for it.
+fn is_failed(current: &[Standing], stores: &Stores) -> bool {
+    if current
+        .iter()
+        .any(|s| matches!(s.state, RolloutState::DeadlineExceeded { .. }))
+    {
+        return true;
+    }
+    if current
+        .iter()
+        .any(|s| s.problem.as_ref().is_some_and(Problem::is_terminal))
+    {
+        return true;
+    }
+    let stuck = |s: &Standing| {
+        s.state == RolloutState::Complete || s.problem.as_ref().is_some_and(Problem::is_terminal)
+    };
+    let unschedulable = current
+        .iter()
+        .any(|s| matches!(s.problem, Some(Problem::Unschedulable { .. })));
+    let others_settled = current
+        .iter()
+        .filter(|s| !matches!(s.problem, Some(Problem::Unschedulable { .. })))
+        .all(stuck);
+    let terminating = stores
+        .pods
+        .state()
+        .iter()
+        .any(|p| p.metadata.deletion_timestamp.is_some());
+    unschedulable && others_settled && !terminating
+}
+
+/// Adds the previous container's last log lines to crash-loop problems.
+async fn with_logs(
+    cluster: &Cluster,
+    namespace: &str,
+    mut current: Vec<Standing>,
+    events: &Events,
+) -> Vec<Standing> {
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
+    for standing in &mut current {
+        if let Some(Problem::CrashLoop {
+            pod,
+            container,
+            logs,
+            ..
+        }) = &mut standing.problem
+        {
+            let params = LogParams {
+                container: Some(container.clone()),
+                previous: true,
+                tail_lines: Some(LOG_LINES),
+                ..Default::default()
+            };
+            *logs =
+                match cluster::retrying(events, "read the log", || pods.logs(pod, &params)).await {
+                    Ok(text) => text.lines().map(str::to_owned).collect(),
+                    Err(error) => vec![format!(
+                        "(the log is not available: {})",
+                        cluster::short(&error)
+                    )],
+                };
+        }
+    }
+    current
+}
+
+/// Sends progress for every Deployment whose picture changed, and `Ready` once per Deployment.
+fn report(
+    current: &[Standing],
+    stores: &Stores,
+    started: Instant,
+    shown: &mut BTreeMap<String, RolloutEvent>,
+    done: &mut BTreeSet<String>,
+    events: &Events,
+) {
+    let pod_events = stores.events.state();
+    let pod_events: Vec<&PodEvent> = pod_events.iter().map(Arc::as_ref).collect();
+    for standing in current {
+        if standing.state == RolloutState::Complete {
+            if done.insert(standing.deployment.clone()) {
+                events.send(Event::Rollout(RolloutEvent::Ready {
+                    deployment: standing.deployment.clone(),
+                    elapsed: started.elapsed(),
+                }));
+            }
+            continue;
+        }
+        let key_deployment = stores
+            .deployments
+            .state()
+            .into_iter()
+            .find(|d| d.metadata.name.as_deref() == Some(standing.deployment.as_str()));
+        let latest = key_deployment.and_then(|d| {
+            new_pods(stores, &d)
+                .iter()
+                .filter_map(|pod| diagnosis::latest_event(pod, &pod_events))
+                .max_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0.as_second()))
+                .map(|e| {
+                    format!(
+                        "{}: {}",
+                        e.reason.clone().unwrap_or_default(),
+                        e.message.clone().unwrap_or_default()
+                    )
+                })
+        });
+        let waiting_for = match &standing.state {
+            RolloutState::Missing => "the Deployment to exist".to_owned(),
+            RolloutState::NotObserved => "the controller to observe the new spec".to_owned(),
+            RolloutState::Progressing { waiting_for } => waiting_for.clone(),
+            RolloutState::DeadlineExceeded { message } => message.clone(),
+            RolloutState::Complete => String::new(),
+        };
+        let event = RolloutEvent::Progress {
+            deployment: standing.deployment.clone(),
+            counts: standing.counts,
+            waiting_for,
+            latest,
+        };
+        if shown.get(&standing.deployment) != Some(&event) {
+            shown.insert(standing.deployment.clone(), event.clone());
+            events.send(Event::Rollout(event));
+        }
+    }
+}
+
+/// How waiting for a release to disappear ended; the names are what was still there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gone {
+    Done,
+    TimedOut(Vec<String>),
+    Interrupted(Vec<String>),
+}
+
+/// Waits until no Deployment, ReplicaSet or pod of the release is left.
+pub async fn wait_gone(
+    cluster: &Cluster,
+    target: &Target,
+    cancel: impl Future<Output = ()>,
+    events: &Events,
+) -> Gone {
+    let deadline = Instant::now() + target.timeout;
+    let (stores, mut changes, driver) = watch(cluster, target);
+    let _driver = AbortOnDrop(driver);
+    tokio::pin!(cancel);
+    let remaining = |stores: &Stores| -> Vec<String> {
+        let named = |kind: &str, name: &Option<String>| {
+            format!("{kind}/{}", name.clone().unwrap_or_default())
+        };
+        let mut left: Vec<String> = stores
+            .deployments
+            .state()
+            .iter()
+            .map(|d| named("Deployment", &d.metadata.name))
+            .collect();
+        left.extend(
+            stores
+                .replica_sets
+                .state()
+                .iter()
+                .map(|r| named("ReplicaSet", &r.metadata.name)),
+        );
+        left.extend(
+            stores
+                .pods
+                .state()
+                .iter()
+                .map(|p| named("Pod", &p.metadata.name)),
+        );
+        left.sort();
+        left
+    };
+    let ready = async {
+        let _ = stores.deployments.wait_until_ready().await;
+        let _ = stores.replica_sets.wait_until_ready().await;
+        let _ = stores.pods.wait_until_ready().await;
+    };
+    tokio::select! {
+        _ = ready => {}
+        _ = tokio::time::sleep_until(deadline) => return Gone::TimedOut(remaining(&stores)),
+        _ = &mut cancel => return Gone::Interrupted(remaining(&stores)),
+    }
+    let mut last_pods = usize::MAX;
+    loop {
+        let left = remaining(&stores);
+        if left.is_empty() {
+            return Gone::Done;
+        }
+        let pods = left.iter().filter(|n| n.starts_with("Pod/")).count();
+        if pods != last_pods {
+            last_pods = pods;
+            events.send(Event::Info(format!(
+                "waiting for {pods} {} to terminate",
+                if pods == 1 { "pod" } else { "pods" }
+            )));
+        }
+        tokio::select! {
+            change = changes.recv() => {
+                if let Some(Err(error)) = change {
+                    events.send(Event::Detail(format!("watch interrupted, resuming: {error}")));
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => return Gone::TimedOut(remaining(&stores)),
+            _ = &mut cancel => return Gone::Interrupted(remaining(&stores)),
+        }
+    }
+}

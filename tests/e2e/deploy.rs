@@ -1,0 +1,561 @@
+//! `up`, `upgrade` and `diff` against a cluster: what the user sees, the exit code, and the
+//! cluster afterwards.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
+
+use crate::support::SECRETS;
+use crate::support::cluster::{App, Env};
+
+/// Probes that tolerate a slow start: a slow app is not a failing one.
+const PATIENT: [&str; 4] = [
+    "services.backend.probes.readiness.failureThreshold=1000",
+    "services.frontend.probes.readiness.failureThreshold=1000",
+    "services.backend.probes.liveness.initialDelaySeconds=600",
+    "services.frontend.probes.liveness.initialDelaySeconds=600",
+];
+
+/// `args` followed by `--set` for each of `PATIENT`.
+fn patient<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = args.to_vec();
+    for set in PATIENT {
+        all.extend(["--set", set]);
+    }
+    all
+}
+
+fn available(deployment: &Deployment) -> i32 {
+    deployment
+        .status
+        .as_ref()
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0)
+}
+
+fn image(deployment: &Deployment) -> String {
+    deployment
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .image
+        .clone()
+        .unwrap()
+}
+
+fn checksum(deployment: &Deployment) -> String {
+    deployment
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .annotations
+        .as_ref()
+        .unwrap()["todo-deploy/config-checksum"]
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_up_then_up_again_with_nothing_changed() {
+    let env = Env::start("first-up").await;
+    env.provide(App::Healthy, &[]).await;
+    let run = env.run(&["up"]).await;
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains("Deployment/backend created"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("rollout backend: ready"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "release `todo` is ready in namespace `{}`",
+            env.namespace
+        )),
+        "{}",
+        run.stderr
+    );
+
+    for name in ["backend", "frontend"] {
+        let deployment = env.deployment(name).await.expect("the Deployment");
+        assert_eq!(available(&deployment), 2, "{name} available");
+        let status = deployment.status.as_ref().unwrap();
+        assert_eq!(status.observed_generation, deployment.metadata.generation);
+    }
+    let secret: Secret = Api::namespaced(env.client.clone(), &env.namespace)
+        .get("todo-secrets")
+        .await
+        .unwrap();
+    let data = secret.data.unwrap();
+    for (key, value) in SECRETS {
+        assert_eq!(data[key].0, value.as_bytes(), "Secret data {key}");
+    }
+    let config = env
+        .get_json("/api/v1/namespaces/{ns}/configmaps/todo-config")
+        .await
+        .unwrap();
+    assert_eq!(config["data"]["ENVIRONMENT"], "production");
+    let ingress = env
+        .get_json("/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses/todo")
+        .await
+        .unwrap();
+    assert_eq!(ingress["spec"]["rules"][0]["host"], "todo.local");
+    let managers: Vec<String> = env
+        .deployment("backend")
+        .await
+        .unwrap()
+        .metadata
+        .managed_fields
+        .unwrap()
+        .iter()
+        .filter(|m| m.operation.as_deref() == Some("Apply"))
+        .map(|m| m.manager.clone().unwrap())
+        .collect();
+    assert_eq!(managers, ["todo-deploy"], "one field manager applies");
+
+    let generation = env.deployment("backend").await.unwrap().metadata.generation;
+    let mut pods: Vec<String> = env
+        .pods()
+        .await
+        .iter()
+        .map(|p| p.metadata.name.clone().unwrap())
+        .collect();
+    pods.sort();
+    let started = Instant::now();
+    let again = env.run(&["up"]).await;
+    let elapsed = started.elapsed();
+    again.expect_code(0);
+    assert!(
+        again
+            .stderr
+            .contains("0 created, 0 configured, 8 unchanged"),
+        "{}",
+        again.stderr
+    );
+    assert!(!again.stderr.contains("configured\n"), "{}", again.stderr);
+    assert_eq!(
+        env.deployment("backend").await.unwrap().metadata.generation,
+        generation
+    );
+    let mut after: Vec<String> = env
+        .pods()
+        .await
+        .iter()
+        .map(|p| p.metadata.name.clone().unwrap())
+        .collect();
+    after.sort();
+    assert_eq!(pods, after, "no pod was replaced");
+    eprintln!(
+        "measurement: no-change `up` (apply + wait, no build) took {} ms",
+        elapsed.as_millis()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_to_a_tag_keeps_ready_pods_all_the_way() {
+    let env = Env::start("upgrade").await;
+    env.provide(App::Healthy, &[]).await;
+    env.provide(App::Healthy, &["--tag", "v2"]).await;
+    env.run(&["up"]).await.expect_code(0);
+    let run = env.run(&["upgrade", "--tag", "v2"]).await;
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains("Deployment/backend configured"),
+        "{}",
+        run.stderr
+    );
+    for name in ["backend", "frontend"] {
+        let deployment = env.deployment(name).await.unwrap();
+        assert_eq!(image(&deployment), format!("todo-{name}:v2"));
+        assert_eq!(available(&deployment), 2);
+        assert_eq!(
+            deployment.status.as_ref().unwrap().replicas,
+            Some(2),
+            "no old replicas left"
+        );
+    }
+    if let Some(standin) = env.standin() {
+        // maxUnavailable 0: once both pods were ready, never fewer than two ready pods.
+        for deployment in ["backend", "frontend"] {
+            let mut ready: BTreeMap<String, bool> = BTreeMap::new();
+            let mut reached = false;
+            for record in standin
+                .pod_history()
+                .iter()
+                .filter(|r| r.deployment.as_deref() == Some(deployment))
+            {
+                ready.insert(
+                    record.name.clone(),
+                    record.ready && record.phase != "Deleted",
+                );
+                let count = ready.values().filter(|r| **r).count();
+                if count >= 2 {
+                    reached = true;
+                }
+                assert!(
+                    !reached || count >= 2,
+                    "{deployment} dropped to {count} ready pods at {}",
+                    record.time
+                );
+            }
+            assert!(reached);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_needs_an_installed_release() {
+    let env = Env::start("upgrade-nothing").await;
+    let run = env.run(&["upgrade", "--tag", "v2"]).await;
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains(&format!(
+            "release `todo` is not installed in namespace `{}`",
+            env.namespace
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("todo-deploy up"), "{}", run.stderr);
+    assert!(env.deployment("backend").await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_change_rolls_the_pods() {
+    let env = Env::start("config-change").await;
+    env.provide(App::Healthy, &[]).await;
+    env.run(&["up"]).await.expect_code(0);
+    let before = env.deployment("backend").await.unwrap();
+    let old_pods = env.live_pods().await;
+    let run = env
+        .run(&["up", "--set", "configMap.data.ENVIRONMENT=staging"])
+        .await;
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains("ConfigMap/todo-config configured"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("Deployment/backend configured"),
+        "{}",
+        run.stderr
+    );
+    let after = env.deployment("backend").await.unwrap();
+    assert_ne!(checksum(&before), checksum(&after));
+    assert_eq!(image(&before), image(&after), "same image, new pods");
+    // Done means what `kubectl rollout status` means: old pods may still be terminating.
+    let new_pods = env.live_pods().await;
+    assert_eq!(new_pods.len(), 4);
+    assert!(
+        new_pods.iter().all(|p| !old_pods.contains(p)),
+        "every pod replaced: {old_pods:?} -> {new_pods:?}"
+    );
+}
+
+/// A failing rollout: exit 1 well before the timeout, with the reason, and the cluster left as applied.
+async fn failing(scenario: &str, app: Option<App>, extra: &[&str], expected: &[&str]) -> String {
+    let env = Env::start(scenario).await;
+    if let Some(app) = app {
+        env.provide(app, extra).await;
+    }
+    let mut args = vec!["up"];
+    args.extend_from_slice(extra);
+    let started = Instant::now();
+    let run = env.run(&args).await;
+    let elapsed = started.elapsed();
+    run.expect_code(1);
+    for text in expected {
+        assert!(
+            run.stderr.contains(text),
+            "expected {text:?} in:\n{}",
+            run.stderr
+        );
+    }
+    assert!(
+        elapsed < Duration::from_secs(60),
+        "failed fast, not at the 2m timeout: {elapsed:?}"
+    );
+    assert!(env.deployment("backend").await.is_some(), "left as applied");
+    run.stderr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_image_is_reported() {
+    failing(
+        "missing-image",
+        None,
+        &[],
+        &[
+            "the rollout failed",
+            "is not on the node (ErrImage",
+            "load the image into the cluster's node",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_loop_is_reported_with_its_log() {
+    failing(
+        "crash-loop",
+        Some(App::Crashing),
+        &[],
+        &[
+            "keeps crashing (CrashLoopBackOff",
+            "last exit code 3",
+            "| starting backend",
+            "| error: cannot connect to the database",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_readiness_probe_is_reported() {
+    failing(
+        "probe",
+        Some(App::NotReady),
+        &[],
+        &[
+            "Readiness probe failed: HTTP probe failed with statuscode: 404",
+            "check the probe `path`",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unschedulable_pod_is_reported() {
+    failing(
+        "unschedulable",
+        Some(App::Healthy),
+        &[
+            "--set",
+            "services.backend.resources.requests.cpu=64",
+            "--set",
+            "services.backend.resources.limits.cpu=64",
+        ],
+        &[
+            "cannot be scheduled",
+            "Insufficient cpu",
+            "lower `resources.requests`",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_owned_by_another_manager() {
+    let env = Env::start("conflict").await;
+    env.provide(App::Healthy, &[]).await;
+    env.run(&["up"]).await.expect_code(0);
+    let api: Api<Deployment> = Api::namespaced(env.client.clone(), &env.namespace);
+    api.patch(
+        "backend",
+        &PatchParams {
+            field_manager: Some("kubectl-edit".into()),
+            ..Default::default()
+        },
+        &Patch::Merge(serde_json::json!({"spec": {"replicas": 3}})),
+    )
+    .await
+    .expect("another manager scales");
+    let run = env.run(&["up"]).await;
+    run.expect_code(1);
+    assert!(run.stderr.contains("Deployment/backend: a field is owned by another field manager: `.spec.replicas` (by `kubectl-edit`)"), "{}", run.stderr);
+    assert!(run.stderr.contains("--force-conflicts"), "{}", run.stderr);
+    let forced = env.run(&["up", "--force-conflicts"]).await;
+    forced.expect_code(0);
+    let deployment = env.deployment("backend").await.unwrap();
+    assert_eq!(deployment.spec.unwrap().replicas, Some(2), "ours again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_api_faults_are_retried() {
+    let env = Env::start("faults").await;
+    let Some(standin) = env.standin_only("fault injection") else {
+        return;
+    };
+    env.provide(App::Healthy, &[]).await;
+    standin.fail_next(2, k8s_standin::Fault::Status500);
+    standin.fail_next(
+        1,
+        k8s_standin::Fault::TooManyRequests {
+            retry_after_secs: 1,
+        },
+    );
+    standin.fail_next(1, k8s_standin::Fault::DropConnection);
+    let run = env.run(&["up", "-v"]).await;
+    run.expect_code(0);
+    assert!(run.stderr.contains("retrying"), "{}", run.stderr);
+    assert!(
+        standin.injected_faults().len() >= 4,
+        "{:?}",
+        standin.injected_faults()
+    );
+    assert_eq!(available(&env.deployment("backend").await.unwrap()), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_watch_is_resumed() {
+    let env = Env::start("watch-cut").await;
+    let Some(standin) = env.standin_only("cutting watches") else {
+        return;
+    };
+    for image in env.images(&[]).await {
+        let port = if image.contains("frontend") {
+            3000
+        } else {
+            8000
+        };
+        standin.node_images().add_image(
+            &image,
+            k8s_standin::Behavior::SlowStart {
+                delay_secs: 40.0,
+                then: Box::new(k8s_standin::Behavior::serve(
+                    &["/", "/api/health", "/api/health/live"],
+                    port,
+                )),
+            },
+        );
+    }
+    let child = env.command(&patient(&["up", "-v"])).output();
+    let cutter = async {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        standin.cut_watches();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        standin.cut_watches();
+    };
+    let (output, ()) = tokio::join!(child, cutter);
+    let output = output.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("is ready"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_waiting_leaves_the_cluster_as_applied() {
+    let env = Env::start("interrupt").await;
+    env.provide(App::Slow, &[]).await;
+    let child = env
+        .command(&patient(&["up"]))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    env.eventually("pods to exist", Duration::from_secs(30), || async {
+        !env.pods().await.is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = child.id().expect("running").to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted while waiting; the cluster is left as applied"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`backend`: 2/2 updated, 0/2 available"),
+        "{stderr}"
+    );
+    assert!(env.deployment("backend").await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_and_diff_change_nothing() {
+    let env = Env::start("dry-run").await;
+    env.provide(App::Healthy, &[]).await;
+    let run = env.run(&["up", "--dry-run"]).await;
+    run.expect_code(0);
+    assert!(run.stderr.contains("Namespace/"), "{}", run.stderr);
+    assert!(run.stderr.contains("would be created"), "{}", run.stderr);
+    assert!(
+        env.get_json("/api/v1/namespaces/{ns}").await.is_none(),
+        "no namespace was created"
+    );
+
+    env.run(&["up"]).await.expect_code(0);
+    let version = env
+        .deployment("backend")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+    let unchanged = env.run(&["diff"]).await;
+    unchanged.expect_code(0);
+    assert_eq!(unchanged.stdout, "no changes\n");
+    let mut command = env.command(&["diff", "--set", "configMap.data.ENVIRONMENT=staging"]);
+    command.env("COHERE_API_KEY", "a-new-planted-key-1b2c");
+    let output = command.output().await.unwrap();
+    let diff = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(diff.contains("-  ENVIRONMENT: production"), "{diff}");
+    assert!(diff.contains("+  ENVIRONMENT: staging"), "{diff}");
+    assert!(
+        diff.contains("COHERE_API_KEY: '*** (after)'")
+            || diff.contains("COHERE_API_KEY: \"*** (after)\""),
+        "{diff}"
+    );
+    assert!(
+        !diff.contains("a-new-planted-key") && !diff.contains(SECRETS[2].1),
+        "{diff}"
+    );
+    assert_eq!(
+        env.deployment("backend")
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+        version,
+        "diff applies nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resources_switched_off_are_pruned() {
+    let env = Env::start("prune").await;
+    env.provide(App::Healthy, &[]).await;
+    env.run(&["up", "--set", "podDisruptionBudget.enabled=true"])
+        .await
+        .expect_code(0);
+    assert!(
+        env.get_json("/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets/backend")
+            .await
+            .is_some()
+    );
+    let run = env.run(&["up"]).await;
+    run.expect_code(0);
+    assert!(
+        run.stderr
+            .contains("PodDisruptionBudget/backend pruned (no longer in the config)"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        env.get_json("/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets/backend")
+            .await
+            .is_none()
+    );
+    assert!(env.deployment("backend").await.is_some(), "the rest stays");
+}

@@ -1,0 +1,327 @@
+//! The cluster a scenario runs against: a fresh in-process API stand-in, or the real cluster named
+//! by `TODO_DEPLOY_E2E_KUBECONFIG`. Scenarios are written once for both: they drive the real
+//! binary, read the cluster through kube-rs, and use the stand-in's extras (faults, images with
+//! behaviours, pod history) only through methods that say when they are not available.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_standin::{Behavior, Options, StandIn};
+use kube::Client;
+use kube::api::{Api, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use serde_json::Value;
+
+use super::{Project, Run, SECRETS};
+
+/// How a fixture image behaves: the stand-in simulates it, a real cluster runs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum App {
+    /// Serves its probe paths.
+    Healthy,
+    /// Prints two lines and exits 3.
+    Crashing,
+    /// Serves, but not the readiness path (404).
+    NotReady,
+    /// Takes a long time before its probes pass.
+    Slow,
+}
+
+pub struct Env {
+    pub project: Project,
+    pub namespace: String,
+    kubeconfig: PathBuf,
+    standin: Option<StandIn>,
+    pub client: Client,
+}
+
+const CONTEXT: &str = "e2e";
+
+impl Env {
+    /// A scenario's environment: its own namespace, on the stand-in or the real cluster.
+    pub async fn start(scenario: &str) -> Env {
+        let project = Project::new();
+        write_fixture_app(&project);
+        let suffix = format!(
+            "{:x}",
+            std::process::id() ^ (Instant::now().elapsed().as_nanos() as u32)
+        );
+        let namespace = format!("e2e-{scenario}-{suffix}").replace('_', "-");
+        let namespace = namespace[..namespace.len().min(63)]
+            .trim_end_matches('-')
+            .to_owned();
+        let (kubeconfig, standin) = match std::env::var_os("TODO_DEPLOY_E2E_KUBECONFIG") {
+            Some(path) => (PathBuf::from(path), None),
+            None => {
+                let standin = StandIn::start(Options {
+                    time_scale: 0.05,
+                    ..Options::default()
+                })
+                .await
+                .expect("the stand-in starts");
+                let path = project.path().join("kubeconfig");
+                standin
+                    .write_kubeconfig(&path, CONTEXT)
+                    .expect("kubeconfig");
+                (path, Some(standin))
+            }
+        };
+        let client = client(&kubeconfig).await;
+        Env {
+            project,
+            namespace,
+            kubeconfig,
+            standin,
+            client,
+        }
+    }
+
+    pub fn standin(&self) -> Option<&StandIn> {
+        self.standin.as_ref()
+    }
+
+    /// The stand-in, or `None` after printing why the scenario is skipped on a real cluster.
+    pub fn standin_only(&self, what: &str) -> Option<&StandIn> {
+        if self.standin.is_none() {
+            eprintln!("skipped on a real cluster: {what} needs the stand-in");
+        }
+        self.standin.as_ref()
+    }
+
+    /// The arguments every run gets: the cluster, the scenario's namespace, the fixture values.
+    fn base_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--kubeconfig".to_owned(),
+            self.kubeconfig.display().to_string(),
+            "--namespace".to_owned(),
+            self.namespace.clone(),
+            "-f".to_owned(),
+            "e2e-values.yaml".to_owned(),
+        ];
+        args
+    }
+
+    /// Runs `todo-deploy` with `args` after the base arguments; deploy commands get
+    /// `--no-build --loader none` on the stand-in.
+    pub async fn run(&self, args: &[&str]) -> Run {
+        self.run_with(args, |_| {}).await
+    }
+
+    pub async fn run_with(
+        &self,
+        args: &[&str],
+        adjust: impl FnOnce(&mut tokio::process::Command),
+    ) -> Run {
+        let mut command = self.command(args);
+        adjust(&mut command);
+        let output = command.output().await.expect("todo-deploy runs");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_todo-deploy"));
+        command.args(args.iter().take(1));
+        command.args(self.base_args());
+        let deploys = matches!(args.first(), Some(&"up") | Some(&"upgrade") | Some(&"diff"));
+        if deploys && self.standin.is_some() {
+            // The stand-in's node shares no image store with Docker: nothing to build or load;
+            // `provide` registers the images it should have.
+            command.args(["--no-build", "--loader", "none"]);
+        }
+        command
+            .args(args.iter().skip(1))
+            .current_dir(self.project.path())
+            .env_remove("KUBECONFIG")
+            .env_remove("TODO_DEPLOY_CONFIG")
+            .env("NO_COLOR", "1")
+            .env("RUST_BACKTRACE", "0")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        for (key, value) in SECRETS {
+            command.env(key, value);
+        }
+        command
+    }
+
+    /// The image references `up` would deploy with these extra arguments, as `render` says.
+    pub async fn images(&self, extra: &[&str]) -> Vec<String> {
+        let mut args = vec!["render"];
+        args.extend_from_slice(extra);
+        let run = self.run(&args).await;
+        run.expect_code(0);
+        run.stdout
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("image: "))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Makes the images of `render` (with `extra` args) behave like `app` on the node. On a real
+    /// cluster the build and load stages do this for real, so nothing is needed here.
+    pub async fn provide(&self, app: App, extra: &[&str]) {
+        let Some(standin) = &self.standin else {
+            return;
+        };
+        for image in self.images(extra).await {
+            let port = if image.contains("frontend") {
+                3000
+            } else {
+                8000
+            };
+            let path = if image.contains("frontend") {
+                "/"
+            } else {
+                "/api/health"
+            };
+            let behavior = match app {
+                App::Healthy => Behavior::serve(&[path, "/api/health/live"], port),
+                App::Crashing => Behavior::crash(
+                    3,
+                    &["starting backend", "error: cannot connect to the database"],
+                ),
+                App::NotReady => Behavior::serve(&["/elsewhere", "/api/health/live"], port),
+                App::Slow => Behavior::SlowStart {
+                    delay_secs: 3600.0,
+                    then: Box::new(Behavior::serve(&[path, "/api/health/live"], port)),
+                },
+            };
+            standin.node_images().add_image(&image, behavior);
+        }
+    }
+
+    pub async fn deployment(&self, name: &str) -> Option<Deployment> {
+        Api::<Deployment>::namespaced(self.client.clone(), &self.namespace)
+            .get_opt(name)
+            .await
+            .expect("get a Deployment")
+    }
+
+    pub async fn pods(&self) -> Vec<Pod> {
+        Api::<Pod>::namespaced(self.client.clone(), &self.namespace)
+            .list(&ListParams::default())
+            .await
+            .expect("list pods")
+            .items
+    }
+
+    /// The names of the pods that are not terminating.
+    pub async fn live_pods(&self) -> Vec<String> {
+        self.pods()
+            .await
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter_map(|p| p.metadata.name)
+            .collect()
+    }
+
+    /// Any object as JSON, by API path; `{ns}` stands for the scenario's namespace, e.g.
+    /// `/api/v1/namespaces/{ns}/configmaps/todo-config`.
+    pub async fn get_json(&self, path: &str) -> Option<Value> {
+        let path = path.replace("{ns}", &self.namespace);
+        let request = http::Request::get(&path)
+            .body(Vec::new())
+            .expect("a request");
+        match self.client.request::<Value>(request).await {
+            Ok(value) => Some(value),
+            Err(kube::Error::Api(status)) if status.code == 404 => None,
+            Err(error) => panic!("GET {path}: {error}"),
+        }
+    }
+
+    /// Waits until `check` holds, reading the cluster every 50 ms.
+    pub async fn eventually<F, Fut>(&self, what: &str, timeout: Duration, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let end = Instant::now() + timeout;
+        while !check().await {
+            assert!(Instant::now() < end, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if self.standin.is_none() {
+            // Leave a real cluster as we found it.
+            let _ = std::process::Command::new(env!("CARGO_BIN_EXE_todo-deploy"))
+                .args(["down", "--delete-namespace", "--kubeconfig"])
+                .arg(&self.kubeconfig)
+                .args(["--namespace", &self.namespace, "-f", "e2e-values.yaml"])
+                .current_dir(self.project.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+async fn client(kubeconfig: &std::path::Path) -> Client {
+    let config = Kubeconfig::read_from(kubeconfig).expect("a kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(config, &KubeConfigOptions::default())
+        .await
+        .expect("a client config");
+    Client::try_from(config).expect("a client")
+}
+
+/// Fixture services: FROM-scratch busybox images that really behave like the app on a real
+/// cluster (httpd serving the probe paths), with small requests and fast probes.
+fn write_fixture_app(project: &Project) {
+    for (service, port, paths) in [
+        (
+            "backend",
+            8000,
+            &["api/health/index.html", "api/health/live"][..],
+        ),
+        ("frontend", 3000, &["index.html"][..]),
+    ] {
+        let dir = format!("examples/todo-app/{service}");
+        project.write(
+            &format!("{dir}/Dockerfile"),
+            &format!(
+                "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nUSER 10001\nENTRYPOINT [\"/bin/busybox\"]\nCMD [\"sh\", \"-c\", \"trap 'exit 0' TERM; httpd -f -p {port} -h /www & wait\"]\n"
+            ),
+        );
+        for path in paths {
+            project.write(&format!("{dir}/www/{path}"), "ok\n");
+        }
+        // The real busybox, so that a real cluster runs what the stand-in simulates.
+        if let Ok(busybox) = std::fs::read("/bin/busybox") {
+            std::fs::write(project.path().join(&dir).join("busybox"), busybox)
+                .expect("copy busybox");
+        }
+        project.write(&format!("{dir}/.dockerignore"), "*.log\n");
+    }
+    project.write(
+        "e2e-values.yaml",
+        "# Small, fast fixture services for the end-to-end suite.
+services:
+  backend:
+    resources:
+      requests: {cpu: 50m, memory: 32Mi}
+      limits: {cpu: 100m, memory: 64Mi}
+    probes:
+      readiness: {path: /api/health, initialDelaySeconds: 1, periodSeconds: 1, failureThreshold: 3}
+      liveness: {path: /api/health/live, initialDelaySeconds: 5, periodSeconds: 2, failureThreshold: 3}
+  frontend:
+    resources:
+      requests: {cpu: 50m, memory: 32Mi}
+      limits: {cpu: 100m, memory: 64Mi}
+    probes:
+      readiness: {path: /, initialDelaySeconds: 1, periodSeconds: 1, failureThreshold: 3}
+      liveness: {path: /, initialDelaySeconds: 5, periodSeconds: 2, failureThreshold: 3}
+rollout:
+  timeout: 2m
+  progressDeadlineSeconds: 60
+",
+    );
+}
