@@ -462,19 +462,181 @@ fn is_plain_map(k: &str) -> bool {
     )
 }
 
+/// Field orders of structs whose declaration order differs from the global table.
+fn explicit_order(kind: &str, parent: &str) -> Option<&'static [&'static str]> {
+    Some(match (kind, parent) {
+        ("Status", "") => &[
+            "kind",
+            "apiVersion",
+            "metadata",
+            "status",
+            "message",
+            "reason",
+            "details",
+            "code",
+        ],
+        (_, "details") => &[
+            "name",
+            "group",
+            "kind",
+            "uid",
+            "causes",
+            "retryAfterSeconds",
+        ],
+        (_, "causes") => &["reason", "message", "field"],
+        ("Deployment", "status") => &[
+            "observedGeneration",
+            "replicas",
+            "updatedReplicas",
+            "readyReplicas",
+            "availableReplicas",
+            "unavailableReplicas",
+            "conditions",
+            "collisionCount",
+        ],
+        ("ReplicaSet", "status") => &[
+            "replicas",
+            "fullyLabeledReplicas",
+            "readyReplicas",
+            "availableReplicas",
+            "observedGeneration",
+            "conditions",
+        ],
+        ("Pod", "status") => &[
+            "phase",
+            "conditions",
+            "message",
+            "reason",
+            "nominatedNodeName",
+            "hostIP",
+            "hostIPs",
+            "podIP",
+            "podIPs",
+            "startTime",
+            "initContainerStatuses",
+            "containerStatuses",
+            "qosClass",
+            "ephemeralContainerStatuses",
+        ],
+        ("Service", "spec") => &[
+            "ports",
+            "selector",
+            "clusterIP",
+            "clusterIPs",
+            "type",
+            "externalIPs",
+            "sessionAffinity",
+            "loadBalancerIP",
+            "loadBalancerSourceRanges",
+            "externalName",
+            "externalTrafficPolicy",
+            "healthCheckNodePort",
+            "publishNotReadyAddresses",
+            "sessionAffinityConfig",
+            "ipFamilies",
+            "ipFamilyPolicy",
+            "allocateLoadBalancerNodePorts",
+            "loadBalancerClass",
+            "internalTrafficPolicy",
+        ],
+        ("Service", "ports") => &[
+            "name",
+            "protocol",
+            "appProtocol",
+            "port",
+            "targetPort",
+            "nodePort",
+        ],
+        (_, "ports") => &["name", "hostPort", "containerPort", "protocol", "hostIP"],
+        (_, "conditions") => &[
+            "type",
+            "status",
+            "observedGeneration",
+            "lastProbeTime",
+            "lastHeartbeatTime",
+            "lastUpdateTime",
+            "lastTransitionTime",
+            "reason",
+            "message",
+        ],
+        (_, "containerStatuses") | (_, "initContainerStatuses") => &[
+            "name",
+            "state",
+            "lastState",
+            "ready",
+            "restartCount",
+            "image",
+            "imageID",
+            "containerID",
+            "started",
+        ],
+        (_, "terminated") => &[
+            "exitCode",
+            "signal",
+            "reason",
+            "message",
+            "startedAt",
+            "finishedAt",
+            "containerID",
+        ],
+        (_, "waiting") => &["reason", "message"],
+        (_, "ownerReferences") => &[
+            "apiVersion",
+            "kind",
+            "name",
+            "uid",
+            "controller",
+            "blockOwnerDeletion",
+        ],
+        (_, "involvedObject") | (_, "regarding") => &[
+            "kind",
+            "namespace",
+            "name",
+            "uid",
+            "apiVersion",
+            "resourceVersion",
+            "fieldPath",
+        ],
+        (_, "httpGet") => &["path", "port", "host", "scheme", "httpHeaders"],
+        (_, "serviceAccountToken") => &["audience", "expirationSeconds", "path"],
+        (_, "tolerations") => &["key", "operator", "value", "effect", "tolerationSeconds"],
+        (_, "volumeMounts") => &[
+            "name",
+            "readOnly",
+            "mountPath",
+            "subPath",
+            "mountPropagation",
+            "subPathExpr",
+        ],
+        (_, "env") => &["name", "value", "valueFrom"],
+        _ => return None,
+    })
+}
+
 /// Serialises `v` with struct fields in Go declaration order.
 pub fn to_json(v: &Value) -> String {
     let mut out = String::new();
-    write_value(v, false, &mut out);
+    let kind = v.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+    write_value(v, kind, "", false, &mut out);
     out
 }
 
-fn write_value(v: &Value, plain: bool, out: &mut String) {
+fn write_value(v: &Value, kind: &str, parent: &str, plain: bool, out: &mut String) {
     match v {
         Value::Object(m) => {
+            let kind = match m.get("kind").and_then(|k| k.as_str()) {
+                Some(k) if parent.is_empty() || parent == "items" || parent == "object" => k,
+                None if parent == "items" => kind.strip_suffix("List").unwrap_or(kind),
+                _ => kind,
+            };
             let mut keys: Vec<&String> = m.keys().collect();
             if !plain {
-                keys.sort_by(|a, b| key_rank(a).cmp(&key_rank(b)).then(a.cmp(b)));
+                let explicit = explicit_order(kind, parent);
+                let rank = |k: &str| match explicit {
+                    Some(order) => order.iter().position(|x| *x == k).unwrap_or(usize::MAX),
+                    None => key_rank(k),
+                };
+                keys.sort_by(|a, b| rank(a).cmp(&rank(b)).then(a.cmp(b)));
             }
             out.push('{');
             for (i, k) in keys.iter().enumerate() {
@@ -485,7 +647,7 @@ fn write_value(v: &Value, plain: bool, out: &mut String) {
                 out.push(':');
                 let child_plain =
                     is_plain_map(k) || (plain && k.starts_with(['f', 'k', 'v', 'i', '.']));
-                write_value(&m[*k], child_plain, out);
+                write_value(&m[*k], kind, k, child_plain, out);
             }
             out.push('}');
         }
@@ -495,7 +657,7 @@ fn write_value(v: &Value, plain: bool, out: &mut String) {
                 if i > 0 {
                     out.push(',');
                 }
-                write_value(x, false, out);
+                write_value(x, kind, parent, false, out);
             }
             out.push(']');
         }
