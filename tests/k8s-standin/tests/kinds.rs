@@ -1,0 +1,240 @@
+//! The other kinds todo-deploy applies (Service, Secret, Ingress,
+//! NetworkPolicy, HPA, PDB) with their server-side defaults, the byte-exact
+//! JSON of a Status body, and kubelet details: liveness restarts, slow starts,
+//! graceful pod deletion.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use k8s_standin::Behavior;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn status_body_bytes_match_the_server() {
+    let s = standin("transcripts").await;
+    let r = raw(
+        &s,
+        "GET",
+        "/apis/apps/v1/namespaces/transcripts/deployments/absent",
+        None,
+        None,
+    )
+    .await
+    .expect("get");
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        String::from_utf8_lossy(&r.body),
+        r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"deployments.apps \"absent\" not found","reason":"NotFound","details":{"name":"absent","group":"apps","kind":"deployments"},"code":404}"#
+    );
+    assert_eq!(
+        r.headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/json")
+    );
+}
+
+#[tokio::test]
+async fn other_kinds_get_their_defaults() {
+    let s = standin("k").await;
+    let (code, svc) = apply(
+        &s,
+        "/api/v1/namespaces/k/services/web",
+        &json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8000}]}}),
+        "",
+    )
+    .await;
+    assert_eq!(code, 201);
+    let spec = &svc["spec"];
+    assert_eq!(spec["type"], "ClusterIP");
+    assert_eq!(spec["sessionAffinity"], "None");
+    assert_eq!(spec["ports"][0]["protocol"], "TCP");
+    assert_eq!(spec["internalTrafficPolicy"], "Cluster");
+    assert_eq!(spec["ipFamilies"], json!(["IPv4"]));
+    assert!(
+        spec["clusterIP"]
+            .as_str()
+            .is_some_and(|ip| ip.starts_with("10.96."))
+    );
+    assert_eq!(spec["clusterIPs"][0], spec["clusterIP"]);
+    assert_eq!(svc["status"], json!({"loadBalancer": {}}));
+    let mf = &svc["metadata"]["managedFields"][0]["fieldsV1"];
+    assert_eq!(
+        mf["f:spec"]["f:ports"],
+        json!({"k:{\"port\":80,\"protocol\":\"TCP\"}": {".": {}, "f:port": {}, "f:targetPort": {}}})
+    );
+    assert_eq!(
+        mf["f:spec"]["f:selector"],
+        json!({"f:app": {}}),
+        "a Service selector is a granular map"
+    );
+    // Re-apply keeps the allocated clusterIP and writes nothing.
+    let (_, again) = apply(
+        &s,
+        "/api/v1/namespaces/k/services/web",
+        &json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8000}]}}),
+        "",
+    )
+    .await;
+    assert_eq!(
+        again["metadata"]["resourceVersion"],
+        svc["metadata"]["resourceVersion"]
+    );
+
+    let (code, sec) = apply(&s, "/api/v1/namespaces/k/secrets/db", &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "stringData": {"password": "hello"}}), "").await;
+    assert_eq!(code, 201);
+    assert_eq!(sec["data"], json!({"password": "aGVsbG8="}));
+    assert_eq!(sec["type"], "Opaque");
+    assert!(sec.get("stringData").is_none());
+
+    let (code, np) = apply(&s, "/apis/networking.k8s.io/v1/namespaces/k/networkpolicies/deny", &json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "deny"},
+        "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "ingress": [{"ports": [{"port": 8000}]}]}}), "").await;
+    assert_eq!(code, 201);
+    assert_eq!(np["spec"]["policyTypes"], json!(["Ingress"]));
+    assert_eq!(np["metadata"]["generation"], 1);
+    assert_eq!(
+        np["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]["f:podSelector"],
+        json!({}),
+        "LabelSelector is atomic"
+    );
+
+    let (code, ing) = apply(&s, "/apis/networking.k8s.io/v1/namespaces/k/ingresses/web", &json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web"},
+        "spec": {"rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}), "").await;
+    assert_eq!(code, 201);
+    assert_eq!(ing["status"], json!({"loadBalancer": {}}));
+
+    let (code, hpa) = apply(&s, "/apis/autoscaling/v2/namespaces/k/horizontalpodautoscalers/web", &json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "maxReplicas": 3}}), "").await;
+    assert_eq!(code, 201);
+    assert_eq!(hpa["spec"]["minReplicas"], 1);
+    assert_eq!(
+        hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        80
+    );
+
+    let (code, pdb) = apply(&s, "/apis/policy/v1/namespaces/k/poddisruptionbudgets/web", &json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}}), "").await;
+    assert_eq!(code, 201);
+    assert_eq!(pdb["metadata"]["generation"], 1);
+
+    // Wrong kind in the body of an apply: 400.
+    let (code, body) = apply(
+        &s,
+        "/api/v1/namespaces/k/configmaps/x",
+        &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}}),
+        "",
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert_eq!(body["reason"], "BadRequest");
+    // Every namespace gets kube-root-ca.crt and the default service account.
+    let cms = s.list("ConfigMap", Some("k"));
+    assert!(
+        cms.iter()
+            .any(|c| c["metadata"]["name"] == "kube-root-ca.crt")
+    );
+}
+
+fn pod(s: &k8s_standin::StandIn, app: &str) -> Option<Value> {
+    s.list("Pod", Some("l"))
+        .into_iter()
+        .find(|p| p["metadata"]["labels"]["app"] == app)
+}
+
+#[tokio::test]
+async fn liveness_restarts_and_slow_start() {
+    let s = standin("l").await;
+    s.node_images().add_image(
+        "slow:1",
+        Behavior::slow_start(5.0, Behavior::serve(&["/api/health"], 8000)),
+    );
+    s.node_images()
+        .add_image("nolive:1", Behavior::serve(&["/api/health"], 8000));
+    let mut d = deployment("slow", "l", 1, "slow:1");
+    d["spec"]["template"]["spec"]["containers"][0]["readinessProbe"] =
+        json!({"httpGet": {"path": "/api/health", "port": 8000}, "periodSeconds": 1});
+    apply(&s, "/apis/apps/v1/namespaces/l/deployments/slow", &d, "").await;
+    let start = std::time::Instant::now();
+    s.wait_for(Duration::from_secs(5), |s| {
+        pod(s, "slow").filter(|p| p["status"]["containerStatuses"][0]["ready"] == true)
+    })
+    .await
+    .expect("ready");
+    assert!(
+        start.elapsed() >= Duration::from_millis(90),
+        "slow start delays readiness (5 s at 0.02)"
+    );
+    let name = pod(&s, "slow").expect("pod")["metadata"]["name"]
+        .as_str()
+        .expect("name")
+        .to_string();
+    let refused = s
+        .list("Event", Some("l"))
+        .into_iter()
+        .find(|e| e["involvedObject"]["name"] == name.as_str() && e["reason"] == "Unhealthy")
+        .expect("unhealthy while starting");
+    let msg = refused["message"].as_str().unwrap_or("");
+    assert!(
+        msg.starts_with("Readiness probe failed: Get \"http://10.244.0.")
+            && msg.contains(":8000/api/health\": dial tcp 10.244.0.")
+            && msg.ends_with(":8000: connect: connection refused"),
+        "{msg}"
+    );
+
+    let mut d = deployment("live", "l", 1, "nolive:1");
+    d["spec"]["template"]["spec"]["containers"][0]["livenessProbe"] = json!({"httpGet": {"path": "/healthz", "port": 8000}, "periodSeconds": 1, "failureThreshold": 2});
+    apply(&s, "/apis/apps/v1/namespaces/l/deployments/live", &d, "").await;
+    let p = s
+        .wait_for(Duration::from_secs(5), |s| {
+            pod(s, "live").filter(|p| {
+                p["status"]["containerStatuses"][0]["restartCount"]
+                    .as_i64()
+                    .unwrap_or(0)
+                    >= 1
+            })
+        })
+        .await
+        .expect("restarted");
+    let name = p["metadata"]["name"].as_str().expect("name");
+    let evs = s.list("Event", Some("l"));
+    assert!(evs.iter().any(|e| e["involvedObject"]["name"] == name
+        && e["reason"] == "Killing"
+        && e["message"] == "Container web failed liveness probe, will be restarted"));
+    assert!(evs.iter().any(|e| e["involvedObject"]["name"] == name
+        && e["message"] == "Liveness probe failed: HTTP probe failed with statuscode: 404"));
+}
+
+#[tokio::test]
+async fn graceful_pod_deletion() {
+    let s = standin("g").await;
+    let (code, _) = call(&s, "POST", "/api/v1/namespaces/g/pods", Some(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"app": "p"}},
+        "spec": {"terminationGracePeriodSeconds": 5, "containers": [{"name": "c", "image": "probe-busybox:1"}]}}))).await;
+    assert_eq!(code, 201);
+    let p = "/api/v1/namespaces/g/pods/p";
+    let running = wait_obj(&s, p, Duration::from_secs(5), |p| {
+        p["status"]["phase"] == "Running"
+    })
+    .await;
+    assert_eq!(
+        running["spec"]["containers"][0]["imagePullPolicy"],
+        "IfNotPresent"
+    );
+    assert_eq!(running["spec"]["serviceAccountName"], "default");
+    assert_eq!(running["status"]["qosClass"], "BestEffort");
+    let (code, body) = call(&s, "DELETE", p, None).await;
+    assert_eq!(code, 200);
+    assert_eq!(body["metadata"]["deletionGracePeriodSeconds"], 5);
+    assert!(
+        s.get(p).is_some(),
+        "a running pod lingers for its grace period"
+    );
+    s.wait_for(Duration::from_secs(5), |s| s.get(p).is_none().then_some(()))
+        .await
+        .expect("pod gone after grace");
+    let logs = raw(&s, "GET", "/api/v1/namespaces/g/pods/p/log", None, None)
+        .await
+        .expect("log");
+    assert_eq!(logs.status, 404);
+}
