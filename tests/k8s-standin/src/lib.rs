@@ -77,6 +77,9 @@ pub struct Options {
     pub node_pods: i64,
     /// How many change events watches can resume from.
     pub watch_history: usize,
+    /// Emit the `MissingClusterDNS` Warning events the recorded minikube kubelet
+    /// emits for every ClusterFirst pod (off by default).
+    pub missing_cluster_dns_events: bool,
 }
 
 impl Default for Options {
@@ -89,6 +92,7 @@ impl Default for Options {
             node_memory: "8Gi".into(),
             node_pods: 110,
             watch_history: 10_000,
+            missing_cluster_dns_events: false,
         }
     }
 }
@@ -177,6 +181,7 @@ impl StandIn {
                 cpu: opts.node_cpu.clone(),
                 memory: opts.node_memory.clone(),
                 pods: opts.node_pods,
+                missing_cluster_dns_events: opts.missing_cluster_dns_events,
             },
         );
         bootstrap(&api, &opts);

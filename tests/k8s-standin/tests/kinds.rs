@@ -238,3 +238,46 @@ async fn graceful_pod_deletion() {
         .expect("log");
     assert_eq!(logs.status, 404);
 }
+
+#[tokio::test]
+async fn minikube_missing_cluster_dns_warnings_on_request() {
+    let s = k8s_standin::StandIn::start(k8s_standin::Options {
+        time_scale: 0.02,
+        missing_cluster_dns_events: true,
+        ..k8s_standin::Options::default()
+    })
+    .await
+    .expect("start");
+    s.node_images()
+        .add_image("probe-busybox:1", Behavior::serve(&["/api/health"], 8000));
+    call(
+        &s,
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        Some(
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "dns"},
+        "spec": {"containers": [{"name": "c", "image": "probe-busybox:1"}]}}),
+        ),
+    )
+    .await;
+    let uid = s.get("/api/v1/namespaces/default/pods/dns").expect("pod")["metadata"]["uid"]
+        .as_str()
+        .expect("uid")
+        .to_string();
+    let ev = s
+        .wait_for(Duration::from_secs(5), |s| {
+            s.list("Event", Some("default"))
+                .into_iter()
+                .find(|e| e["reason"] == "MissingClusterDNS")
+        })
+        .await
+        .expect("MissingClusterDNS");
+    assert_eq!(
+        ev["message"],
+        format!(
+            "pod: \"dns_default({uid})\". kubelet does not have ClusterDNS IP configured and cannot create Pod using \"ClusterFirst\" policy. Falling back to \"Default\" policy."
+        )
+    );
+    assert_eq!(ev["type"], "Warning");
+    assert!(ev["involvedObject"].get("fieldPath").is_none());
+}

@@ -232,12 +232,9 @@ impl Ctx<'_> {
         let status = d["status"].clone();
         let annotations = d.pointer("/metadata/annotations").cloned();
         let uid = meta(&self.d, "uid").to_string();
-        let old_prog =
-            condition(&self.d["status"], "Progressing").map(|c| c["lastUpdateTime"].clone());
-        let new_prog = condition(&status, "Progressing").map(|c| c["lastUpdateTime"].clone());
-        if old_prog != new_prog
-            || (new_prog.is_some() && self.d["status"]["conditions"] != status["conditions"])
-        {
+        let old_prog = condition(&self.d["status"], "Progressing").cloned();
+        let new_prog = condition(&status, "Progressing").cloned();
+        if new_prog.is_some() && old_prog != new_prog {
             self.env
                 .progress_marks
                 .lock()

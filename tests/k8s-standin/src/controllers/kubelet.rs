@@ -170,6 +170,27 @@ impl Kubelet {
         let Some(rt) = self.pods.get_mut(&uid) else {
             return;
         };
+        let starting = rt
+            .containers
+            .iter()
+            .any(|c| c.start_at.is_some_and(|t| now >= t));
+        if env.node.missing_cluster_dns_events
+            && starting
+            && pod.pointer("/spec/dnsPolicy").and_then(|d| d.as_str()) == Some("ClusterFirst")
+        {
+            let msg = format!(
+                "pod: \"{name}_{ns}({uid})\". kubelet does not have ClusterDNS IP configured and cannot create Pod using \"ClusterFirst\" policy. Falling back to \"Default\" policy."
+            );
+            env.recorder.record(
+                &env.api,
+                &pod,
+                "Warning",
+                "MissingClusterDNS",
+                &msg,
+                Source::Kubelet(&env.node.name),
+                None,
+            );
+        }
         let deleting = pod
             .pointer("/metadata/deletionTimestamp")
             .is_some_and(|d| !d.is_null());

@@ -42,6 +42,8 @@ pub struct NodeSpec {
     pub cpu: String,
     pub memory: String,
     pub pods: i64,
+    /// Emit minikube's `MissingClusterDNS` warnings (the transcripts show them).
+    pub missing_cluster_dns_events: bool,
 }
 
 /// Shared by all controllers.
