@@ -721,6 +721,12 @@ impl Api {
                 "the name of the object ({cfg_name}) does not match the name on the URL ({name})"
             )));
         }
+        if config
+            .pointer("/metadata/managedFields")
+            .is_some_and(|m| !m.is_null())
+        {
+            return Err(status::bad_request("metadata.managedFields must be nil"));
+        }
         let now = now_rfc3339();
         let av = res.api_version();
         let w = Writer {
@@ -759,6 +765,10 @@ impl Api {
                 Ok((created, true))
             }
             Some(live) => {
+                let want_rv = meta_str(&config, "resourceVersion");
+                if !want_rv.is_empty() && want_rv != meta_str(&live, "resourceVersion") {
+                    return Err(status::conflict_modified(res, name));
+                }
                 let mut base = Managers::decode(&live);
                 if base.0.is_empty() {
                     let bw = Writer {

@@ -213,6 +213,13 @@ async fn configmap_no_op_apply_and_generation_rules() {
         first["metadata"]["resourceVersion"]
     );
     assert!(changed["metadata"].get("generation").is_none());
+    // A resourceVersion in the applied configuration is a precondition.
+    let stale = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "resourceVersion": first["metadata"]["resourceVersion"]}, "data": {"a": "3"}});
+    let (code, body) = apply(&s, p, &stale, "").await;
+    assert_eq!(code, 409);
+    assert_eq!(body["reason"], "Conflict");
+    let (code, _) = apply(&s, p, &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "managedFields": [{"manager": "x"}]}}), "").await;
+    assert_eq!(code, 400, "managedFields may not be applied");
 
     // Status writes do not bump a Deployment's generation; spec writes do.
     let dp = "/apis/apps/v1/namespaces/gen/deployments/g";
