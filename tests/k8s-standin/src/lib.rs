@@ -39,6 +39,7 @@ pub mod controllers;
 pub mod defaults;
 pub mod faults;
 pub mod http;
+pub mod jsonfmt;
 pub mod managed;
 pub mod node;
 pub mod patch;
