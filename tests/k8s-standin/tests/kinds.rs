@@ -281,3 +281,58 @@ async fn minikube_missing_cluster_dns_warnings_on_request() {
     assert_eq!(ev["type"], "Warning");
     assert!(ev["involvedObject"].get("fieldPath").is_none());
 }
+
+#[tokio::test]
+async fn dry_run_persists_nothing() {
+    let s = standin("dry").await;
+    let rv0 = s.resource_version();
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
+    let (code, body) = call(
+        &s,
+        "POST",
+        "/api/v1/namespaces/dry/configmaps?dryRun=All",
+        Some(cm.clone()),
+    )
+    .await;
+    assert_eq!(code, 201);
+    assert_eq!(body["data"]["a"], "1");
+    assert!(s.get("/api/v1/namespaces/dry/configmaps/c").is_none());
+    assert_eq!(s.resource_version(), rv0, "nothing written");
+    call(&s, "POST", "/api/v1/namespaces/dry/configmaps", Some(cm)).await;
+    let stored = s
+        .get("/api/v1/namespaces/dry/configmaps/c")
+        .expect("stored");
+    let (code, body) = patch(
+        &s,
+        "/api/v1/namespaces/dry/configmaps/c?dryRun=All",
+        "application/merge-patch+json",
+        &json!({"data": {"a": "2"}}),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(body["data"]["a"], "2");
+    let mut put = stored.clone();
+    put["data"]["a"] = json!("3");
+    let (code, body) = call(
+        &s,
+        "PUT",
+        "/api/v1/namespaces/dry/configmaps/c?dryRun=All",
+        Some(put),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(body["data"]["a"], "3");
+    let (code, _) = call(
+        &s,
+        "DELETE",
+        "/api/v1/namespaces/dry/configmaps/c?dryRun=All",
+        None,
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        s.get("/api/v1/namespaces/dry/configmaps/c"),
+        Some(stored),
+        "dry runs leave the object as it was"
+    );
+}

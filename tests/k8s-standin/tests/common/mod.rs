@@ -40,6 +40,15 @@ pub async fn standin(ns: &str) -> StandIn {
     )
     .await;
     assert_eq!(code, 201, "{body}");
+    // Let the namespace controller publish kube-root-ca.crt and the default ServiceAccount.
+    s.wait_for(Duration::from_secs(5), |s| {
+        s.list("ServiceAccount", Some(ns))
+            .iter()
+            .any(|a| a["metadata"]["name"] == "default")
+            .then_some(())
+    })
+    .await
+    .expect("namespace bootstrap");
     s
 }
 
