@@ -283,3 +283,55 @@ async fn recreate_strategy_and_scaling() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn paused_deployment_reports_and_holds() {
+    let s = standin("pause").await;
+    let p = "/apis/apps/v1/namespaces/pause/deployments/p";
+    apply(&s, p, &deployment("p", "pause", 1, "probe-busybox:1"), "").await;
+    wait_obj(&s, p, Duration::from_secs(10), |d| {
+        d["status"]["availableReplicas"] == 1
+    })
+    .await;
+    let (code, _) = patch(
+        &s,
+        &format!("{p}?fieldManager=kubectl-rollout"),
+        "application/merge-patch+json",
+        &serde_json::json!({"spec": {"paused": true}}),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let d = wait_obj(&s, p, Duration::from_secs(5), |d| {
+        d["status"]["conditions"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|c| c["reason"] == "DeploymentPaused"))
+    })
+    .await;
+    let c = d["status"]["conditions"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["type"] == "Progressing"))
+        .expect("cond");
+    assert_eq!(
+        (c["status"].as_str(), c["message"].as_str()),
+        (Some("Unknown"), Some("Deployment is paused"))
+    );
+    // A template change while paused creates no new ReplicaSet.
+    apply(&s, p, &deployment("p", "pause", 1, "probe-busybox:2"), "").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(s.list("ReplicaSet", Some("pause")).len(), 1);
+    patch(
+        &s,
+        &format!("{p}?fieldManager=kubectl-rollout"),
+        "application/merge-patch+json",
+        &serde_json::json!({"spec": {"paused": false}}),
+    )
+    .await;
+    wait_obj(&s, p, Duration::from_secs(10), |d| {
+        d["status"]["updatedReplicas"] == 1
+            && d["status"]["observedGeneration"] == d["metadata"]["generation"]
+            && d["status"]["availableReplicas"] == 1
+            && d["status"]["replicas"] == 1
+    })
+    .await;
+    assert_eq!(s.list("ReplicaSet", Some("pause")).len(), 2);
+}

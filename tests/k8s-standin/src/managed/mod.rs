@@ -261,19 +261,35 @@ pub fn apply(
         .filter(|(i, _)| Some(*i) != own)
         .fold(Set::new(), |acc, (_, e)| acc.union(&e.set));
     let owned_now = others.union(&new_set);
-    let mut to_remove = last_set.difference(&new_set).paths();
+    let removable: Vec<fieldset::Path> = last_set
+        .difference(&new_set)
+        .paths()
+        .into_iter()
+        .filter(|p| !owned_now.has_prefix(p))
+        .collect();
+    // Remove only the top-most paths: a removed list item takes its fields
+    // (including its key fields) with it.
+    let mut to_remove: Vec<fieldset::Path> = removable
+        .iter()
+        .filter(|p| {
+            !removable
+                .iter()
+                .any(|q| q.len() < p.len() && p.starts_with(q))
+        })
+        .cloned()
+        .collect();
     to_remove.reverse();
     for p in to_remove {
-        if owned_now.has_prefix(&p) {
-            continue;
-        }
         if remove_at(&mut merged, &p) {
             // Drop maps the removal left empty, unless someone owns them.
             let mut parent = p.clone();
             while parent.len() > 1 {
                 parent.pop();
-                let empty = get_at(&merged, &parent)
-                    .is_some_and(|v| v.as_object().is_some_and(|m| m.is_empty()));
+                // Go omits empty maps and slices (omitempty), so they go too.
+                let empty = get_at(&merged, &parent).is_some_and(|v| {
+                    v.as_object().is_some_and(|m| m.is_empty())
+                        || v.as_array().is_some_and(|a| a.is_empty())
+                });
                 if !empty
                     || owned_now.contains(&parent)
                     || !matches!(parent.last(), Some(fieldset::PathElement::Field(_)))
@@ -391,6 +407,53 @@ mod tests {
             apply("Deployment", &edited, &cfg2, &m, &w("todo"), true, &ign).expect("force");
         assert_eq!(forced.managers.0.len(), 1);
         assert_eq!(forced.object["spec"]["replicas"], 2);
+    }
+
+    #[test]
+    fn apply_prunes_dropped_list_items() {
+        let ign = ignored_fields(true, "");
+        let c = |env: Value| json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "i", "env": env}]}}}});
+        let a = apply(
+            "Deployment",
+            &json!({}),
+            &c(json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}])),
+            &Managers::default(),
+            &w("t"),
+            false,
+            &ign,
+        )
+        .expect("apply");
+        let b = apply(
+            "Deployment",
+            &a.object,
+            &c(json!([{"name": "B", "value": "2"}])),
+            &a.managers,
+            &w("t"),
+            false,
+            &ign,
+        )
+        .expect("apply");
+        assert_eq!(
+            b.object["spec"]["template"]["spec"]["containers"][0]["env"],
+            json!([{"name": "B", "value": "2"}])
+        );
+        let cfg = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "i"}]}}}});
+        let d = apply(
+            "Deployment",
+            &b.object,
+            &cfg,
+            &b.managers,
+            &w("t"),
+            false,
+            &ign,
+        )
+        .expect("apply");
+        assert!(
+            d.object["spec"]["template"]["spec"]["containers"][0]
+                .get("env")
+                .is_none(),
+            "an emptied list is omitted"
+        );
     }
 
     #[test]

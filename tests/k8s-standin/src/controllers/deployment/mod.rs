@@ -171,6 +171,35 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// checkPausedConditions: Progressing Unknown while paused, and on resume.
+    fn check_paused_conditions(&mut self, paused: bool) {
+        if self.d.pointer("/spec/progressDeadlineSeconds").is_none() {
+            return;
+        }
+        let reason = condition(&self.d["status"], "Progressing")
+            .and_then(|c| c["reason"].as_str())
+            .unwrap_or("")
+            .to_string();
+        let c = if paused && reason != "DeploymentPaused" {
+            new_condition(
+                "Progressing",
+                "Unknown",
+                "DeploymentPaused",
+                "Deployment is paused",
+            )
+        } else if !paused && reason == "DeploymentPaused" {
+            new_condition(
+                "Progressing",
+                "Unknown",
+                "DeploymentResumed",
+                "Deployment is resumed",
+            )
+        } else {
+            return;
+        };
+        self.update_status(|d| set_condition(&mut d["status"], c));
+    }
+
     pub(super) fn name(&self) -> &str {
         meta(&self.d, "name")
     }
@@ -512,9 +541,9 @@ pub fn sync(env: &Env, ns: &str, name: &str) {
         c.sync_status_only(&rss);
         return;
     }
-    if c.d.pointer("/spec/paused").and_then(|p| p.as_bool()) == Some(true)
-        || c.is_scaling_event(&rss)
-    {
+    let paused = c.d.pointer("/spec/paused").and_then(|p| p.as_bool()) == Some(true);
+    c.check_paused_conditions(paused);
+    if paused || c.is_scaling_event(&rss) {
         let rss = c.owned_replicasets();
         c.scale_sync(&rss);
         return;
