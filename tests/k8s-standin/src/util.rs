@@ -59,9 +59,15 @@ impl TimeScale {
     pub fn set(&self, scale: f64) {
         self.0.store(scale.to_bits(), Ordering::Relaxed);
     }
-    /// Scales a simulated duration to the real one to wait.
+    /// Scales a simulated duration to the real one to wait (at least 1 ms for
+    /// a non-zero duration, so periodic work never spins).
     pub fn scaled(&self, d: Duration) -> Duration {
-        d.mul_f64(self.get().max(0.0))
+        let s = d.mul_f64(self.get().max(0.0));
+        if !d.is_zero() && s < Duration::from_millis(1) {
+            Duration::from_millis(1)
+        } else {
+            s
+        }
     }
     /// Scales a number of simulated seconds.
     pub fn secs(&self, s: f64) -> Duration {
