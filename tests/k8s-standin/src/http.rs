@@ -226,7 +226,14 @@ pub async fn handle(
                 &json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": v}, "paths": {}, "definitions": {}}),
             ));
         }
-        if let Some(doc) = discovery(&ctx, path.trim_end_matches('/')) {
+        let trimmed = path.trim_end_matches('/');
+        if crate::aggregated::minor(&ctx.api.version) >= 30
+            && crate::aggregated::wants_aggregated(&accept)
+            && let Some(doc) = crate::aggregated::document(trimmed)
+        {
+            return Ok(full(200, to_json(&doc), crate::aggregated::CONTENT_TYPE));
+        }
+        if let Some(doc) = discovery(&ctx, trimmed) {
             return Ok(json_response(200, &doc));
         }
     }

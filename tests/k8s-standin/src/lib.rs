@@ -34,6 +34,7 @@
 //! - Time: [`StandIn::set_time_scale`]; [`StandIn::set_watch_history_limit`]
 //!   makes old resourceVersions expire (410) on demand.
 
+pub mod aggregated;
 pub mod api;
 pub mod controllers;
 pub mod defaults;

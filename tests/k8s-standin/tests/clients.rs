@@ -181,8 +181,6 @@ async fn discovery_documents() {
     assert_eq!(api["kind"], "APIVersions");
     assert_eq!(api["versions"], json!(["v1"]));
     // Aggregated discovery is not served by 1.24: the plain shape comes back.
-    let addr = s.url();
-    let _ = addr;
     let r = raw(&s, "GET", "/apis", None, None).await.expect("apis");
     assert_eq!(r.json()["kind"], "APIGroupList");
 }
@@ -295,4 +293,70 @@ async fn kubectl_against_standin() {
     );
     let v: Value = json!(null);
     let _ = v;
+}
+
+#[tokio::test]
+async fn newer_server_profile() {
+    let s = k8s_standin::StandIn::start(k8s_standin::Options {
+        version: "1.30".into(),
+        time_scale: 0.02,
+        ..k8s_standin::Options::default()
+    })
+    .await
+    .expect("start");
+    let (_, v) = call(&s, "GET", "/version", None).await;
+    assert_eq!(v["gitVersion"], "v1.30.0");
+    assert_eq!(v["minor"], "30");
+    let accept =
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
+    let r = raw_accept(&s, "/apis", accept).await;
+    assert_eq!(r["kind"], "APIGroupDiscoveryList");
+    // 1.24 ignores the request for aggregated discovery.
+    let old = standin("x").await;
+    let r = raw_accept(&old, "/apis", accept).await;
+    assert_eq!(r["kind"], "APIGroupList");
+    // kube-rs works against the newer profile; pods report PodReadyToStartContainers.
+    s.node_images().add_image(
+        "probe-busybox:1",
+        k8s_standin::Behavior::serve(&["/api/health"], 8000),
+    );
+    let client = kube_client(&s).await;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client, "default");
+    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "probe-busybox:1"}]}})).expect("pod");
+    pods.create(&Default::default(), &pod)
+        .await
+        .expect("create");
+    let p = wait_obj(
+        &s,
+        "/api/v1/namespaces/default/pods/p",
+        Duration::from_secs(5),
+        |p| p["status"]["phase"] == "Running",
+    )
+    .await;
+    assert_eq!(
+        p["status"]["conditions"][0]["type"],
+        "PodReadyToStartContainers"
+    );
+}
+
+async fn raw_accept(s: &k8s_standin::StandIn, path: &str, accept: &str) -> Value {
+    use http_body_util::BodyExt;
+    let addr = s.url().trim_start_matches("http://").to_string();
+    let stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(conn);
+    let req = hyper::Request::builder()
+        .uri(path)
+        .header("host", addr)
+        .header("accept", accept)
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .expect("request");
+    let resp = sender.send_request(req).await.expect("response");
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    serde_json::from_slice(&body).expect("json")
 }

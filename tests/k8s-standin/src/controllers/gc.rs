@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Env, meta};
 use crate::api::{DeleteOpts, Req};
@@ -137,5 +137,4 @@ pub fn sync(env: &Env) {
             delete(res, obj, policy_for(obj));
         }
     }
-    let _ = json!(null);
 }

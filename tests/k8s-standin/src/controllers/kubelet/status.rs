@@ -75,11 +75,16 @@ pub(super) fn write_status(env: &Env, pod: &Value, rt: &PodRt, uid: &str) {
             format!("containers with unready status: [{}]", unready.join(" ")),
         )
     });
-    let mut conditions = vec![
+    let mut conditions = Vec::new();
+    if crate::aggregated::minor(&env.api.version) >= 29 {
+        // Newer kubelets report the sandbox first (1.29+).
+        conditions.push(make("PodReadyToStartContainers", true, None));
+    }
+    conditions.extend([
         make("Initialized", true, None),
         make("Ready", all_ready, rm.clone()),
         make("ContainersReady", all_ready, rm),
-    ];
+    ]);
     if let Some(ps) = cond("PodScheduled") {
         conditions.push(ps);
     }
