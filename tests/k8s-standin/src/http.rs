@@ -417,28 +417,41 @@ fn list_response(
     q: &Query,
 ) -> (u16, Value) {
     let (items, rv) = ctx.api.list(res, ns, labels, fields);
-    let offset: usize = q
+    // Continue tokens name the last key returned, so pages survive concurrent writes.
+    let key = |v: &Value| {
+        (
+            v.pointer("/metadata/namespace")
+                .and_then(|n| n.as_str())
+                .unwrap_or("")
+                .to_string(),
+            v.pointer("/metadata/name")
+                .and_then(|n| n.as_str())
+                .unwrap_or("")
+                .to_string(),
+        )
+    };
+    let after: Option<(String, String)> = q
         .get("continue")
         .and_then(|c| c.split_once(':'))
-        .and_then(|(_, o)| o.parse().ok())
-        .unwrap_or(0);
+        .and_then(|(_, k)| k.split_once('/'))
+        .map(|(n, m)| (n.to_string(), m.to_string()));
     let limit: usize = q
         .get("limit")
         .and_then(|l| l.parse().ok())
         .filter(|l| *l > 0)
         .unwrap_or(usize::MAX);
-    let total = items.len();
-    let page: Vec<Value> = items
+    let rest: Vec<&Value> = items
         .iter()
-        .skip(offset)
-        .take(limit)
-        .map(list_item)
+        .filter(|v| after.as_ref().is_none_or(|a| key(v) > *a))
         .collect();
+    let page: Vec<Value> = rest.iter().take(limit).map(|v| list_item(v)).collect();
     let mut meta = json!({"resourceVersion": rv.to_string()});
-    let next = offset.saturating_add(page.len());
-    if next < total {
-        meta["continue"] = json!(format!("{rv}:{next}"));
-        meta["remainingItemCount"] = json!(total - next);
+    if rest.len() > page.len() {
+        if let Some(last) = rest.get(page.len().saturating_sub(1)) {
+            let (n, m) = key(last);
+            meta["continue"] = json!(format!("{rv}:{n}/{m}"));
+        }
+        meta["remainingItemCount"] = json!(rest.len() - page.len());
     }
     (
         200,

@@ -510,6 +510,31 @@ async fn list_shapes_match_transcript() {
         Some(1),
         "all-namespaces list"
     );
+    // Pagination: limit and continue walk every namespace exactly once.
+    let (_, all) = call(&s, "GET", "/api/v1/namespaces", None).await;
+    let total = all["items"].as_array().map(|a| a.len()).unwrap_or(0);
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let path = if token.is_empty() {
+            "/api/v1/namespaces?limit=2".to_string()
+        } else {
+            format!("/api/v1/namespaces?limit=2&continue={token}")
+        };
+        let (_, page) = call(&s, "GET", &path, None).await;
+        for it in page["items"].as_array().expect("items") {
+            seen.push(it["metadata"]["name"].as_str().expect("name").to_string());
+        }
+        match page["metadata"]["continue"].as_str() {
+            Some(t) => token = t.to_string(),
+            None => break,
+        }
+    }
+    assert!(total >= 5);
+    assert_eq!(seen.len(), total);
+    let mut dedup = seen.clone();
+    dedup.dedup();
+    assert_eq!(dedup, seen);
 }
 
 trait TapImage {
