@@ -297,7 +297,8 @@ impl Kubelet {
     }
 }
 
-fn kill(c: &mut Ctr, now: Instant, exit_code: i64, restart_policy: &str) {
+/// A container exits; `resync` is when the kubelet's next sync would restart it.
+fn kill(c: &mut Ctr, now: Instant, exit_code: i64, restart_policy: &str, resync: Instant) {
     let started = match &c.state {
         CState::Running { started_at } => started_at.clone(),
         _ => now_rfc3339(),
@@ -324,7 +325,7 @@ fn kill(c: &mut Ctr, now: Instant, exit_code: i64, restart_policy: &str) {
         return;
     }
     if c.deaths == 1 {
-        c.start_at = Some(now);
+        c.start_at = Some(resync);
         c.backoff_show_at = None;
     } else {
         let backoff = (10u64 << (c.deaths - 2).min(5)).min(300);
@@ -491,7 +492,13 @@ fn step_container(
                 } = b
                 {
                     if *run_secs <= 0.0 {
-                        kill(c, now, *exit_code as i64, restart_policy);
+                        kill(
+                            c,
+                            now,
+                            *exit_code as i64,
+                            restart_policy,
+                            now + env.clock.secs(1.0),
+                        );
                         return;
                     }
                     c.exit_at = Some(now + env.clock.secs(*run_secs));
@@ -515,7 +522,7 @@ fn step_container(
             Some(Behavior::Crash { exit_code, .. }) => *exit_code as i64,
             _ => 0,
         };
-        kill(c, now, code, restart_policy);
+        kill(c, now, code, restart_policy, now + env.clock.secs(1.0));
         return;
     }
     if !matches!(c.state, CState::Running { .. }) {
@@ -575,7 +582,7 @@ fn step_container(
                             c.name
                         ),
                     );
-                    kill(c, now, 137, restart_policy);
+                    kill(c, now, 137, restart_policy, now + env.clock.secs(1.0));
                     return;
                 }
                 c.liveness.next = Some(now + period);
