@@ -525,7 +525,79 @@ fn logs(ctx: &Ctx, ns: &str, name: &str, q: &Query) -> Response<Body> {
         text.push_str(l);
         text.push('\n');
     }
+    if q.flag("follow") && !q.flag("previous") {
+        return follow_logs(ctx, pods, ns, name, &container, text, logs.instance);
+    }
     full(200, text, "text/plain")
+}
+
+/// `follow=true`: what there is, then new lines, until the container instance
+/// stops running (or the pod goes, or the client hangs up).
+fn follow_logs(
+    ctx: &Ctx,
+    pods: &'static Resource,
+    ns: &str,
+    name: &str,
+    container: &str,
+    initial: String,
+    instance: u64,
+) -> Response<Body> {
+    let (tx, rx) =
+        tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, std::io::Error>>(16);
+    let api = ctx.api.clone();
+    let logs = ctx.logs.clone();
+    let (ns, name, container) = (ns.to_string(), name.to_string(), container.to_string());
+    tokio::spawn(async move {
+        if tx
+            .send(Ok(hyper::body::Frame::data(Bytes::from(initial.clone()))))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let mut sent = initial.lines().count();
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let Some(cur) = logs.get(&ns, &name, &container) else {
+                return;
+            };
+            if cur.instance != instance {
+                return;
+            }
+            if cur.current.len() > sent {
+                let mut more = String::new();
+                for l in &cur.current[sent..] {
+                    more.push_str(l);
+                    more.push('\n');
+                }
+                sent = cur.current.len();
+                if tx
+                    .send(Ok(hyper::body::Frame::data(Bytes::from(more))))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            let running = api.get(pods, &ns, &name).ok().is_some_and(|p| {
+                p.pointer("/status/containerStatuses")
+                    .and_then(|c| c.as_array())
+                    .and_then(|a| a.iter().find(|c| c["name"] == container.as_str()))
+                    .is_some_and(|c| c.pointer("/state/running").is_some())
+            });
+            if !running || tx.is_closed() {
+                return;
+            }
+        }
+    });
+    let s =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+    let mut r = Response::new(http_body_util::StreamBody::new(s).boxed());
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain"),
+    );
+    r
 }
 
 /// A minimal OpenAPI v2 `Document` in protobuf (swagger "2.0" and info only).

@@ -154,6 +154,8 @@ pub struct ContainerLogs {
     pub previous: Option<Vec<String>>,
     /// The container has started at least once.
     pub started: bool,
+    /// Counts container instances (restarts).
+    pub instance: u64,
 }
 
 /// (namespace, pod, container)
@@ -174,6 +176,7 @@ impl Logs {
             e.previous = Some(std::mem::take(&mut e.current));
         }
         e.started = true;
+        e.instance += 1;
         e.current = lines.to_vec();
     }
 

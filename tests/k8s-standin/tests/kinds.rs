@@ -336,3 +336,41 @@ async fn dry_run_persists_nothing() {
         "dry runs leave the object as it was"
     );
 }
+
+#[tokio::test]
+async fn follow_logs_until_the_container_stops() {
+    let s = standin("logs").await;
+    s.node_images().add_image(
+        "talk:1",
+        Behavior::Serve {
+            ok_paths: vec!["/".into()],
+            port: 80,
+            log_lines: vec!["hello".into(), "world".into()],
+        },
+    );
+    call(&s, "POST", "/api/v1/namespaces/logs/pods", Some(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "t"},
+        "spec": {"terminationGracePeriodSeconds": 1, "containers": [{"name": "c", "image": "talk:1"}]}}))).await;
+    wait_obj(
+        &s,
+        "/api/v1/namespaces/logs/pods/t",
+        Duration::from_secs(5),
+        |p| p["status"]["phase"] == "Running",
+    )
+    .await;
+    let follow = raw(
+        &s,
+        "GET",
+        "/api/v1/namespaces/logs/pods/t/log?follow=true",
+        None,
+        None,
+    );
+    let stop = async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        call(&s, "DELETE", "/api/v1/namespaces/logs/pods/t", None).await
+    };
+    let (r, (code, _)) = tokio::join!(follow, stop);
+    assert_eq!(code, 200);
+    let r = r.expect("follow");
+    assert_eq!(r.status, 200);
+    assert_eq!(String::from_utf8_lossy(&r.body), "hello\nworld\n");
+}
