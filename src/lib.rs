@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod config;
+pub mod docker;
 pub mod outcome;
 pub mod plan;
 pub mod render;

@@ -96,7 +96,12 @@ pub fn collect(inputs: &BuildInputs) -> Result<Vec<Entry>, ContextError> {
 
 /// The Dockerfile's path inside the context, if it is inside.
 pub fn dockerfile_in_context(inputs: &BuildInputs) -> Option<String> {
-    let relative = inputs.dockerfile.strip_prefix(&inputs.context).ok()?;
+    // `context/../Dockerfile.backend` (a config's `dockerfile: ../Dockerfile.backend`) starts
+    // with the context's path but lies outside it.
+    let dockerfile = lexically_normal(&inputs.dockerfile);
+    let relative = dockerfile
+        .strip_prefix(lexically_normal(&inputs.context))
+        .ok()?;
     Some(
         relative
             .components()
@@ -104,6 +109,21 @@ pub fn dockerfile_in_context(inputs: &BuildInputs) -> Option<String> {
             .collect::<Vec<_>>()
             .join("/"),
     )
+}
+
+/// `path` without `.` and with each `..` taking away the component before it.
+fn lexically_normal(path: &Path) -> PathBuf {
+    let mut normal = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                normal.pop();
+            }
+            other => normal.push(other),
+        }
+    }
+    normal
 }
 
 fn walk(
@@ -257,6 +277,23 @@ mod tests {
         assert_eq!(
             files(root),
             [".dockerignore", "Dockerfile", "app/main.py", "docs/keep.md"]
+        );
+    }
+
+    #[test]
+    fn a_dockerfile_reached_through_dotdot_is_outside() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ctx");
+        write(&root, "Dockerfile", "FROM scratch\n");
+        write(dir.path(), "Dockerfile.backend", "FROM scratch\n");
+        let mut outside = inputs(&root);
+        outside.dockerfile = root.join("../Dockerfile.backend");
+        assert_eq!(dockerfile_in_context(&outside), None);
+        let mut inside = inputs(&root);
+        inside.dockerfile = root.join("./sub/../Dockerfile");
+        assert_eq!(
+            dockerfile_in_context(&inside).as_deref(),
+            Some("Dockerfile")
         );
     }
 

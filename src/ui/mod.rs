@@ -109,7 +109,7 @@ impl Ui {
 
 async fn draw(printer: Printer, mut receiver: mpsc::UnboundedReceiver<Event>) {
     let bars = MultiProgress::with_draw_target(printer.draw_target());
-    let mut build = build::BuildView::new(&printer);
+    let mut build = build::BuildView::new(&printer, &bars);
     let mut rollout = rollout::RolloutView::new(&printer, &bars);
     while let Some(event) = receiver.recv().await {
         match event {

@@ -7,6 +7,7 @@
 //!   cluster of `TODO_DEPLOY_E2E_KUBECONFIG` (scenarios that need the stand-in's fault injection
 //!   say so and skip there).
 
+mod build;
 mod config_errors;
 mod deploy;
 mod down;

@@ -2,6 +2,7 @@
 //! the real `todo-deploy` binary in it and look at everything it printed.
 
 pub mod cluster;
+pub mod docker;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

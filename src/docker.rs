@@ -1,0 +1,312 @@
+//! Connecting to a Docker engine the way the `docker` CLI does: `DOCKER_HOST` (a unix socket, or
+//! TCP with TLS when `DOCKER_TLS_VERIFY` is set, certificates from `DOCKER_CERT_PATH`, which is
+//! what `minikube docker-env` prints), else the default socket; or an explicit TLS endpoint (a host
+//! and a certificate directory) for an engine such as Minikube's.
+//!
+//! A connection is only handed out after the engine answered a ping and the API version was
+//! negotiated: bollard speaks a newer API than older engines (Debian's 20.10 is API 1.41) and every
+//! call would fail with "client version is too new" otherwise.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bollard::{API_DEFAULT_VERSION, Docker};
+
+/// How long an engine may take to answer the first ping.
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
+/// bollard's limit on waiting for a response's headers (a build's come after the whole context).
+const REQUEST_TIMEOUT_SECS: u64 = 120;
+const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+
+/// Where an engine listens, and how to talk to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// As the user would write it: `unix:///var/run/docker.sock`, `tcp://192.168.49.2:2376`.
+    pub host: String,
+    /// The directory holding `ca.pem`, `cert.pem` and `key.pem`, when the engine wants TLS.
+    pub tls: Option<PathBuf>,
+    pub origin: Origin,
+}
+
+/// Where an endpoint came from, which decides the advice when it does not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The default socket: the local engine.
+    Default,
+    /// `DOCKER_HOST`, e.g. from `eval $(minikube docker-env)`.
+    DockerHost,
+    /// Given by the caller, e.g. Minikube's engine for loading images.
+    Explicit,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    #[error("cannot connect to the Docker engine at `{host}`: {reason}")]
+    UnsupportedHost { host: String, reason: &'static str },
+    #[error("cannot use the TLS certificates in `{}` for the Docker engine at `{host}`", dir.display())]
+    Certificates {
+        host: String,
+        dir: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("cannot reach the Docker engine at `{}`", endpoint.host)]
+    Unreachable {
+        endpoint: Endpoint,
+        #[source]
+        source: bollard::errors::Error,
+    },
+}
+
+impl DockerError {
+    /// What to do about it.
+    pub fn hint(&self) -> String {
+        match self {
+            DockerError::UnsupportedHost { .. } => {
+                "set `DOCKER_HOST` to `unix:///path/to/docker.sock` or `tcp://host:port`, or unset it to use `/var/run/docker.sock`".to_owned()
+            }
+            DockerError::Certificates { .. } => {
+                "the directory needs `ca.pem`, `cert.pem` and `key.pem` (`DOCKER_CERT_PATH`, default `~/.docker`); for Minikube's engine run `eval $(minikube docker-env)`".to_owned()
+            }
+            DockerError::Unreachable { endpoint, source } => {
+                if permission_denied(source) {
+                    return format!(
+                        "your user may not open `{}`: add it to the `docker` group (`sudo usermod -aG docker $USER`, then log in again)",
+                        endpoint.host.trim_start_matches("unix://")
+                    );
+                }
+                match endpoint.origin {
+                    Origin::Default => "is Docker running? Start it with `sudo systemctl start docker`, or start Docker Desktop".to_owned(),
+                    Origin::DockerHost => "is the engine in `DOCKER_HOST` running? If it came from `minikube docker-env`, check `minikube status` and run `eval $(minikube docker-env)` again; `unset DOCKER_HOST` uses the local engine".to_owned(),
+                    Origin::Explicit => "is it running? For Minikube's engine check `minikube status` (start it with `minikube start`); `eval $(minikube docker-env)` points the `docker` CLI at it".to_owned(),
+                }
+            }
+        }
+    }
+}
+
+/// Whether a connection failed because the socket's permissions keep the user out.
+fn permission_denied(error: &bollard::errors::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if let Some(io) = current.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::PermissionDenied
+        {
+            return true;
+        }
+        cause = current.source();
+    }
+    false
+}
+
+impl Endpoint {
+    /// The local engine's socket, `/var/run/docker.sock`.
+    pub fn default_socket() -> Endpoint {
+        Endpoint {
+            host: DEFAULT_HOST.to_owned(),
+            tls: None,
+            origin: Origin::Default,
+        }
+    }
+
+    /// The engine the `docker` CLI would use: `DOCKER_HOST` with `DOCKER_TLS_VERIFY` and
+    /// `DOCKER_CERT_PATH`, else the default socket. `env` reads a variable (tests pass their own).
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Endpoint {
+        let set = |key: &str| env(key).filter(|value| !value.is_empty());
+        let Some(host) = set("DOCKER_HOST") else {
+            return Endpoint::default_socket();
+        };
+        let tls = set("DOCKER_TLS_VERIFY").map(|_| match set("DOCKER_CERT_PATH") {
+            Some(dir) => PathBuf::from(dir),
+            None => set("HOME")
+                .map(|home| Path::new(&home).join(".docker"))
+                .unwrap_or_else(|| PathBuf::from("~/.docker")),
+        });
+        Endpoint {
+            host,
+            tls,
+            origin: Origin::DockerHost,
+        }
+    }
+
+    /// An engine reached over TLS, e.g. Minikube's: `tcp://192.168.49.2:2376` with the directory
+    /// holding `ca.pem`, `cert.pem` and `key.pem` (`~/.minikube/certs`).
+    pub fn tls(host: impl Into<String>, cert_dir: impl Into<PathBuf>) -> Endpoint {
+        Endpoint {
+            host: host.into(),
+            tls: Some(cert_dir.into()),
+            origin: Origin::Explicit,
+        }
+    }
+
+    /// A client for this engine, once it answered a ping, speaking the engine's API version.
+    pub async fn connect(&self) -> Result<Docker, DockerError> {
+        self.check()?;
+        let unreachable = |source| DockerError::Unreachable {
+            endpoint: self.clone(),
+            source,
+        };
+        let certificates = |dir: &Path, source| DockerError::Certificates {
+            host: self.host.clone(),
+            dir: dir.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = &self.tls {
+            // bollard reads the key only during the handshake, where a missing file looks like
+            // an engine that does not answer.
+            for file in ["ca.pem", "cert.pem", "key.pem"] {
+                std::fs::metadata(dir.join(file))
+                    .map_err(|error| certificates(dir, format!("`{file}`: {error}").into()))?;
+            }
+        }
+        let docker = self.client().map_err(|error| match (&self.tls, error) {
+            // A missing socket is an engine that is not running, not a bad setting.
+            (_, error @ bollard::errors::Error::SocketNotFoundError(_)) | (None, error) => {
+                unreachable(error)
+            }
+            (Some(dir), error) => certificates(dir, Box::new(error)),
+        })?;
+        docker
+            .clone()
+            .with_timeout(PING_TIMEOUT)
+            .ping()
+            .await
+            .map_err(unreachable)?;
+        docker.negotiate_version().await.map_err(unreachable)
+    }
+
+    fn client(&self) -> Result<Docker, bollard::errors::Error> {
+        let host = self.host.as_str();
+        let version = API_DEFAULT_VERSION;
+        if host.starts_with("unix://") {
+            return Docker::connect_with_unix(host, REQUEST_TIMEOUT_SECS, version);
+        }
+        match &self.tls {
+            Some(dir) => Docker::connect_with_ssl(
+                host,
+                &dir.join("key.pem"),
+                &dir.join("cert.pem"),
+                &dir.join("ca.pem"),
+                REQUEST_TIMEOUT_SECS,
+                version,
+            ),
+            None => Docker::connect_with_http(host, REQUEST_TIMEOUT_SECS, version),
+        }
+    }
+
+    /// Rejects hosts no client here can reach, before trying.
+    fn check(&self) -> Result<(), DockerError> {
+        let scheme = self.host.split_once("://").map_or("", |(scheme, _)| scheme);
+        let reason = match (scheme, &self.tls) {
+            ("unix" | "tcp" | "http", _) | ("https", Some(_)) => return Ok(()),
+            ("https", None) => {
+                "`https://` needs `DOCKER_TLS_VERIFY=1` and the certificates in `DOCKER_CERT_PATH`"
+            }
+            ("ssh", _) => {
+                "connections over SSH are not supported; forward the remote socket (`ssh -nNT -L /tmp/docker.sock:/var/run/docker.sock HOST`) and use `unix:///tmp/docker.sock`"
+            }
+            ("npipe", _) => "named pipes exist only on Windows",
+            _ => "expected `unix://PATH` or `tcp://HOST:PORT`",
+        };
+        Err(DockerError::UnsupportedHost {
+            host: self.host.clone(),
+            reason,
+        })
+    }
+}
+
+/// A client for the engine the `docker` CLI would use (see [`Endpoint::from_env`]).
+pub async fn connect(env: &dyn Fn(&str) -> Option<String>) -> Result<Docker, DockerError> {
+    Endpoint::from_env(env).connect().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |key| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn endpoint_follows_the_docker_cli_environment() {
+        assert_eq!(Endpoint::from_env(&env(&[])), Endpoint::default_socket());
+        assert_eq!(
+            Endpoint::from_env(&env(&[("DOCKER_HOST", "")])),
+            Endpoint::default_socket(),
+            "an empty DOCKER_HOST is unset"
+        );
+        let minikube = Endpoint::from_env(&env(&[
+            ("DOCKER_HOST", "tcp://192.168.49.2:2376"),
+            ("DOCKER_TLS_VERIFY", "1"),
+            ("DOCKER_CERT_PATH", "/home/u/.minikube/certs"),
+        ]));
+        assert_eq!(minikube.host, "tcp://192.168.49.2:2376");
+        assert_eq!(minikube.tls, Some(PathBuf::from("/home/u/.minikube/certs")));
+        assert_eq!(minikube.origin, Origin::DockerHost);
+        let default_certs = Endpoint::from_env(&env(&[
+            ("DOCKER_HOST", "tcp://10.0.0.1:2376"),
+            ("DOCKER_TLS_VERIFY", "1"),
+            ("HOME", "/home/u"),
+        ]));
+        assert_eq!(default_certs.tls, Some(PathBuf::from("/home/u/.docker")));
+        let plain = Endpoint::from_env(&env(&[("DOCKER_HOST", "tcp://10.0.0.1:2375")]));
+        assert_eq!(plain.tls, None);
+    }
+
+    #[test]
+    fn unsupported_hosts_are_named_with_the_fix() {
+        let ssh = Endpoint::from_env(&env(&[("DOCKER_HOST", "ssh://me@box")]));
+        let error = ssh.check().unwrap_err();
+        assert!(error.to_string().contains("`ssh://me@box`"), "{error}");
+        assert!(
+            error.to_string().contains("unix:///tmp/docker.sock"),
+            "{error}"
+        );
+        let https = Endpoint::from_env(&env(&[("DOCKER_HOST", "https://box:2376")]));
+        assert!(https.check().is_err());
+        assert!(Endpoint::default_socket().check().is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_missing_socket_asks_whether_docker_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = format!("unix://{}/docker.sock", dir.path().display());
+        let error = connect(&env(&[("DOCKER_HOST", &host)])).await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("cannot reach the Docker engine at `{host}`")
+        );
+        assert!(
+            error.hint().contains("minikube docker-env"),
+            "{}",
+            error.hint()
+        );
+        let default = DockerError::Unreachable {
+            endpoint: Endpoint::default_socket(),
+            source: bollard::errors::Error::SocketNotFoundError("x".into()),
+        };
+        assert!(default.hint().contains("sudo systemctl start docker"));
+    }
+
+    #[tokio::test]
+    async fn missing_certificates_name_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let endpoint = Endpoint::tls("tcp://127.0.0.1:1", dir.path());
+        let error = endpoint.connect().await.unwrap_err();
+        assert!(
+            matches!(error, DockerError::Certificates { .. }),
+            "{error:?}"
+        );
+        assert!(
+            error
+                .to_string()
+                .contains(&dir.path().display().to_string())
+        );
+    }
+}
