@@ -65,3 +65,52 @@ impl From<crate::settings::SettingsError> for Failure {
         Failure::new(Exit::Usage, error, hint)
     }
 }
+
+impl From<crate::cluster::ClusterError> for Failure {
+    fn from(error: crate::cluster::ClusterError) -> Self {
+        let hint = error.hint();
+        Failure::new(Exit::Failed, error, Some(hint))
+    }
+}
+
+impl From<crate::apply::ApplyError> for Failure {
+    fn from(error: crate::apply::ApplyError) -> Self {
+        let hint = error.hint();
+        Failure::new(Exit::Failed, error, hint)
+    }
+}
+
+impl From<crate::release::lock::LockError> for Failure {
+    fn from(error: crate::release::lock::LockError) -> Self {
+        let hint = error.hint();
+        let exit = match error {
+            crate::release::lock::LockError::Held { .. } => Exit::Locked,
+            crate::release::lock::LockError::Api { .. } => Exit::Failed,
+        };
+        Failure::new(exit, error, Some(hint))
+    }
+}
+
+impl From<crate::release::ReleaseError> for Failure {
+    fn from(error: crate::release::ReleaseError) -> Self {
+        Failure::new(
+            Exit::Failed,
+            error,
+            Some("`kubectl get secrets -l todo-deploy.io/owner=todo-deploy` lists the release records".to_owned()),
+        )
+    }
+}
+
+impl From<crate::docker::DockerError> for Failure {
+    fn from(error: crate::docker::DockerError) -> Self {
+        let hint = error.hint();
+        Failure::new(Exit::Failed, error, Some(hint))
+    }
+}
+
+impl From<crate::build::BuildError> for Failure {
+    fn from(error: crate::build::BuildError) -> Self {
+        let hint = error.hint();
+        Failure::new(Exit::Failed, error, hint)
+    }
+}

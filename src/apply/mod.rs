@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use serde_json::Value;
 
 pub use prune::{Pruned, Removal, delete_release, prune};
 
@@ -51,7 +52,7 @@ impl Change {
 /// One applied object: what it was before, what the server made of it.
 #[derive(Debug, Clone)]
 pub struct Applied {
-    pub kind: &'static str,
+    pub kind: String,
     pub name: String,
     pub change: Change,
     pub before: Option<DynamicObject>,
@@ -121,41 +122,73 @@ impl ApplyError {
     }
 }
 
-/// The API resource of a manifest, and whether it lives in a namespace.
-pub fn resource_of(manifest: &Manifest) -> (ApiResource, bool) {
-    match manifest {
-        Manifest::Namespace(_) => (ApiResource::erase::<Namespace>(&()), false),
-        Manifest::ConfigMap(_) => (ApiResource::erase::<ConfigMap>(&()), true),
-        Manifest::Secret(_) => (ApiResource::erase::<Secret>(&()), true),
-        Manifest::Service(_) => (ApiResource::erase::<Service>(&()), true),
-        Manifest::Deployment(_) => (ApiResource::erase::<Deployment>(&()), true),
-        Manifest::Ingress(_) => (ApiResource::erase::<Ingress>(&()), true),
-        Manifest::HorizontalPodAutoscaler(_) => {
-            (ApiResource::erase::<HorizontalPodAutoscaler>(&()), true)
-        }
-        Manifest::PodDisruptionBudget(_) => (ApiResource::erase::<PodDisruptionBudget>(&()), true),
-        Manifest::NetworkPolicy(_) => (ApiResource::erase::<NetworkPolicy>(&()), true),
+/// An object to apply: its API resource and its body.
+#[derive(Debug, Clone)]
+pub struct Object {
+    pub kind: String,
+    pub name: String,
+    pub resource: ApiResource,
+    pub namespaced: bool,
+    pub body: Value,
+}
+
+impl Object {
+    pub fn from_manifest(manifest: &Manifest) -> Object {
+        let body = manifest.to_json();
+        Object::from_json(body).unwrap_or_else(|| unreachable!("every rendered kind is known"))
+    }
+
+    /// An object from its JSON (a revision record's manifest), if its kind is one we manage.
+    pub fn from_json(body: Value) -> Option<Object> {
+        let kind = body["kind"].as_str()?.to_owned();
+        let api_version = body["apiVersion"].as_str()?;
+        let (resource, namespaced) = known_resources()
+            .into_iter()
+            .find(|(r, _)| r.kind == kind && r.api_version == api_version)?;
+        Some(Object {
+            name: body["metadata"]["name"].as_str()?.to_owned(),
+            kind,
+            resource,
+            namespaced,
+            body,
+        })
     }
 }
 
-fn api_for(
-    cluster: &Cluster,
-    namespace: &str,
-    resource: &ApiResource,
-    namespaced: bool,
-) -> Api<DynamicObject> {
-    if namespaced {
-        Api::namespaced_with(cluster.client.clone(), namespace, resource)
+impl std::fmt::Display for Object {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.kind, self.name)
+    }
+}
+
+/// Every kind a release may hold, in apply order, and whether it lives in a namespace.
+pub fn known_resources() -> Vec<(ApiResource, bool)> {
+    vec![
+        (ApiResource::erase::<Namespace>(&()), false),
+        (ApiResource::erase::<ConfigMap>(&()), true),
+        (ApiResource::erase::<Secret>(&()), true),
+        (ApiResource::erase::<Service>(&()), true),
+        (ApiResource::erase::<Deployment>(&()), true),
+        (ApiResource::erase::<Ingress>(&()), true),
+        (ApiResource::erase::<HorizontalPodAutoscaler>(&()), true),
+        (ApiResource::erase::<PodDisruptionBudget>(&()), true),
+        (ApiResource::erase::<NetworkPolicy>(&()), true),
+    ]
+}
+
+fn api_for(cluster: &Cluster, namespace: &str, object: &Object) -> Api<DynamicObject> {
+    if object.namespaced {
+        Api::namespaced_with(cluster.client.clone(), namespace, &object.resource)
     } else {
-        Api::all_with(cluster.client.clone(), resource)
+        Api::all_with(cluster.client.clone(), &object.resource)
     }
 }
 
-/// Applies `manifests` in order. Stops at the first error: later objects depend on earlier ones.
+/// Applies `objects` in order. Stops at the first error: later objects depend on earlier ones.
 pub async fn apply(
     cluster: &Cluster,
     namespace: &str,
-    manifests: &[Manifest],
+    objects: &[Object],
     options: ApplyOptions,
     events: &Events,
 ) -> Result<ApplyReport, ApplyError> {
@@ -164,42 +197,43 @@ pub async fn apply(
     params.dry_run = options.dry_run;
     let mut report = ApplyReport::default();
     let mut namespace_missing = false;
-    for manifest in manifests {
-        let (resource, namespaced) = resource_of(manifest);
-        let api = api_for(cluster, namespace, &resource, namespaced);
-        let object = manifest.to_string();
-        let name = manifest.name().to_owned();
-        let before = cluster::retrying(events, &format!("read {object}"), || api.get_opt(&name))
-            .await
-            .map_err(|source| ApplyError::Api {
-                action: "read",
-                object: object.clone(),
-                source,
-            })?;
-        if matches!(manifest, Manifest::Namespace(_))
+    for object in objects {
+        let api = api_for(cluster, namespace, object);
+        let label = object.to_string();
+        let before = cluster::retrying(events, &format!("read {label}"), || {
+            api.get_opt(&object.name)
+        })
+        .await
+        .map_err(|source| ApplyError::Api {
+            action: "read",
+            object: label.clone(),
+            source,
+        })?;
+        let is_namespace = object.kind == "Namespace";
+        if is_namespace
             && before
                 .as_ref()
                 .is_some_and(|ns| ns.data["status"]["phase"].as_str() == Some("Terminating"))
         {
-            return Err(ApplyError::NamespaceTerminating { object });
+            return Err(ApplyError::NamespaceTerminating { object: label });
         }
-        if options.dry_run && namespaced && namespace_missing {
+        if options.dry_run && object.namespaced && namespace_missing {
             // The server cannot dry-run into a namespace that does not exist yet.
             report.applied.push(Applied {
-                kind: manifest.kind(),
-                name,
+                kind: object.kind.clone(),
+                name: object.name.clone(),
                 change: Change::Created,
                 before: None,
                 after: None,
             });
             continue;
         }
-        let patch = Patch::Apply(manifest.to_json());
-        let after = cluster::retrying(events, &format!("apply {object}"), || {
-            api.patch(&name, &params, &patch)
+        let patch = Patch::Apply(&object.body);
+        let after = cluster::retrying(events, &format!("apply {label}"), || {
+            api.patch(&object.name, &params, &patch)
         })
         .await
-        .map_err(|error| explain(&object, error))?;
+        .map_err(|error| explain(&label, error))?;
         let change = match &before {
             None => Change::Created,
             Some(live) if options.dry_run => {
@@ -214,16 +248,16 @@ pub async fn apply(
             }
             Some(_) => Change::Configured,
         };
-        if matches!(manifest, Manifest::Namespace(_)) && before.is_none() {
+        if is_namespace && before.is_none() {
             namespace_missing = options.dry_run;
         }
         events.send(Event::Info(format!(
-            "{object} {}",
+            "{label} {}",
             change.verb(options.dry_run)
         )));
         report.applied.push(Applied {
-            kind: manifest.kind(),
-            name,
+            kind: object.kind.clone(),
+            name: object.name.clone(),
             change,
             before,
             after: Some(after),

@@ -3,11 +3,6 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
-use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams};
 
 use super::ApplyError;
@@ -24,16 +19,12 @@ pub struct Pruned {
 
 /// The kinds a release may own, in reverse apply order: dependents go first.
 pub fn prunable_kinds() -> Vec<ApiResource> {
-    vec![
-        ApiResource::erase::<NetworkPolicy>(&()),
-        ApiResource::erase::<PodDisruptionBudget>(&()),
-        ApiResource::erase::<HorizontalPodAutoscaler>(&()),
-        ApiResource::erase::<Ingress>(&()),
-        ApiResource::erase::<Deployment>(&()),
-        ApiResource::erase::<Service>(&()),
-        ApiResource::erase::<Secret>(&()),
-        ApiResource::erase::<ConfigMap>(&()),
-    ]
+    super::known_resources()
+        .into_iter()
+        .filter(|(_, namespaced)| *namespaced)
+        .map(|(resource, _)| resource)
+        .rev()
+        .collect()
 }
 
 /// Deletes every object of `release` in `namespace` whose `(kind, name)` is not in `keep`.

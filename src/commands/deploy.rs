@@ -1,21 +1,27 @@
-//! `todo-deploy up`, `upgrade` and `diff`: one pipeline. Resolve the plan, connect, build, load,
-//! apply (server-side), prune, and wait for the rollout; `--dry-run` and `diff` stop after a
-//! server-side dry run and show what would change.
+//! `todo-deploy up`, `upgrade` and `diff`: one pipeline. Resolve the plan, connect to Docker and
+//! the cluster (before anything changes), check the release lock, build, take the lock, load,
+//! then deploy the revision (apply, prune, wait, record). A failed upgrade rolls back to the last
+//! deployed revision unless `--no-rollback`. `--dry-run` and `diff` stop after a server-side dry
+//! run and show what would change, taking no lock and recording nothing.
 
 use std::collections::BTreeSet;
 
-use color_eyre::Section;
-
-use crate::apply::{self, ApplyOptions, ApplyReport, Change};
+use crate::apply::{self, ApplyOptions, Object};
+use crate::build::{self, BuildOptions, BuiltImage};
 use crate::cli::{DeployArgs, GlobalArgs};
 use crate::cluster::{self, Cluster};
 use crate::config::LoaderKind;
+use crate::docker;
 use crate::outcome::{Exit, Failure};
 use crate::plan::Plan;
-use crate::render::{self, labels};
-use crate::rollout::{self, Outcome, Problem, RolloutState, Standing};
+use crate::release::{self, ImageRecord, Record, RevisionStatus, lock};
+use crate::render;
+use crate::rollout::Outcome;
 use crate::settings::{self, CommandFlags, Secrets};
 use crate::ui::{Event, Events, Printer, Ui};
+
+use super::messages;
+use super::revision::{self, Deployed, Deployer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -41,7 +47,7 @@ pub async fn run(
     };
     let plan = settings::resolve(global, &flags, Secrets::Values, env)?;
     let ui = Ui::start(printer);
-    let result = pipeline(&plan, args, mode, &ui.events, printer).await;
+    let result = pipeline(&plan, args, mode, env, &ui.events, printer).await;
     ui.finish().await;
     result
 }
@@ -50,104 +56,193 @@ async fn pipeline(
     plan: &Plan,
     args: &DeployArgs,
     mode: Mode,
+    env: &dyn Fn(&str) -> Option<String>,
     events: &Events,
     printer: &Printer,
 ) -> Result<Exit, Failure> {
-    let cluster = cluster::connect(&plan.cluster, events)
-        .await
-        .map_err(|error| {
-            let hint = error.hint();
-            Failure::new(Exit::Failed, error, Some(hint))
-        })?;
+    let dry_run = args.dry_run || mode == Mode::Diff;
+    let build = !dry_run && !args.no_build;
+    // Everything that can be checked without changing anything comes first.
+    let docker = if build {
+        Some(docker::connect(env).await?)
+    } else {
+        None
+    };
+    let cluster = cluster::connect(&plan.cluster, events).await?;
     events.send(Event::Detail(format!(
         "cluster: context `{}` at `{}`",
         cluster.context, cluster.server
     )));
-    if mode == Mode::Upgrade {
-        require_release(&cluster, plan, events).await?;
-    }
-    let dry_run = args.dry_run || mode == Mode::Diff;
-    if !dry_run {
-        images(plan, args, events)?;
-    }
-
-    let manifests = render::render(plan);
-    let options = ApplyOptions {
-        dry_run,
-        force_conflicts: args.force_conflicts,
-    };
-    let mut report = apply::apply(&cluster, &plan.namespace, &manifests, options, events)
-        .await
-        .map_err(|error| {
-            let hint = error.hint();
-            Failure::new(Exit::Failed, error, hint)
-        })?;
-    let keep: BTreeSet<(String, String)> = manifests
-        .iter()
-        .map(|m| (m.kind().to_owned(), m.name().to_owned()))
-        .collect();
-    report.pruned = apply::prune(
-        &cluster,
-        &plan.namespace,
-        &plan.release,
-        &keep,
-        dry_run,
-        events,
-    )
-    .await
-    .map_err(|error| {
-        let hint = error.hint();
-        Failure::new(Exit::Failed, error, hint)
-    })?;
-
-    if mode == Mode::Diff {
-        printer.data(&diff_text(&report));
-        return Ok(Exit::Success);
-    }
-    if dry_run {
-        events.send(Event::Info(summary(&report, true)));
-        return Ok(Exit::Success);
-    }
-
-    let target = rollout::Target {
-        namespace: plan.namespace.clone(),
-        release: plan.release.clone(),
-        deployments: plan.services.iter().map(|s| s.name.clone()).collect(),
-        timeout: plan.timeout,
-    };
-    let interrupted = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    match rollout::wait(&cluster, &target, interrupted, events).await {
-        Outcome::Ready => {
-            events.send(Event::Info(format!(
-                "release `{}` is ready in namespace `{}` ({})",
-                plan.release,
-                plan.namespace,
-                summary(&report, false)
-            )));
-            Ok(Exit::Success)
-        }
-        Outcome::Failed(standings) => Err(rollout_failure("failed", &standings)),
-        Outcome::TimedOut(standings) => Err(rollout_failure(
-            &format!("did not finish within {}s", plan.timeout.as_secs()),
-            &standings,
-        )),
-        Outcome::Interrupted(standings) => Err(interrupted_failure(&standings)),
-    }
-}
-
-/// Images must be on the node before anything references them. The build and load stages land
-/// separately; until they do, only clusters that need no loading are served, and only with
-/// images that already exist.
-fn images(plan: &Plan, args: &DeployArgs, events: &Events) -> Result<(), Failure> {
-    if !args.no_build {
+    let history = release::history(&cluster, &plan.namespace, &plan.release, events).await?;
+    if mode == Mode::Upgrade && history.is_empty() {
         return Err(Failure::message(
             Exit::Failed,
-            "building images is not available in this version yet",
-            Some("build the images yourself and pass `--no-build` to deploy them as they are tagged (`todo-deploy render` shows the tags)".to_owned()),
+            format!(
+                "release `{}` is not installed in namespace `{}`",
+                plan.release, plan.namespace
+            ),
+            Some("install it with `todo-deploy up`".to_owned()),
         ));
     }
+    let manifests = render::render(plan);
+    let objects: Vec<Object> = manifests.iter().map(Object::from_manifest).collect();
+    if dry_run {
+        return dry(&cluster, plan, &objects, args, mode, events, printer).await;
+    }
+    lock::check(&cluster, &plan.namespace, &plan.release, events).await?;
+
+    let built = match docker {
+        Some(docker) => {
+            let options = BuildOptions::default();
+            tokio::select! {
+                built = build::build_all(&docker, &plan.services, &options, events) => {
+                    built?
+                }
+                _ = super::interrupted() => {
+                    return Err(Failure::message(
+                        Exit::Interrupted,
+                        "interrupted while building; nothing was changed in the cluster",
+                        None,
+                    ));
+                }
+            }
+        }
+        None => Vec::new(),
+    };
+
+    // The lock lives in the namespace, so the namespace comes first.
+    let (namespace, rest) = objects.split_at(1);
+    let namespace = apply::apply(
+        &cluster,
+        &plan.namespace,
+        namespace,
+        ApplyOptions::default(),
+        events,
+    )
+    .await?;
+    let lock = lock::acquire(&cluster, &plan.namespace, &plan.release, events).await?;
+    let result = async {
+        load(plan, events)?;
+        let deployer = Deployer {
+            cluster: &cluster,
+            namespace: &plan.namespace,
+            release: &plan.release,
+            timeout: plan.timeout,
+            history_max: plan.history_max,
+            force_conflicts: args.force_conflicts,
+            events,
+        };
+        let next = history.last().map_or(1, |r| r.revision + 1);
+        let record = Record {
+            release: plan.release.clone(),
+            revision: next,
+            status: RevisionStatus::Pending,
+            time: revision::now(),
+            tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+            description: if history.is_empty() {
+                "Install".to_owned()
+            } else {
+                "Upgrade".to_owned()
+            },
+            images: images(plan, &built),
+            config_digest: plan.config_digest.clone(),
+            manifests: release::redact_manifests(&manifests),
+        };
+        let mut deployed = deployer
+            .deploy(record, rest, None, revision::deployments(rest))
+            .await?;
+        deployed.report.applied.splice(0..0, namespace.applied);
+        conclude(&deployer, plan, args, &history, deployed).await
+    }
+    .await;
+    lock.release().await;
+    result
+}
+
+/// What the end of the rollout means for the run: done, rolled back, or failed.
+async fn conclude(
+    deployer: &Deployer<'_>,
+    plan: &Plan,
+    args: &DeployArgs,
+    history: &[Record],
+    deployed: Deployed,
+) -> Result<Exit, Failure> {
+    let events = deployer.events;
+    let revision = deployed.record.revision;
+    let (what, standings) = match deployed.outcome {
+        Outcome::Ready => {
+            events.send(Event::Info(format!(
+                "release `{}` revision {revision} is ready in namespace `{}` ({})",
+                plan.release,
+                plan.namespace,
+                messages::summary(&deployed.report, false)
+            )));
+            return Ok(Exit::Success);
+        }
+        Outcome::Interrupted(standings) => return Err(messages::interrupted_failure(&standings)),
+        Outcome::Failed(standings) => ("failed".to_owned(), standings),
+        Outcome::TimedOut(standings) => (
+            format!("did not finish within {}s", plan.timeout.as_secs()),
+            standings,
+        ),
+    };
+    let (message, mut hints) = messages::rollout_report(&what, &standings);
+    let last_good = history
+        .iter()
+        .rev()
+        .find(|r| r.status == RevisionStatus::Deployed);
+    let Some(last_good) = last_good.filter(|_| !args.no_rollback) else {
+        if args.no_rollback {
+            hints.push("the failed revision is left in place (`--no-rollback`); `todo-deploy rollback` goes back".to_owned());
+        }
+        return Err(messages::failure(Exit::Failed, message, hints));
+    };
+    events.send(Event::Warning(format!(
+        "revision {revision} failed; rolling back to revision {}",
+        last_good.revision
+    )));
+    let (objects, secret) = revision::recorded_objects(last_good, events);
+    let record = Record {
+        revision: revision + 1,
+        time: revision::now(),
+        status: RevisionStatus::Pending,
+        description: format!(
+            "Rollback to {} (revision {revision} failed)",
+            last_good.revision
+        ),
+        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+        ..last_good.clone()
+    };
+    let rolled_back = deployer
+        .deploy(record, &objects, secret, revision::deployments(&objects))
+        .await?;
+    let note = match rolled_back.outcome {
+        Outcome::Ready => format!(
+            "rolled back to revision {} (recorded as revision {}); it is serving",
+            last_good.revision,
+            revision + 1
+        ),
+        _ => {
+            hints.push(
+                "`todo-deploy status` shows the pods; `todo-deploy history` the revisions"
+                    .to_owned(),
+            );
+            format!(
+                "the rollback to revision {} failed as well",
+                last_good.revision
+            )
+        }
+    };
+    Err(messages::failure(
+        Exit::Failed,
+        format!("{message}\n{note}"),
+        hints,
+    ))
+}
+
+/// Images must be on the node before anything references them. The load stage lands
+/// separately; until it does, only clusters that need no loading are served.
+fn load(plan: &Plan, events: &Events) -> Result<(), Failure> {
     match plan.cluster.loader {
         LoaderKind::None | LoaderKind::Docker => {
             for service in &plan.services {
@@ -166,174 +261,50 @@ fn images(plan: &Plan, args: &DeployArgs, events: &Events) -> Result<(), Failure
                 "loading images with the `{}` loader is not available in this version yet",
                 other.as_str()
             ),
-            Some("build into the cluster's own Docker daemon (`eval $(minikube docker-env)`) and pass `--loader none --no-build`".to_owned()),
+            Some("build into the cluster's own Docker daemon (`eval $(minikube docker-env)`) and pass `--loader none`".to_owned()),
         )),
     }
 }
 
-/// `upgrade` needs something to upgrade.
-async fn require_release(cluster: &Cluster, plan: &Plan, events: &Events) -> Result<(), Failure> {
-    use k8s_openapi::api::apps::v1::Deployment;
-    use kube::api::{Api, ListParams};
-    let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), &plan.namespace);
-    let params = ListParams::default().labels(&labels::release_selector(&plan.release));
-    let found = cluster::retrying(events, "list the release's Deployments", || {
-        api.list(&params)
-    })
-    .await
-    .map_err(|error| {
-        Failure::message(
-            Exit::Failed,
-            format!(
-                "cannot list Deployments in `{}`: {}",
-                plan.namespace,
-                cluster::short(&error)
-            ),
-            None,
-        )
-    })?;
-    if found.items.is_empty() {
-        return Err(Failure::message(
-            Exit::Failed,
-            format!(
-                "release `{}` is not installed in namespace `{}`",
-                plan.release, plan.namespace
-            ),
-            Some("install it with `todo-deploy up`".to_owned()),
-        ));
-    }
-    Ok(())
-}
-
-fn summary(report: &ApplyReport, dry_run: bool) -> String {
-    let count = |change| report.applied.iter().filter(|a| a.change == change).count();
-    let mut parts = vec![
-        format!(
-            "{} {}",
-            count(Change::Created),
-            Change::Created.verb(dry_run)
-        ),
-        format!(
-            "{} {}",
-            count(Change::Configured),
-            Change::Configured.verb(dry_run)
-        ),
-        format!("{} unchanged", count(Change::Unchanged)),
-    ];
-    if !report.pruned.is_empty() {
-        let verb = if dry_run { "would be pruned" } else { "pruned" };
-        parts.push(format!("{} {verb}", report.pruned.len()));
-    }
-    parts.join(", ")
-}
-
-/// The per-object diff of a dry run, Secret data masked.
-fn diff_text(report: &ApplyReport) -> String {
-    let mut out = String::new();
-    for applied in &report.applied {
-        let title = format!("{}/{}", applied.kind, applied.name);
-        let mut before = applied.before.as_ref().map(apply::diff::normalized);
-        let Some(after) = &applied.after else {
-            out.push_str(&format!(
-                "{title}: would be created (its namespace is new)\n"
-            ));
-            continue;
-        };
-        let mut after = apply::diff::normalized(after);
-        if applied.kind == "Secret" {
-            let mut empty = serde_json::json!({});
-            apply::diff::mask_secret_data(before.as_mut().unwrap_or(&mut empty), &mut after);
-        }
-        if let Some(diff) = apply::diff::unified(&title, before.as_ref(), &after) {
-            out.push_str(&diff);
-        }
-    }
-    for pruned in &report.pruned {
-        out.push_str(&format!(
-            "{}/{}: would be pruned\n",
-            pruned.kind, pruned.name
-        ));
-    }
-    if out.is_empty() {
-        out.push_str("no changes\n");
-    }
-    out
-}
-
-fn rollout_failure(what: &str, standings: &[Standing]) -> Failure {
-    let mut lines = Vec::new();
-    let mut hints = Vec::new();
-    for standing in standings
+fn images(plan: &Plan, built: &[BuiltImage]) -> Vec<ImageRecord> {
+    plan.services
         .iter()
-        .filter(|s| s.state != RolloutState::Complete)
-    {
-        let counts = standing.counts;
-        let mut line = format!(
-            "`{}` ({}/{} available): ",
-            standing.deployment, counts.available, counts.desired
-        );
-        match (&standing.problem, &standing.state) {
-            (Some(problem), _) => {
-                line.push_str(&problem.summary());
-                if let Problem::CrashLoop { logs, .. } = problem
-                    && !logs.is_empty()
-                {
-                    line.push_str("\n  last lines of the previous container's log:");
-                    for log in logs {
-                        line.push_str(&format!("\n    | {log}"));
-                    }
-                }
-                hints.push(problem.hint());
-            }
-            (None, RolloutState::DeadlineExceeded { message }) => {
-                line.push_str(&format!("ProgressDeadlineExceeded: {message}"));
-                hints.push("`kubectl describe deployment` shows the pods' events".to_owned());
-            }
-            (None, RolloutState::Progressing { waiting_for }) => line.push_str(waiting_for),
-            (None, RolloutState::NotObserved) => {
-                line.push_str("the controller has not observed the new spec")
-            }
-            (None, RolloutState::Missing) => line.push_str("the Deployment does not exist"),
-            (None, RolloutState::Complete) => {}
-        }
-        lines.push(line);
-    }
-    let mut report = color_eyre::Report::msg(format!("the rollout {what}:\n{}", lines.join("\n")));
-    hints.dedup();
-    for hint in hints {
-        report = report.suggestion(hint);
-    }
-    Failure {
-        exit: Exit::Failed,
-        report,
-    }
-}
-
-fn interrupted_failure(standings: &[Standing]) -> Failure {
-    let lines: Vec<String> = standings
-        .iter()
-        .map(|s| {
-            format!(
-                "`{}`: {}/{} updated, {}/{} available{}",
-                s.deployment,
-                s.counts.updated,
-                s.counts.desired,
-                s.counts.available,
-                s.counts.desired,
-                if s.state == RolloutState::Complete {
-                    " (complete)"
-                } else {
-                    ""
-                }
-            )
+        .map(|service| ImageRecord {
+            service: service.name.clone(),
+            reference: service.image.to_string(),
+            id: built
+                .iter()
+                .find(|b| b.service == service.name)
+                .map(|b| b.id.clone()),
         })
+        .collect()
+}
+
+/// `--dry-run` and `diff`: the server's dry run of every object, and of pruning.
+async fn dry(
+    cluster: &Cluster,
+    plan: &Plan,
+    objects: &[Object],
+    args: &DeployArgs,
+    mode: Mode,
+    events: &Events,
+    printer: &Printer,
+) -> Result<Exit, Failure> {
+    let options = ApplyOptions {
+        dry_run: true,
+        force_conflicts: args.force_conflicts,
+    };
+    let mut report = apply::apply(cluster, &plan.namespace, objects, options, events).await?;
+    let keep: BTreeSet<(String, String)> = objects
+        .iter()
+        .map(|o| (o.kind.clone(), o.name.clone()))
         .collect();
-    Failure::message(
-        Exit::Interrupted,
-        format!(
-            "interrupted while waiting; the cluster is left as applied:\n{}",
-            lines.join("\n")
-        ),
-        Some("`todo-deploy status` shows where it stands; `todo-deploy up` continues".to_owned()),
-    )
+    report.pruned =
+        apply::prune(cluster, &plan.namespace, &plan.release, &keep, true, events).await?;
+    if mode == Mode::Diff {
+        printer.data(&messages::diff_text(&report));
+    } else {
+        events.send(Event::Info(messages::summary(&report, true)));
+    }
+    Ok(Exit::Success)
 }

@@ -1,6 +1,6 @@
 //! `todo-deploy down`: delete every object of the release in reverse apply order with
-//! foreground propagation, and wait until its pods are gone. The namespace stays unless
-//! `--delete-namespace`.
+//! foreground propagation, and wait until its pods are gone. The release history stays unless
+//! `--purge`; the namespace stays unless `--delete-namespace`.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -10,11 +10,13 @@ use kube::api::{Api, DeleteParams};
 
 use crate::apply::{self, Removal};
 use crate::cli::{DownArgs, GlobalArgs};
-use crate::cluster;
+use crate::cluster::{self, Cluster};
 use crate::outcome::{Exit, Failure};
+use crate::plan::Plan;
+use crate::release::{self, lock};
 use crate::rollout::{self, Gone};
 use crate::settings::{self, CommandFlags, Secrets};
-use crate::ui::{Event, Printer, Ui};
+use crate::ui::{Event, Events, Printer, Ui};
 
 pub async fn run(global: &GlobalArgs, args: &DownArgs, printer: &Printer) -> Result<Exit, Failure> {
     let flags = CommandFlags {
@@ -22,65 +24,41 @@ pub async fn run(global: &GlobalArgs, args: &DownArgs, printer: &Printer) -> Res
         ..Default::default()
     };
     let plan = settings::resolve(global, &flags, Secrets::KeysOnly, &|_| None)?;
-    if args.purge || args.prune_images {
+    if args.prune_images {
         return Err(Failure::message(
             Exit::Usage,
-            "`--purge` and `--prune-images` are not available in this version yet",
-            Some("run `todo-deploy down` without them".to_owned()),
+            "`--prune-images` is not available in this version yet: it comes with the load stage",
+            Some("run `todo-deploy down` without it".to_owned()),
         ));
     }
     let ui = Ui::start(printer);
     let events = &ui.events;
     let started = Instant::now();
     let result = async {
-        let cluster = cluster::connect(&plan.cluster, events).await.map_err(|error| {
-            let hint = error.hint();
-            Failure::new(Exit::Failed, error, Some(hint))
-        })?;
-        let deleted = apply::delete_release(
-            &cluster,
-            &plan.namespace,
-            &plan.release,
-            &BTreeSet::new(),
-            &DeleteParams::foreground(),
-            Removal::Down,
-            events,
-        )
-        .await
-        .map_err(|error| {
-            let hint = error.hint();
-            Failure::new(Exit::Failed, error, hint)
-        })?;
-        let target = rollout::Target {
-            namespace: plan.namespace.clone(),
-            release: plan.release.clone(),
-            deployments: Vec::new(),
-            timeout: plan.timeout,
-        };
-        let interrupted = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        match rollout::wait_gone(&cluster, &target, interrupted, events).await {
-            Gone::Done => {}
-            Gone::TimedOut(left) => {
-                return Err(Failure::message(
-                    Exit::Failed,
-                    format!(
-                        "still there after {}s: {}",
-                        plan.timeout.as_secs(),
-                        left.join(", ")
-                    ),
-                    Some("`kubectl get pods` shows why they do not terminate (finalizers, a stuck node)".to_owned()),
-                ));
+        let cluster = cluster::connect(&plan.cluster, events).await?;
+        let lock = match lock::acquire(&cluster, &plan.namespace, &plan.release, events).await {
+            Ok(lock) => Some(lock),
+            // No namespace, so nothing to lock and nothing to delete.
+            Err(lock::LockError::Api { source, .. })
+                if cluster::status_code(&source) == Some(404) =>
+            {
+                None
             }
-            Gone::Interrupted(left) => {
-                return Err(Failure::message(
-                    Exit::Interrupted,
-                    format!("interrupted; still terminating: {}", left.join(", ")),
-                    Some("the deletions go on in the cluster; run `todo-deploy down` again to wait".to_owned()),
-                ));
+            Err(error) => {
+                let hint = error.hint();
+                let exit = if matches!(error, lock::LockError::Held { .. }) {
+                    Exit::Locked
+                } else {
+                    Exit::Failed
+                };
+                return Err(Failure::new(exit, error, Some(hint)));
             }
+        };
+        let removed = remove(&cluster, &plan, args, events).await;
+        if let Some(lock) = lock {
+            lock.release().await;
         }
+        let deleted = removed?;
         if args.delete_namespace {
             let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
             let foreground = DeleteParams::foreground();
@@ -94,13 +72,17 @@ pub async fn run(global: &GlobalArgs, args: &DownArgs, printer: &Printer) -> Res
                 Err(error) => {
                     return Err(Failure::message(
                         Exit::Failed,
-                        format!("cannot delete the namespace `{}`: {}", plan.namespace, cluster::short(&error)),
+                        format!(
+                            "cannot delete the namespace `{}`: {}",
+                            plan.namespace,
+                            cluster::short(&error)
+                        ),
                         None,
                     ));
                 }
             }
         }
-        if deleted.is_empty() {
+        if deleted == 0 {
             events.send(Event::Info(format!(
                 "release `{}` is not deployed in namespace `{}`: nothing to delete",
                 plan.release, plan.namespace
@@ -118,4 +100,64 @@ pub async fn run(global: &GlobalArgs, args: &DownArgs, printer: &Printer) -> Res
     .await;
     ui.finish().await;
     result
+}
+
+/// Deletes the release's objects and waits until they are gone; purges the history if asked.
+/// Returns how many objects were deleted.
+async fn remove(
+    cluster: &Cluster,
+    plan: &Plan,
+    args: &DownArgs,
+    events: &Events,
+) -> Result<usize, Failure> {
+    let deleted = apply::delete_release(
+        cluster,
+        &plan.namespace,
+        &plan.release,
+        &BTreeSet::new(),
+        &DeleteParams::foreground(),
+        Removal::Down,
+        events,
+    )
+    .await?;
+    let target = rollout::Target {
+        namespace: plan.namespace.clone(),
+        release: plan.release.clone(),
+        deployments: Vec::new(),
+        timeout: plan.timeout,
+    };
+    match rollout::wait_gone(cluster, &target, super::interrupted(), events).await {
+        Gone::Done => {}
+        Gone::TimedOut(left) => {
+            return Err(Failure::message(
+                Exit::Failed,
+                format!(
+                    "still there after {}s: {}",
+                    plan.timeout.as_secs(),
+                    left.join(", ")
+                ),
+                Some(
+                    "`kubectl get pods` shows why they do not terminate (finalizers, a stuck node)"
+                        .to_owned(),
+                ),
+            ));
+        }
+        Gone::Interrupted(left) => {
+            return Err(Failure::message(
+                Exit::Interrupted,
+                format!("interrupted; still terminating: {}", left.join(", ")),
+                Some(
+                    "the deletions go on in the cluster; run `todo-deploy down` again to wait"
+                        .to_owned(),
+                ),
+            ));
+        }
+    }
+    if args.purge {
+        let purged = release::purge(cluster, &plan.namespace, &plan.release, events).await?;
+        events.send(Event::Info(format!(
+            "release history purged ({purged} revisions)"
+        )));
+    }
+    Ok(deleted.len())
 }

@@ -3,8 +3,12 @@
 
 mod deploy;
 mod down;
-mod pending;
+mod history;
+mod messages;
 mod render;
+mod revision;
+mod rollback;
+mod status;
 
 use crate::cli::{Cli, Command};
 use crate::outcome::{Exit, Failure};
@@ -23,8 +27,27 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<Exit, Failure> {
             deploy::run(&cli.global, args, deploy::Mode::Diff, &env, printer).await
         }
         Command::Down(args) => down::run(&cli.global, args, printer).await,
-        Command::Status(_) | Command::History(_) | Command::Rollback(_) => {
-            pending::release(&cli.global, &cli.command)
-        }
+        Command::Status(args) => status::run(&cli.global, args, printer).await,
+        Command::History(args) => history::run(&cli.global, args, printer).await,
+        Command::Rollback(args) => rollback::run(&cli.global, args, printer).await,
     }
+}
+
+/// Completes on Ctrl-C: what a wait races against.
+pub(crate) async fn interrupted() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// The plan of a command that writes no Secret, and its cluster: how `status` and `history` start.
+pub(crate) async fn plan_and_cluster(
+    global: &crate::cli::GlobalArgs,
+    events: &crate::ui::Events,
+) -> Result<(crate::plan::Plan, crate::cluster::Cluster), Failure> {
+    let flags = crate::settings::CommandFlags::default();
+    let plan =
+        crate::settings::resolve(global, &flags, crate::settings::Secrets::KeysOnly, &|_| {
+            None
+        })?;
+    let cluster = crate::cluster::connect(&plan.cluster, events).await?;
+    Ok((plan, cluster))
 }

@@ -84,7 +84,7 @@ async fn first_up_then_up_again_with_nothing_changed() {
     );
     assert!(
         run.stderr.contains(&format!(
-            "release `todo` is ready in namespace `{}`",
+            "release `todo` revision 1 is ready in namespace `{}`",
             env.namespace
         )),
         "{}",

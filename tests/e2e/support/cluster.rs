@@ -58,6 +58,8 @@ impl Env {
             None => {
                 let standin = StandIn::start(Options {
                     time_scale: 0.05,
+                    // Minikube warns like this about every pod: noise a diagnosis must ignore.
+                    missing_cluster_dns_events: true,
                     ..Options::default()
                 })
                 .await
@@ -93,15 +95,14 @@ impl Env {
 
     /// The arguments every run gets: the cluster, the scenario's namespace, the fixture values.
     fn base_args(&self) -> Vec<String> {
-        let mut args = vec![
+        vec![
             "--kubeconfig".to_owned(),
             self.kubeconfig.display().to_string(),
             "--namespace".to_owned(),
             self.namespace.clone(),
             "-f".to_owned(),
             "e2e-values.yaml".to_owned(),
-        ];
-        args
+        ]
     }
 
     /// Runs `todo-deploy` with `args` after the base arguments; deploy commands get

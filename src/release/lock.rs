@@ -1,0 +1,306 @@
+//! One deploy at a time: a `coordination.k8s.io/v1` Lease per release, held and renewed while
+//! `up`, `upgrade`, `rollback` or `down` change the cluster. A second run fails at once, naming
+//! the holder (`user@host pid N`) and since when. A Lease that was not renewed for its duration
+//! (its holder was killed) is taken over, with optimistic concurrency so two takers cannot both win.
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use kube::api::{Api, DeleteParams, ObjectMeta, PostParams, Preconditions};
+use tokio::task::JoinHandle;
+
+use crate::cluster::{self, Cluster};
+use crate::ui::{Event, Events};
+
+/// How long a Lease stays valid without renewal.
+pub const LEASE_SECONDS: i32 = 30;
+/// How often the holder renews it.
+const RENEW_EVERY: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("release `{release}` is being changed by {holder} since {since}")]
+    Held {
+        release: String,
+        holder: String,
+        since: String,
+    },
+    #[error("cannot {action} the release lock `{name}`")]
+    Api {
+        action: &'static str,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl LockError {
+    pub fn hint(&self) -> String {
+        match self {
+            LockError::Held { .. } => format!(
+                "wait for that run to finish; if it was killed, its lock expires {LEASE_SECONDS}s after its last renewal"
+            ),
+            LockError::Api { .. } => {
+                "check that you may create Leases in the namespace (`kubectl auth can-i create leases`)"
+                    .to_owned()
+            }
+        }
+    }
+}
+
+/// A held lock. Release it with [`Lock::release`]; dropping it stops renewing, so the Lease
+/// expires on its own.
+pub struct Lock {
+    api: Api<Lease>,
+    name: String,
+    uid: Option<String>,
+    renewer: JoinHandle<()>,
+}
+
+/// Who we are, as the Lease's holder: `user@host pid N`.
+pub fn identity() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown-host".to_owned());
+    format!("{user}@{host} pid {}", std::process::id())
+}
+
+fn lease_name(release: &str) -> String {
+    format!("todo-deploy.{release}")
+}
+
+fn now() -> MicroTime {
+    MicroTime(jiff::Timestamp::now())
+}
+
+/// Whether a Lease is held: it has a holder and was renewed within its duration.
+fn is_live(lease: &Lease, at: jiff::Timestamp) -> bool {
+    let Some(spec) = &lease.spec else {
+        return false;
+    };
+    if spec
+        .holder_identity
+        .as_deref()
+        .unwrap_or_default()
+        .is_empty()
+    {
+        return false;
+    }
+    let seconds = i64::from(spec.lease_duration_seconds.unwrap_or(LEASE_SECONDS));
+    let renewed = spec
+        .renew_time
+        .as_ref()
+        .or(spec.acquire_time.as_ref())
+        .map(|t| t.0);
+    renewed.is_some_and(|renewed| renewed + jiff::SignedDuration::from_secs(seconds) > at)
+}
+
+fn held(release: &str, lease: &Lease) -> LockError {
+    let spec = lease.spec.clone().unwrap_or_default();
+    LockError::Held {
+        release: release.to_owned(),
+        holder: spec.holder_identity.unwrap_or_default(),
+        since: spec
+            .acquire_time
+            .map(|t| t.0.to_string())
+            .unwrap_or_else(|| "an unknown time".to_owned()),
+    }
+}
+
+/// Fails at once if another run holds the release; changes nothing. A missing namespace holds
+/// no lock.
+pub async fn check(
+    cluster: &Cluster,
+    namespace: &str,
+    release: &str,
+    events: &Events,
+) -> Result<(), LockError> {
+    let api: Api<Lease> = Api::namespaced(cluster.client.clone(), namespace);
+    let name = lease_name(release);
+    match cluster::retrying(events, "read the release lock", || api.get_opt(&name)).await {
+        Ok(Some(lease)) if is_live(&lease, jiff::Timestamp::now()) => Err(held(release, &lease)),
+        Ok(_) => Ok(()),
+        Err(error) if cluster::status_code(&error) == Some(404) => Ok(()),
+        Err(source) => Err(LockError::Api {
+            action: "read",
+            name,
+            source,
+        }),
+    }
+}
+
+/// Takes the release's lock (the namespace must exist) and keeps renewing it.
+pub async fn acquire(
+    cluster: &Cluster,
+    namespace: &str,
+    release: &str,
+    events: &Events,
+) -> Result<Lock, LockError> {
+    let api: Api<Lease> = Api::namespaced(cluster.client.clone(), namespace);
+    let name = lease_name(release);
+    let identity = identity();
+    let api_error = |action, source| LockError::Api {
+        action,
+        name: name.clone(),
+        source,
+    };
+    let existing = cluster::retrying(events, "read the release lock", || api.get_opt(&name))
+        .await
+        .map_err(|e| api_error("read", e))?;
+    let spec = LeaseSpec {
+        holder_identity: Some(identity.clone()),
+        lease_duration_seconds: Some(LEASE_SECONDS),
+        acquire_time: Some(now()),
+        renew_time: Some(now()),
+        ..Default::default()
+    };
+    let taken = match existing {
+        Some(lease) if is_live(&lease, jiff::Timestamp::now()) => {
+            return Err(held(release, &lease));
+        }
+        Some(stale) => {
+            let previous = stale
+                .spec
+                .as_ref()
+                .and_then(|s| s.holder_identity.clone())
+                .unwrap_or_default();
+            if !previous.is_empty() {
+                events.send(Event::Warning(format!(
+                    "taking over the expired lock of {previous} (not renewed for {LEASE_SECONDS}s)"
+                )));
+            }
+            let transitions = stale
+                .spec
+                .as_ref()
+                .and_then(|s| s.lease_transitions)
+                .unwrap_or(0);
+            let mut replacement = stale.clone();
+            replacement.spec = Some(LeaseSpec {
+                lease_transitions: Some(transitions + 1),
+                ..spec
+            });
+            // The stale resourceVersion makes this a compare-and-swap: a concurrent taker gets 409.
+            api.replace(&name, &PostParams::default(), &replacement)
+                .await
+        }
+        None => {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    ..Default::default()
+                },
+                spec: Some(spec),
+            };
+            api.create(&PostParams::default(), &lease).await
+        }
+    };
+    let lease = match taken {
+        Ok(lease) => lease,
+        Err(error) if cluster::status_code(&error) == Some(409) => {
+            let winner = api.get_opt(&name).await.ok().flatten();
+            return Err(winner.map_or_else(
+                || LockError::Held {
+                    release: release.to_owned(),
+                    holder: "another run".to_owned(),
+                    since: "just now".to_owned(),
+                },
+                |lease| held(release, &lease),
+            ));
+        }
+        Err(error) => return Err(api_error("take", error)),
+    };
+    let renewer = tokio::spawn(renew(api.clone(), name.clone(), identity, events.clone()));
+    Ok(Lock {
+        api,
+        name,
+        uid: lease.metadata.uid,
+        renewer,
+    })
+}
+
+/// Renews the Lease until aborted; stops if someone else took it.
+async fn renew(api: Api<Lease>, name: String, identity: String, events: Events) {
+    loop {
+        tokio::time::sleep(RENEW_EVERY).await;
+        let renewed = async {
+            let mut lease = api.get(&name).await?;
+            let spec = lease.spec.get_or_insert_with(Default::default);
+            if spec.holder_identity.as_deref() != Some(identity.as_str()) {
+                return Ok(false);
+            }
+            spec.renew_time = Some(now());
+            api.replace(&name, &PostParams::default(), &lease)
+                .await
+                .map(|_| true)
+        }
+        .await;
+        match renewed {
+            Ok(true) => {}
+            Ok(false) => {
+                events.send(Event::Warning(
+                    "the release lock was taken over by another run".to_owned(),
+                ));
+                return;
+            }
+            Err(error) => events.send(Event::Detail(format!(
+                "renewing the release lock failed, retrying: {}",
+                cluster::short(&error)
+            ))),
+        }
+    }
+}
+
+impl Lock {
+    /// Stops renewing and deletes the Lease (only ours: the uid is a precondition).
+    pub async fn release(self) {
+        self.renewer.abort();
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: self.uid.clone(),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        let _ = self.api.delete(&self.name, &params).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(holder: &str, renewed_seconds_ago: i64) -> Lease {
+        let at = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(renewed_seconds_ago);
+        Lease {
+            metadata: ObjectMeta::default(),
+            spec: Some(LeaseSpec {
+                holder_identity: Some(holder.to_owned()),
+                lease_duration_seconds: Some(30),
+                renew_time: Some(MicroTime(at)),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn a_lease_lives_for_its_duration_after_renewal() {
+        let now = jiff::Timestamp::now();
+        assert!(is_live(&lease("a@h pid 1", 5), now));
+        assert!(!is_live(&lease("a@h pid 1", 31), now));
+        assert!(!is_live(&lease("", 0), now), "no holder, no lock");
+    }
+
+    #[test]
+    fn identity_names_user_host_and_pid() {
+        let id = identity();
+        assert!(
+            id.contains('@') && id.ends_with(&format!("pid {}", std::process::id())),
+            "{id}"
+        );
+    }
+}

@@ -1,0 +1,254 @@
+//! Releases: a numbered revision record per `up`, `upgrade` and `rollback`, kept in the
+//! release's namespace as a Secret of its own type (`todo-deploy.io/release.v1`), gzip-compressed
+//! JSON. A record holds what was deployed — images, the config digest, the manifests — with the
+//! Secret's values replaced by digests: values are never stored outside the real Secret.
+//!
+//! The records carry labels of their own, never the release's instance label, so that pruning
+//! and `down` leave the history alone.
+
+pub mod lock;
+mod record;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+
+pub use record::{ImageRecord, Record, RevisionStatus, digest_of, redact_manifests};
+
+use crate::cluster::{self, Cluster};
+use crate::ui::Events;
+
+/// The Secret type of revision records.
+pub const RECORD_TYPE: &str = "todo-deploy.io/release.v1";
+/// Labels that select a release's records.
+pub const OWNER_LABEL: &str = "todo-deploy.io/owner";
+pub const RELEASE_LABEL: &str = "todo-deploy.io/release";
+pub const REVISION_LABEL: &str = "todo-deploy.io/revision";
+pub const STATUS_LABEL: &str = "todo-deploy.io/status";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    #[error("cannot {action} the release history in `{namespace}`")]
+    Api {
+        action: &'static str,
+        namespace: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("the release record `{name}` is unreadable: {reason}")]
+    Corrupt { name: String, reason: String },
+}
+
+/// The name of a revision's record: `todo-deploy.<release>.v<revision>`.
+pub fn record_name(release: &str, revision: u32) -> String {
+    format!("todo-deploy.{release}.v{revision}")
+}
+
+fn api(cluster: &Cluster, namespace: &str) -> Api<Secret> {
+    Api::namespaced(cluster.client.clone(), namespace)
+}
+
+fn selector(release: &str) -> String {
+    format!("{OWNER_LABEL}=todo-deploy,{RELEASE_LABEL}={release}")
+}
+
+/// Every revision of `release`, oldest first. A namespace that does not exist has none.
+pub async fn history(
+    cluster: &Cluster,
+    namespace: &str,
+    release: &str,
+    events: &Events,
+) -> Result<Vec<Record>, ReleaseError> {
+    let api = api(cluster, namespace);
+    let params = ListParams::default().labels(&selector(release));
+    let listed =
+        match cluster::retrying(events, "list the release history", || api.list(&params)).await {
+            Ok(listed) => listed,
+            Err(error) if cluster::status_code(&error) == Some(404) => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(ReleaseError::Api {
+                    action: "read",
+                    namespace: namespace.to_owned(),
+                    source,
+                });
+            }
+        };
+    let mut records = listed
+        .items
+        .iter()
+        .filter(|s| s.type_.as_deref() == Some(RECORD_TYPE))
+        .map(decode)
+        .collect::<Result<Vec<_>, _>>()?;
+    records.sort_by_key(|r| r.revision);
+    Ok(records)
+}
+
+/// Stores a new revision (create: two writers of the same revision cannot both succeed).
+pub async fn create(
+    cluster: &Cluster,
+    namespace: &str,
+    record: &Record,
+    events: &Events,
+) -> Result<(), ReleaseError> {
+    let api = api(cluster, namespace);
+    let secret = encode(record)?;
+    let params = PostParams::default();
+    cluster::retrying(events, "record the revision", || {
+        api.create(&params, &secret)
+    })
+    .await
+    .map(|_| ())
+    .map_err(|source| ReleaseError::Api {
+        action: "write",
+        namespace: namespace.to_owned(),
+        source,
+    })
+}
+
+/// Rewrites an existing revision (its status changes: superseded, failed…).
+pub async fn update(
+    cluster: &Cluster,
+    namespace: &str,
+    record: &Record,
+    events: &Events,
+) -> Result<(), ReleaseError> {
+    let api = api(cluster, namespace);
+    let secret = encode(record)?;
+    let name = record_name(&record.release, record.revision);
+    let params = PatchParams::apply(crate::apply::FIELD_MANAGER).force();
+    let patch = Patch::Apply(&secret);
+    cluster::retrying(events, "update the revision", || {
+        api.patch(&name, &params, &patch)
+    })
+    .await
+    .map(|_| ())
+    .map_err(|source| ReleaseError::Api {
+        action: "write",
+        namespace: namespace.to_owned(),
+        source,
+    })
+}
+
+/// Deletes the oldest revisions beyond `keep`.
+pub async fn trim(
+    cluster: &Cluster,
+    namespace: &str,
+    records: &[Record],
+    keep: usize,
+    events: &Events,
+) -> Result<(), ReleaseError> {
+    let api = api(cluster, namespace);
+    let excess = records.len().saturating_sub(keep);
+    let params = DeleteParams::default();
+    for record in &records[..excess] {
+        let name = record_name(&record.release, record.revision);
+        match cluster::retrying(events, "trim the history", || api.delete(&name, &params)).await {
+            Ok(_) => {}
+            Err(error) if cluster::status_code(&error) == Some(404) => {}
+            Err(source) => {
+                return Err(ReleaseError::Api {
+                    action: "trim",
+                    namespace: namespace.to_owned(),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Deletes every record of `release` (`down --purge`).
+pub async fn purge(
+    cluster: &Cluster,
+    namespace: &str,
+    release: &str,
+    events: &Events,
+) -> Result<usize, ReleaseError> {
+    let records = history(cluster, namespace, release, events).await?;
+    trim(cluster, namespace, &records, 0, events).await?;
+    Ok(records.len())
+}
+
+fn encode(record: &Record) -> Result<Secret, ReleaseError> {
+    let corrupt = |reason: String| ReleaseError::Corrupt {
+        name: record_name(&record.release, record.revision),
+        reason,
+    };
+    let json = serde_json::to_vec(record).map_err(|e| corrupt(e.to_string()))?;
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gzip.write_all(&json).map_err(|e| corrupt(e.to_string()))?;
+    let compressed = gzip.finish().map_err(|e| corrupt(e.to_string()))?;
+    Ok(Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(record_name(&record.release, record.revision)),
+            labels: Some(BTreeMap::from([
+                (OWNER_LABEL.to_owned(), "todo-deploy".to_owned()),
+                (RELEASE_LABEL.to_owned(), record.release.clone()),
+                (REVISION_LABEL.to_owned(), record.revision.to_string()),
+                (STATUS_LABEL.to_owned(), record.status.as_str().to_owned()),
+            ])),
+            ..Default::default()
+        },
+        type_: Some(RECORD_TYPE.to_owned()),
+        data: Some(BTreeMap::from([(
+            "release".to_owned(),
+            ByteString(compressed),
+        )])),
+        ..Default::default()
+    })
+}
+
+fn decode(secret: &Secret) -> Result<Record, ReleaseError> {
+    let name = secret.metadata.name.clone().unwrap_or_default();
+    let corrupt = |reason: String| ReleaseError::Corrupt {
+        name: name.clone(),
+        reason,
+    };
+    let data = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get("release"))
+        .ok_or_else(|| corrupt("no `release` key".to_owned()))?;
+    let mut json = Vec::new();
+    flate2::read::GzDecoder::new(data.0.as_slice())
+        .read_to_end(&mut json)
+        .map_err(|e| corrupt(e.to_string()))?;
+    serde_json::from_slice(&json).map_err(|e| corrupt(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_through_their_secret() {
+        let record = Record {
+            release: "todo".into(),
+            revision: 3,
+            status: RevisionStatus::Deployed,
+            time: "2026-11-23T05:00:00Z".into(),
+            tool_version: "0.1.0".into(),
+            description: "Upgrade complete".into(),
+            images: vec![ImageRecord {
+                service: "backend".into(),
+                reference: "todo-backend:v2".into(),
+                id: Some("sha256:abc".into()),
+            }],
+            config_digest: "d".into(),
+            manifests: vec![serde_json::json!({"kind": "ConfigMap"})],
+        };
+        let secret = encode(&record).unwrap();
+        assert_eq!(secret.metadata.name.as_deref(), Some("todo-deploy.todo.v3"));
+        assert_eq!(secret.type_.as_deref(), Some(RECORD_TYPE));
+        let labels = secret.metadata.labels.as_ref().unwrap();
+        assert!(
+            !labels.contains_key(crate::render::labels::INSTANCE),
+            "never pruned with the release"
+        );
+        assert_eq!(labels[STATUS_LABEL], "deployed");
+        assert_eq!(decode(&secret).unwrap(), record);
+    }
+}
