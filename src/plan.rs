@@ -54,6 +54,9 @@ pub struct ClusterTarget {
 pub struct ServicePlan {
     pub name: String,
     pub build: BuildInputs,
+    /// SHA-256 of every build input (`build::context::input_digest`), computed once: the
+    /// content tag is its prefix, and built images carry it as a label.
+    pub input_digest: String,
     pub image: ImageRef,
     pub port: u16,
     pub service_port: u16,

@@ -163,12 +163,14 @@ pub fn resolve(
             target: service.build.target.clone(),
             labels: service.build.labels.clone(),
         };
+        let input_digest = input_digest(&build).map_err(|source| SettingsError::Context {
+            service: name.clone(),
+            source,
+        })?;
         let tag = match flags.tag {
             Some(tag) => tag.to_owned(),
-            None => content_tag(&build).map_err(|source| SettingsError::Context {
-                service: name.clone(),
-                source,
-            })?,
+            // The first 12 hex digits: the same inputs give the same tag.
+            None => input_digest[..12].to_owned(),
         };
         let repository = match &registry {
             Some(registry) => format!("{registry}/{}", service.image),
@@ -181,6 +183,7 @@ pub fn resolve(
         services.push(ServicePlan {
             name: name.clone(),
             build,
+            input_digest,
             image: ImageRef { repository, tag },
             port: service.port,
             service_port: service.service.port.unwrap_or(service.port),
@@ -299,11 +302,6 @@ fn resolve_timeout(flag: Option<&str>, configured: &str) -> Result<Duration, Set
         // Validated with the config, so this is only a fallback.
         None => Ok(parse_duration(configured).unwrap_or(Duration::from_secs(300))),
     }
-}
-
-/// The first 12 hex digits of the build-input digest: the same inputs give the same tag.
-fn content_tag(inputs: &BuildInputs) -> Result<String, ContextError> {
-    Ok(input_digest(inputs)?[..12].to_owned())
 }
 
 fn digest_config(config: &config::Config) -> String {

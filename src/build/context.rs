@@ -152,8 +152,11 @@ fn walk(
             EntryKind::Dir
         } else if metadata.file_type().is_symlink() {
             EntryKind::Symlink
-        } else {
+        } else if metadata.is_file() {
             EntryKind::File
+        } else {
+            // Sockets, FIFOs and devices cannot be sent (and reading a FIFO would block).
+            continue;
         };
         if kind == EntryKind::Dir {
             let holds_kept = always.iter().any(|a| a.starts_with(&format!("{path}/")));
@@ -295,6 +298,19 @@ mod tests {
             dockerfile_in_context(&inside).as_deref(),
             Some("Dockerfile")
         );
+    }
+
+    #[test]
+    fn special_files_are_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "Dockerfile", "FROM scratch\n");
+        let fifo = root.join("pipe");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        let _socket = std::os::unix::net::UnixListener::bind(root.join("sock")).unwrap();
+        assert_eq!(files(root), ["Dockerfile"]);
+        assert!(input_digest(&inputs(root)).is_ok(), "no hang, no error");
     }
 
     #[test]

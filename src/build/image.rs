@@ -16,7 +16,7 @@ use bollard::query_parameters::{BuildImageOptions, BuildImageOptionsBuilder};
 use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 
-use super::context::{BuildInputs, ContextError, input_digest};
+use super::context::ContextError;
 use super::error::{BuildError, FailedBuild};
 use super::output::{Output, failure_message, parse_step};
 use super::{BuildEvent, BuildOptions, BuiltImage, INPUTS_LABEL, Outcome, tar};
@@ -30,9 +30,7 @@ pub(super) async fn build(
     events: &Events,
 ) -> Result<BuiltImage, BuildError> {
     let reference = service.image.to_string();
-    let digest = digest(&service.build)
-        .await
-        .map_err(|source| context_error(service, source))?;
+    let digest = service.input_digest.clone();
     let reused = match options.no_cache {
         true => None,
         false => existing(docker, &reference, &digest).await?,
@@ -193,19 +191,6 @@ fn context_error(service: &ServicePlan, source: ContextError) -> BuildError {
     BuildError::Context {
         service: service.name.clone(),
         source,
-    }
-}
-
-/// The input digest, computed off the async threads: it reads every file of the context.
-async fn digest(inputs: &BuildInputs) -> Result<String, ContextError> {
-    let owned = inputs.clone();
-    match tokio::task::spawn_blocking(move || input_digest(&owned)).await {
-        Ok(result) => result,
-        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-        Err(error) => Err(ContextError::Io {
-            path: inputs.context.clone(),
-            source: io::Error::other(error),
-        }),
     }
 }
 

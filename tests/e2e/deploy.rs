@@ -181,7 +181,7 @@ async fn upgrade_to_a_tag_keeps_ready_pods_all_the_way() {
     );
     for name in ["backend", "frontend"] {
         let deployment = env.deployment(name).await.unwrap();
-        assert_eq!(image(&deployment), format!("todo-{name}:v2"));
+        assert_eq!(image(&deployment), format!("todo-e2e-{name}:v2"));
         assert_eq!(available(&deployment), 2);
         assert_eq!(
             deployment.status.as_ref().unwrap().replicas,
@@ -297,10 +297,11 @@ async fn failing(scenario: &str, app: Option<App>, extra: &[&str], expected: &[&
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_image_is_reported() {
+    // A tag nobody built: on a real cluster as on the stand-in, the node has no such image.
     failing(
         "missing-image",
         None,
-        &[],
+        &["--no-build", "--tag", "never-built"],
         &[
             "the rollout failed",
             "is not on the node (ErrImage",

@@ -62,7 +62,7 @@ async fn three_upgrades_then_history_and_rollback_to_the_first() {
             (4, "deployed".into())
         ]
     );
-    assert_eq!(records[3]["images"][0]["reference"], "todo-backend:v4");
+    assert_eq!(records[3]["images"][0]["reference"], "todo-e2e-backend:v4");
     let table = env.run(&["history"]).await;
     assert!(
         table.stdout.starts_with("REVISION  UPDATED"),
@@ -101,7 +101,7 @@ async fn backend_image_of(env: &Env, extra: &[&str]) -> String {
     env.images(extra)
         .await
         .into_iter()
-        .find(|i| i.starts_with("todo-backend"))
+        .find(|i| i.starts_with("todo-e2e-backend"))
         .unwrap()
 }
 
@@ -109,9 +109,9 @@ async fn backend_image_of(env: &Env, extra: &[&str]) -> String {
 async fn a_failed_upgrade_rolls_back_and_keeps_serving() {
     let env = Env::start("atomic").await;
     env.provide(App::Healthy, &[]).await;
-    env.provide(App::Crashing, &["--tag", "bad"]).await;
     env.run(&["up"]).await.expect_code(0);
     let good = backend_image(&env).await;
+    env.provide(App::Crashing, &["--tag", "bad"]).await;
     let run = env.run(&["upgrade", "--tag", "bad"]).await;
     run.expect_code(1);
     assert!(
@@ -174,7 +174,7 @@ async fn a_failed_upgrade_rolls_back_and_keeps_serving() {
         "{}",
         kept.stderr
     );
-    assert_eq!(backend_image(&env).await, "todo-backend:bad");
+    assert_eq!(backend_image(&env).await, "todo-e2e-backend:bad");
     let degraded = env.run(&["status", "-o", "json"]).await;
     degraded.expect_code(3);
     let report: Value = serde_json::from_str(&degraded.stdout).unwrap();

@@ -36,6 +36,8 @@ pub struct Env {
     kubeconfig: PathBuf,
     standin: Option<StandIn>,
     pub client: Client,
+    /// Whether `up` builds the images (a Docker engine answers); else `--no-build`.
+    build: bool,
 }
 
 const CONTEXT: &str = "e2e";
@@ -72,12 +74,16 @@ impl Env {
             }
         };
         let client = client(&kubeconfig).await;
+        // Real clusters need real images; on the stand-in the build runs when Docker is here
+        // (always in CI), so the whole pipeline is exercised.
+        let build = standin.is_none() || super::docker::engine().await.is_some();
         Env {
             project,
             namespace,
             kubeconfig,
             standin,
             client,
+            build,
         }
     }
 
@@ -106,7 +112,7 @@ impl Env {
     }
 
     /// Runs `todo-deploy` with `args` after the base arguments; deploy commands get
-    /// `--no-build --loader none` on the stand-in.
+    /// `--loader none` on the stand-in, and `--no-build` where no Docker engine answers.
     pub async fn run(&self, args: &[&str]) -> Run {
         self.run_with(args, |_| {}).await
     }
@@ -132,9 +138,12 @@ impl Env {
         command.args(self.base_args());
         let deploys = matches!(args.first(), Some(&"up") | Some(&"upgrade") | Some(&"diff"));
         if deploys && self.standin.is_some() {
-            // The stand-in's node shares no image store with Docker: nothing to build or load;
+            // The stand-in's node shares no image store with Docker: nothing to load;
             // `provide` registers the images it should have.
-            command.args(["--no-build", "--loader", "none"]);
+            command.args(["--loader", "none"]);
+        }
+        if deploys && !self.build && !args.contains(&"--no-build") {
+            command.arg("--no-build");
         }
         command
             .args(args.iter().skip(1))
@@ -164,9 +173,10 @@ impl Env {
             .collect()
     }
 
-    /// Makes the images of `render` (with `extra` args) behave like `app` on the node. On a real
-    /// cluster the build and load stages do this for real, so nothing is needed here.
+    /// Makes the next deploy (with `extra` args) ship `app`: writes its Dockerfiles, whose images
+    /// `up` builds and, on a real cluster, loads; the stand-in's node learns how they behave.
     pub async fn provide(&self, app: App, extra: &[&str]) {
+        write_dockerfiles(&self.project, app);
         let Some(standin) = &self.standin else {
             return;
         };
@@ -187,7 +197,7 @@ impl Env {
                     3,
                     &["starting backend", "error: cannot connect to the database"],
                 ),
-                App::NotReady => Behavior::serve(&["/elsewhere", "/api/health/live"], port),
+                App::NotReady => Behavior::serve(&[], port),
                 App::Slow => Behavior::SlowStart {
                     delay_secs: 3600.0,
                     then: Box::new(Behavior::serve(&[path, "/api/health/live"], port)),
@@ -274,39 +284,32 @@ async fn client(kubeconfig: &std::path::Path) -> Client {
     Client::try_from(config).expect("a client")
 }
 
-/// Fixture services: FROM-scratch busybox images that really behave like the app on a real
-/// cluster (httpd serving the probe paths), with small requests and fast probes.
+/// Fixture services: FROM-scratch busybox images that really behave as the stand-in simulates
+/// them on a real cluster. The content (and so the content tag) differs per [`App`].
 fn write_fixture_app(project: &Project) {
-    for (service, port, paths) in [
-        (
-            "backend",
-            8000,
-            &["api/health/index.html", "api/health/live"][..],
-        ),
-        ("frontend", 3000, &["index.html"][..]),
+    for (service, paths) in [
+        ("backend", &["api/health/index.html", "api/health/live"][..]),
+        ("frontend", &["index.html"][..]),
     ] {
         let dir = format!("examples/todo-app/{service}");
-        project.write(
-            &format!("{dir}/Dockerfile"),
-            &format!(
-                "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nUSER 10001\nENTRYPOINT [\"/bin/busybox\"]\nCMD [\"sh\", \"-c\", \"trap 'exit 0' TERM; httpd -f -p {port} -h /www & wait\"]\n"
-            ),
-        );
         for path in paths {
             project.write(&format!("{dir}/www/{path}"), "ok\n");
         }
-        // The real busybox, so that a real cluster runs what the stand-in simulates.
+        project.write(&format!("{dir}/empty/.keep"), "");
+        // The static busybox, so that a real cluster runs what the stand-in simulates.
         if let Ok(busybox) = std::fs::read("/bin/busybox") {
             std::fs::write(project.path().join(&dir).join("busybox"), busybox)
                 .expect("copy busybox");
         }
         project.write(&format!("{dir}/.dockerignore"), "*.log\n");
     }
+    write_dockerfiles(project, App::Healthy);
     project.write(
         "e2e-values.yaml",
         "# Small, fast fixture services for the end-to-end suite.
 services:
   backend:
+    image: todo-e2e-backend
     resources:
       requests: {cpu: 50m, memory: 32Mi}
       limits: {cpu: 100m, memory: 64Mi}
@@ -314,6 +317,7 @@ services:
       readiness: {path: /api/health, initialDelaySeconds: 1, periodSeconds: 1, failureThreshold: 3}
       liveness: {path: /api/health/live, initialDelaySeconds: 5, periodSeconds: 2, failureThreshold: 3}
   frontend:
+    image: todo-e2e-frontend
     resources:
       requests: {cpu: 50m, memory: 32Mi}
       limits: {cpu: 100m, memory: 64Mi}
@@ -325,4 +329,25 @@ rollout:
   progressDeadlineSeconds: 60
 ",
     );
+}
+
+/// The Dockerfiles of `app`: the command decides how the container behaves.
+fn write_dockerfiles(project: &Project, app: App) {
+    for (service, port) in [("backend", 8000), ("frontend", 3000)] {
+        let command = match app {
+            App::Healthy => format!("trap 'exit 0' TERM; httpd -f -p {port} -h /www & wait"),
+            App::Crashing => {
+                "echo starting backend; echo error: cannot connect to the database; exit 3"
+                    .to_owned()
+            }
+            App::NotReady => format!("trap 'exit 0' TERM; httpd -f -p {port} -h /empty & wait"),
+            App::Slow => "trap 'exit 0' TERM; sleep 3600 & wait".to_owned(),
+        };
+        project.write(
+            &format!("examples/todo-app/{service}/Dockerfile"),
+            &format!(
+                "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nCOPY empty /empty\nUSER 10001\nENTRYPOINT [\"/bin/busybox\"]\nCMD [\"sh\", \"-c\", {command:?}]\n"
+            ),
+        );
+    }
 }
