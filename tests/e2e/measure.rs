@@ -31,7 +31,9 @@ async fn measure_readiness_delay_and_no_change_up() {
         let api: Api<Deployment> = Api::namespaced(env.client.clone(), &env.namespace);
         let watch = async {
             let mut done = std::collections::BTreeMap::new();
-            let mut stream = watcher(api.clone(), watcher::Config::default()).applied_objects().boxed();
+            let mut stream = watcher(api.clone(), watcher::Config::default())
+                .applied_objects()
+                .boxed();
             while let Some(Ok(d)) = stream.next().await {
                 done.insert(d.metadata.name.clone().unwrap_or_default(), complete(&d));
                 if done.len() == 2 && done.values().all(|c| *c) {
@@ -42,7 +44,12 @@ async fn measure_readiness_delay_and_no_change_up() {
         };
         let child = async {
             let output = env.command(&["up"]).output().await.unwrap();
-            assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+            assert_eq!(
+                output.status.code(),
+                Some(0),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
             Instant::now()
         };
         let (available, exited) = tokio::join!(watch, child);
@@ -59,5 +66,8 @@ async fn measure_readiness_delay_and_no_change_up() {
         "readiness delay (server available -> up exited), median of 5: {} ms",
         median(delays).as_millis()
     );
-    println!("no-change `up`, start to exit, median of 5: {} ms", median(no_change).as_millis());
+    println!(
+        "no-change `up`, start to exit, median of 5: {} ms",
+        median(no_change).as_millis()
+    );
 }
