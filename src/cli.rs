@@ -124,6 +124,10 @@ pub struct DeployArgs {
     /// Deploy the images as they are tagged, without building them.
     #[arg(long)]
     pub no_build: bool,
+
+    /// How many revisions to keep in the release history (default: `rollout.historyMax`, 10).
+    #[arg(long, value_name = "N")]
+    pub history_max: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -33,6 +33,7 @@ pub struct CommandFlags<'a> {
     pub tag: Option<&'a str>,
     pub timeout: Option<&'a str>,
     pub loader: Option<LoaderKind>,
+    pub history_max: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +105,14 @@ pub fn resolve(
         });
     }
     let timeout = resolve_timeout(flags.timeout, &config.rollout.timeout)?;
+    if flags.history_max == Some(0) {
+        return Err(SettingsError::Flag {
+            flag: "history-max",
+            value: "0".to_owned(),
+            message: "the history must keep at least the current revision".to_owned(),
+            fix: "use 1 or more".to_owned(),
+        });
+    }
     let loader = flags.loader.unwrap_or(config.cluster.loader);
 
     let root = FieldPath::default();
@@ -283,7 +292,7 @@ pub fn resolve(
             .then(|| config.network_policy.ingress_namespace.clone()),
         progress_deadline_seconds: config.rollout.progress_deadline_seconds,
         timeout,
-        history_max: config.rollout.history_max,
+        history_max: flags.history_max.unwrap_or(config.rollout.history_max),
         config_digest: digest_config(config),
     })
 }

@@ -44,6 +44,7 @@ pub async fn run(
         tag: args.tag.as_deref(),
         timeout: args.timeout.as_deref(),
         loader: args.loader.map(Into::into),
+        history_max: args.history_max,
     };
     let plan = settings::resolve(global, &flags, Secrets::Values, env)?;
     let ui = Ui::start(printer);

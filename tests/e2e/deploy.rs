@@ -560,3 +560,80 @@ async fn resources_switched_off_are_pruned() {
     );
     assert!(env.deployment("backend").await.is_some(), "the rest stays");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_api_server_works_too() {
+    let env = Env::start_with("newer-server", "1.30").await;
+    env.provide(App::Healthy, &[]).await;
+    env.run(&["up"]).await.expect_code(0);
+    env.run(&["status"]).await.expect_code(0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_accepts_the_rendered_manifests() {
+    let env = Env::start("kubectl").await;
+    let rendered = env
+        .run(&[
+            "render",
+            "--show-secrets",
+            "--set",
+            "podDisruptionBudget.enabled=true",
+            "--set",
+            "networkPolicy.enabled=true",
+            "--set",
+            "autoscaling.enabled=true",
+        ])
+        .await;
+    rendered.expect_code(0);
+    // The namespace must exist for a server-side dry run of what goes into it.
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(env.client.clone());
+    let namespace = k8s_openapi::api::core::v1::Namespace {
+        metadata: kube::api::ObjectMeta {
+            name: Some(env.namespace.clone()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    namespaces
+        .create(&Default::default(), &namespace)
+        .await
+        .unwrap();
+    for dry_run in [
+        &["apply", "--dry-run=client", "--validate=false"][..],
+        &[
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "--field-manager=todo-deploy",
+        ][..],
+    ] {
+        let child = tokio::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(env.kubeconfig())
+            .args(dry_run)
+            .args(["-f", "-", "-o", "name"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn();
+        let Ok(mut child) = child else {
+            if crate::support::required_in_ci("kubectl") {
+                panic!("kubectl is not installed");
+            }
+            return;
+        };
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(rendered.stdout.as_bytes()).await.unwrap();
+        drop(stdin);
+        let output = child.wait_with_output().await.unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "kubectl {dry_run:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(stdout.lines().count(), 14, "every object: {stdout}");
+        assert!(stdout.contains("deployment.apps/backend"), "{stdout}");
+    }
+}

@@ -428,3 +428,23 @@ async fn down_purge_removes_the_history() {
     );
     assert!(history(&env).await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_max_keeps_the_newest_revisions() {
+    let env = Env::start("history-max").await;
+    env.provide(App::Healthy, &[]).await;
+    for tag in ["v2", "v3"] {
+        env.provide(App::Healthy, &["--tag", tag]).await;
+    }
+    env.run(&["up"]).await.expect_code(0);
+    env.run(&["upgrade", "--tag", "v2", "--history-max", "2"])
+        .await
+        .expect_code(0);
+    env.run(&["upgrade", "--tag", "v3", "--history-max", "2"])
+        .await
+        .expect_code(0);
+    assert_eq!(
+        statuses(&history(&env).await),
+        [(2, "superseded".into()), (3, "deployed".into())]
+    );
+}

@@ -311,3 +311,42 @@ fn a_config_or_secret_change_changes_the_pod_template() {
         checksum(&project.run(&["render", "--tag", "t"]))
     );
 }
+
+#[test]
+fn the_default_config_deploys_the_example_app() {
+    // From the repository root, as a new user runs it: the real example contexts and Dockerfiles.
+    let mut command = Command::new(env!("CARGO_BIN_EXE_todo-deploy"));
+    command
+        .args(["render", "--tag", "t"])
+        .current_dir(crate::support::repo_root())
+        .env("NO_COLOR", "1");
+    command.env_remove("TODO_DEPLOY_CONFIG");
+    for (key, value) in crate::support::SECRETS {
+        command.env(key, value);
+    }
+    let output = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let docs = documents(&stdout);
+    let backend =
+        &find(&docs, "Deployment", "backend")["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(backend["image"], "todo-backend:t");
+    assert_eq!(backend["ports"][0]["containerPort"], 8000);
+    assert_eq!(backend["readinessProbe"]["httpGet"]["path"], "/api/health");
+    assert_eq!(
+        backend["livenessProbe"]["httpGet"]["path"],
+        "/api/health/live"
+    );
+    let frontend =
+        &find(&docs, "Deployment", "frontend")["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(frontend["image"], "todo-frontend:t");
+    assert_eq!(frontend["ports"][0]["containerPort"], 3000);
+    assert_eq!(frontend["readinessProbe"]["httpGet"]["path"], "/");
+    let config = find(&docs, "ConfigMap", "todo-config");
+    assert_eq!(config["data"]["ENVIRONMENT"], "production");
+    assert_eq!(config["data"]["apiUrl"], "http://todo.local/api");
+}

@@ -45,6 +45,11 @@ const CONTEXT: &str = "e2e";
 impl Env {
     /// A scenario's environment: its own namespace, on the stand-in or the real cluster.
     pub async fn start(scenario: &str) -> Env {
+        Env::start_with(scenario, "1.24").await
+    }
+
+    /// The same, with the stand-in serving Kubernetes `version` (a real cluster is what it is).
+    pub async fn start_with(scenario: &str, version: &str) -> Env {
         let project = Project::new();
         write_fixture_app(&project);
         let suffix = format!(
@@ -59,6 +64,7 @@ impl Env {
             Some(path) => (PathBuf::from(path), None),
             None => {
                 let standin = StandIn::start(Options {
+                    version: version.to_owned(),
                     time_scale: 0.05,
                     // Minikube warns like this about every pod: noise a diagnosis must ignore.
                     missing_cluster_dns_events: true,
@@ -130,6 +136,10 @@ impl Env {
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
+    }
+
+    pub fn kubeconfig(&self) -> &std::path::Path {
+        &self.kubeconfig
     }
 
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
