@@ -134,8 +134,28 @@ pub struct Object {
 
 impl Object {
     pub fn from_manifest(manifest: &Manifest) -> Object {
-        let body = manifest.to_json();
-        Object::from_json(body).unwrap_or_else(|| unreachable!("every rendered kind is known"))
+        let (resource, namespaced) = match manifest {
+            Manifest::Namespace(_) => (ApiResource::erase::<Namespace>(&()), false),
+            Manifest::ConfigMap(_) => (ApiResource::erase::<ConfigMap>(&()), true),
+            Manifest::Secret(_) => (ApiResource::erase::<Secret>(&()), true),
+            Manifest::Service(_) => (ApiResource::erase::<Service>(&()), true),
+            Manifest::Deployment(_) => (ApiResource::erase::<Deployment>(&()), true),
+            Manifest::Ingress(_) => (ApiResource::erase::<Ingress>(&()), true),
+            Manifest::HorizontalPodAutoscaler(_) => {
+                (ApiResource::erase::<HorizontalPodAutoscaler>(&()), true)
+            }
+            Manifest::PodDisruptionBudget(_) => {
+                (ApiResource::erase::<PodDisruptionBudget>(&()), true)
+            }
+            Manifest::NetworkPolicy(_) => (ApiResource::erase::<NetworkPolicy>(&()), true),
+        };
+        Object {
+            kind: manifest.kind().to_owned(),
+            name: manifest.name().to_owned(),
+            resource,
+            namespaced,
+            body: manifest.to_json(),
+        }
     }
 
     /// An object from its JSON (a revision record's manifest), if its kind is one we manage.
@@ -308,5 +328,64 @@ fn explain(object: &str, error: kube::Error) -> ApplyError {
             object: object.to_owned(),
             source: error,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::api::ObjectMeta;
+
+    #[test]
+    fn every_rendered_kind_can_be_applied_again_from_a_record() {
+        let meta = || ObjectMeta {
+            name: Some("x".to_owned()),
+            ..Default::default()
+        };
+        let manifests = [
+            Manifest::Namespace(Namespace {
+                metadata: meta(),
+                ..Default::default()
+            }),
+            Manifest::ConfigMap(ConfigMap {
+                metadata: meta(),
+                ..Default::default()
+            }),
+            Manifest::Secret(Secret {
+                metadata: meta(),
+                ..Default::default()
+            }),
+            Manifest::Service(Service {
+                metadata: meta(),
+                ..Default::default()
+            }),
+            Manifest::Deployment(Deployment {
+                metadata: meta(),
+                ..Default::default()
+            }),
+            Manifest::Ingress(Ingress {
+                metadata: meta(),
+                ..Default::default()
+            }),
+            Manifest::HorizontalPodAutoscaler(HorizontalPodAutoscaler {
+                metadata: meta(),
+                ..Default::default()
+            }),
+            Manifest::PodDisruptionBudget(PodDisruptionBudget {
+                metadata: meta(),
+                ..Default::default()
+            }),
+            Manifest::NetworkPolicy(NetworkPolicy {
+                metadata: meta(),
+                ..Default::default()
+            }),
+        ];
+        for manifest in &manifests {
+            let object = Object::from_manifest(manifest);
+            let again = Object::from_json(object.body.clone()).expect("a known kind");
+            assert_eq!(again.resource, object.resource, "{object}");
+            assert_eq!(again.namespaced, object.namespaced, "{object}");
+        }
+        assert_eq!(known_resources().len(), manifests.len());
     }
 }
