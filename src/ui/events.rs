@@ -5,12 +5,14 @@
 use tokio::sync::mpsc;
 
 use crate::build::BuildEvent;
+use crate::load::LoadEvent;
 use crate::rollout::RolloutEvent;
 
 /// Everything a stage can report.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Build(BuildEvent),
+    Load(LoadEvent),
     Rollout(RolloutEvent),
     /// A step worth a line in the normal output (`applied Deployment/backend`).
     Info(String),
@@ -23,6 +25,12 @@ pub enum Event {
 impl From<BuildEvent> for Event {
     fn from(event: BuildEvent) -> Self {
         Event::Build(event)
+    }
+}
+
+impl From<LoadEvent> for Event {
+    fn from(event: LoadEvent) -> Self {
+        Event::Load(event)
     }
 }
 

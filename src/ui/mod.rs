@@ -3,6 +3,7 @@
 
 mod build;
 pub mod events;
+mod load;
 mod rollout;
 
 use std::io::{IsTerminal, Write};
@@ -110,10 +111,12 @@ impl Ui {
 async fn draw(printer: Printer, mut receiver: mpsc::UnboundedReceiver<Event>) {
     let bars = MultiProgress::with_draw_target(printer.draw_target());
     let mut build = build::BuildView::new(&printer, &bars);
+    let mut load = load::LoadView::new(&printer, &bars);
     let mut rollout = rollout::RolloutView::new(&printer, &bars);
     while let Some(event) = receiver.recv().await {
         match event {
             Event::Build(event) => build.handle(event),
+            Event::Load(event) => load.handle(event),
             Event::Rollout(event) => rollout.handle(event),
             Event::Info(line) => bars.suspend(|| printer.info(&line)),
             Event::Detail(line) => bars.suspend(|| printer.verbose(&line)),

@@ -11,6 +11,7 @@ mod build;
 mod config_errors;
 mod deploy;
 mod down;
+mod load;
 mod measure;
 mod release;
 mod render;

@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod docker;
+pub mod nodes;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,0 +1,206 @@
+//! How loading goes wrong, and what the user can do about it.
+
+use std::path::PathBuf;
+
+use crate::docker::DockerError;
+
+use super::nodes::Cluster;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot tell how to load images into the cluster of the kube context `{context}`")]
+    UnknownContext { context: String },
+    #[error("cannot read the Minikube profile `{profile}` at `{}`", path.display())]
+    MinikubeProfile {
+        profile: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot understand the Minikube profile at `{}`", path.display())]
+    MinikubeConfig {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(
+        "cannot load images into Minikube profile `{profile}`: {reason} (driver `{driver}`, container runtime `{runtime}`)"
+    )]
+    MinikubeUnsupported {
+        profile: String,
+        driver: String,
+        runtime: String,
+        reason: &'static str,
+    },
+    #[error("there is no node container `{node}` for {cluster}")]
+    NodeMissing { node: String, cluster: Cluster },
+    #[error("no node containers of {cluster} (containers labelled `{label}`)")]
+    NoNodes { cluster: Cluster, label: String },
+    #[error("the node container `{node}` of {cluster} is {state}, not running")]
+    NodeStopped {
+        node: String,
+        cluster: Cluster,
+        state: String,
+    },
+    #[error("cannot reach the engine that runs the node containers of {cluster}")]
+    NodeEngine {
+        cluster: Cluster,
+        #[source]
+        source: Box<DockerError>,
+    },
+    #[error("the Docker engine failed to {action}")]
+    Engine {
+        action: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("the tag `{image}` names image `{found}` now, not the `{expected}` that was built")]
+    Retagged {
+        image: String,
+        expected: String,
+        found: String,
+    },
+    #[error("reading `{image}` from the Docker engine broke off")]
+    Export {
+        image: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// A command in a node (or the local `ctr`) ran and failed.
+    #[error("`{command}` failed on {node} with exit code {code}{}", output_lines(.output))]
+    Runtime {
+        node: String,
+        command: String,
+        code: i64,
+        output: String,
+    },
+    #[error("sending `{image}` to {node} broke off")]
+    Send {
+        image: String,
+        node: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{node} does not report image `{expected}` for `{image}` after importing it{}", found_text(.found))]
+    NotImported {
+        node: String,
+        image: String,
+        expected: String,
+        found: Option<String>,
+    },
+    #[error("cannot run `{program}`: it is not installed or not on `PATH`")]
+    NoProgram { program: String },
+    #[error("cannot run `{program}`")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("there is no containerd socket at `{}`", path.display())]
+    NoSocket { path: PathBuf },
+    #[error("`registry` is the loader, but no registry is set")]
+    NoRegistry,
+    #[error("pushing `{image}` failed: {message}")]
+    Push { image: String, message: String },
+}
+
+fn output_lines(output: &str) -> String {
+    let output = output.trim();
+    if output.is_empty() {
+        return " and printed nothing".to_owned();
+    }
+    let mut text = ":".to_owned();
+    for line in output.lines() {
+        text.push_str("\n  ");
+        text.push_str(line);
+    }
+    text
+}
+
+fn found_text(found: &Option<String>) -> String {
+    match found {
+        Some(id) => format!(" (it has `{id}`)"),
+        None => " (it has none)".to_owned(),
+    }
+}
+
+/// The loaders to choose from, for messages.
+pub const CHOICES: &str = "`minikube` (`cluster.minikubeProfile`), `kind`, `k3d`, `containerd` (k3s, microk8s, kubeadm: `cluster.containerdSocket`), `docker` (the cluster uses this Docker engine), `registry` (`cluster.registry`) or `none`";
+
+impl LoadError {
+    /// What to do about it.
+    pub fn hint(&self) -> Option<String> {
+        let hint = match self {
+            LoadError::UnknownContext { .. } => format!(
+                "choose a loader with `--loader` or `cluster.loader`: {CHOICES}"
+            ),
+            LoadError::MinikubeProfile { profile, .. } => format!(
+                "is `{profile}` a Minikube profile? `minikube profile list` shows them; set `cluster.minikubeProfile` when it is not the context's name, or `MINIKUBE_HOME` when Minikube keeps its files elsewhere"
+            ),
+            LoadError::MinikubeConfig { .. } => {
+                "was the profile written by another Minikube version? `minikube start` rewrites it".to_owned()
+            }
+            LoadError::MinikubeUnsupported { .. } => {
+                "start Minikube with the docker or podman driver (`minikube start --driver=docker`) or the docker runtime (`--container-runtime=docker`), or push to a registry (`minikube addons enable registry`, then `--loader registry`)".to_owned()
+            }
+            LoadError::NodeMissing { cluster, .. } | LoadError::NoNodes { cluster, .. } => {
+                format!("is the cluster running? {}", cluster.start_hint())
+            }
+            LoadError::NodeStopped { node, cluster, .. } => format!(
+                "start the cluster again: {} (or `docker start {node}`)",
+                cluster.start_hint()
+            ),
+            LoadError::NodeEngine { source, .. } => format!(
+                "start Podman's API socket: `sudo systemctl start podman.socket` (rootless Podman: `systemctl --user start podman.socket`), or set `CONTAINER_HOST`; {}",
+                source.hint()
+            ),
+            LoadError::Engine { .. } | LoadError::Export { .. } => {
+                "is Docker still running? `docker info` checks".to_owned()
+            }
+            LoadError::Retagged { image, .. } => format!(
+                "something else tagged `{image}` while this run was loading it; run again"
+            ),
+            LoadError::Runtime { output, .. } if output.contains("permission denied") => {
+                "the user may not use the runtime's socket: run with `sudo`, or give your user access to it".to_owned()
+            }
+            LoadError::Runtime { output, .. } if output.contains("no space left") => {
+                "the node's disk is full: remove unused images (`docker exec NODE crictl rmi --prune`) or give the cluster more disk".to_owned()
+            }
+            LoadError::Runtime { .. } => {
+                "the node's container runtime refused the image; its output is above. Is the node healthy (`kubectl get nodes`)?".to_owned()
+            }
+            LoadError::Send { .. } => {
+                "the node stopped reading the image: is it still running (`docker ps`)? Run again".to_owned()
+            }
+            LoadError::NotImported { .. } => {
+                "the node's runtime kept another image under this tag; remove it there (`crictl rmi IMAGE` in the node) and run again, or deploy a new tag (`--tag`)".to_owned()
+            }
+            LoadError::NoProgram { program } => format!(
+                "install containerd's `{program}` (Debian and Ubuntu: `sudo apt-get install containerd`); k3s ships it as `k3s ctr`, microk8s as `microk8s ctr`"
+            ),
+            LoadError::Spawn { .. } => "check the permissions of `ctr`".to_owned(),
+            LoadError::NoSocket { .. } => {
+                "is containerd running? Set `cluster.containerdSocket`: k3s uses `/run/k3s/containerd/containerd.sock`, microk8s `/var/snap/microk8s/common/run/containerd.sock`, kubeadm `/run/containerd/containerd.sock`".to_owned()
+            }
+            LoadError::NoRegistry => {
+                "set `cluster.registry`, e.g. `--set cluster.registry=localhost:5000`".to_owned()
+            }
+            LoadError::Push { message, .. } => push_hint(message),
+        };
+        Some(hint)
+    }
+}
+
+fn push_hint(message: &str) -> String {
+    let message = message.to_ascii_lowercase();
+    if message.contains("unauthorized")
+        || message.contains("authentication required")
+        || message.contains("denied")
+    {
+        "log in to the registry with `docker login REGISTRY` (credentials kept by a credential helper, `credsStore`, are not read: set `auths` in `~/.docker/config.json`)".to_owned()
+    } else if message.contains("server gave http response to https client") {
+        "the registry speaks plain HTTP: add it to `insecure-registries` in `/etc/docker/daemon.json` and restart Docker (`localhost` registries are allowed already)".to_owned()
+    } else {
+        "is the registry running and reachable from the Docker engine? `docker push IMAGE` shows the same".to_owned()
+    }
+}

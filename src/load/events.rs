@@ -1,0 +1,32 @@
+//! What the load stage reports while it works.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoadEvent {
+    /// The node (or registry) has the image with the built ID already: nothing is sent.
+    AlreadyPresent {
+        service: String,
+        image: String,
+        node: String,
+    },
+    /// The image is on its way to these nodes. `size` is the engine's size of the image, an
+    /// estimate of the archive's.
+    Started {
+        service: String,
+        image: String,
+        nodes: Vec<String>,
+        size: u64,
+    },
+    /// Bytes of the archive sent so far (to every node at once).
+    Progress { service: String, sent: u64 },
+    Finished {
+        service: String,
+        image: String,
+        nodes: Vec<String>,
+        bytes: u64,
+        elapsed: Duration,
+    },
+    /// Sending stopped with an error; the error itself is returned by the stage.
+    Failed { service: String },
+}

@@ -1,0 +1,358 @@
+//! The load stage: getting built images onto the cluster's nodes without a registry (or, for
+//! remote clusters, through one).
+//!
+//! - [`detect`] picks the loader from the kube context, unless the config or `--loader` names one;
+//! - [`minikube`] reads a Minikube profile and decides how images get in;
+//! - `nodes` finds node containers, `exec` runs a runtime's commands in them (or on this host),
+//!   `runtime` knows those commands (`ctr`, `docker`), `stream` sends an image into every node
+//!   that lacks it, `registry` pushes.
+//!
+//! The loaders are one enum, not a trait: they differ in what they hold, not in what they do.
+//! Every node loader sends the same `docker save` stream into an import command and asks the
+//! same "which image ID has this tag" question; only the place and the command differ.
+//!
+//! Two calls: [`resolve`] before building (it checks the nodes run, and says whether images
+//! should be built in another engine, Minikube's), then [`load_all`] with the built images.
+
+pub mod detect;
+mod error;
+mod events;
+mod exec;
+pub mod minikube;
+mod nodes;
+mod registry;
+mod runtime;
+mod stream;
+
+use std::fmt;
+use std::path::Path;
+
+use bollard::Docker;
+use bollard::auth::DockerCredentials;
+use futures_util::future::try_join_all;
+
+pub use detect::Choice;
+pub use error::LoadError;
+pub use events::LoadEvent;
+pub use nodes::Cluster;
+
+use crate::build::BuiltImage;
+use crate::docker::{Endpoint, Origin};
+use crate::plan::ClusterTarget;
+use crate::ui::{Event, Events};
+use minikube::Route;
+use nodes::Node;
+use runtime::Runtime;
+
+/// What happened to an image on one node (or registry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeLoad {
+    pub service: String,
+    /// The reference, as deployed.
+    pub image: String,
+    /// The node container, the containerd socket, or the registry.
+    pub node: String,
+    pub outcome: NodeOutcome,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeOutcome {
+    /// The archive was sent (or pushed): its size in bytes.
+    Loaded { bytes: u64 },
+    /// The node held the image with the same ID already; nothing was sent.
+    AlreadyPresent,
+}
+
+/// How this run gets images to the cluster, resolved by [`resolve`].
+pub struct Loader {
+    strategy: Strategy,
+    summary: String,
+}
+
+enum Strategy {
+    /// Stream into these nodes.
+    Nodes(Vec<Node>),
+    /// Build in this engine (Minikube's); nothing to load.
+    BuildInNode(Endpoint),
+    /// The cluster sees the images already (a shared engine), or loading is off.
+    Nothing,
+    Registry {
+        registry: String,
+        credentials: Option<DockerCredentials>,
+    },
+}
+
+impl fmt::Debug for Loader {
+    /// The summary only: the registry's credentials stay out of debug output.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Loader")
+            .field("summary", &self.summary)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Loader {
+    /// The engine to build in instead of the local one, when that makes loading unnecessary:
+    /// Minikube's, for its docker runtime on one node (what `minikube docker-env` points at).
+    /// Connect with [`Endpoint::connect`] and pass that client to `build_all` and [`load_all`].
+    pub fn build_engine(&self) -> Option<&Endpoint> {
+        match &self.strategy {
+            Strategy::BuildInNode(endpoint) => Some(endpoint),
+            _ => None,
+        }
+    }
+
+    /// What this loader does, in a sentence (the `-v` line [`resolve`] sends).
+    pub fn summary(&self) -> &str {
+        &self.summary
+    }
+
+    /// The nodes images are streamed into; empty for the other loaders.
+    pub fn nodes(&self) -> Vec<String> {
+        match &self.strategy {
+            Strategy::Nodes(nodes) => nodes.iter().map(|node| node.name.clone()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn new(strategy: Strategy, summary: String) -> Loader {
+        Loader { strategy, summary }
+    }
+}
+
+/// Chooses the loader for `target` on the kube context `context` (the one the cluster
+/// connection used), finds its nodes and checks that they run. No image moves yet: call it
+/// before building, since it can say to build elsewhere ([`Loader::build_engine`]). `docker` is
+/// the local engine; `env` reads `HOME`, `MINIKUBE_HOME`, `DOCKER_CONFIG`, `CONTAINER_HOST`
+/// and `XDG_RUNTIME_DIR`.
+pub async fn resolve(
+    docker: &Docker,
+    target: &ClusterTarget,
+    context: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    events: &Events,
+) -> Result<Loader, LoadError> {
+    let home = minikube::home(env);
+    let (choice, why) = detect::choose(target, context, &|name| minikube::is_profile(&home, name))?;
+    let loader = match choice {
+        Choice::Minikube { profile } => minikube_loader(docker, &home, &profile, env).await?,
+        Choice::Kind { cluster } => node_loader(docker, &Cluster::Kind { name: cluster }).await?,
+        Choice::K3d { cluster } => node_loader(docker, &Cluster::K3d { name: cluster }).await?,
+        Choice::Containerd { socket } => local_containerd(&socket)?,
+        Choice::SharedDaemon => Loader::new(
+            Strategy::Nothing,
+            "the cluster uses the local Docker engine, which holds the images: nothing to load"
+                .to_owned(),
+        ),
+        Choice::Registry { registry } => {
+            let credentials = registry::credentials(&registry, env);
+            let summary = match &credentials {
+                Some(_) => format!("pushing to `{registry}` with the login `docker login` stored"),
+                None => format!("pushing to `{registry}` without a stored login"),
+            };
+            Loader::new(
+                Strategy::Registry {
+                    registry,
+                    credentials,
+                },
+                summary,
+            )
+        }
+        Choice::None => Loader::new(Strategy::Nothing, "nothing to load".to_owned()),
+    };
+    events.send(Event::Detail(format!("load: {why}: {}", loader.summary)));
+    Ok(loader)
+}
+
+/// Puts every image where the cluster can run it, as [`resolve`] decided. `docker` is the
+/// engine the images were built in. Images load at the same time; the first failure ends the
+/// stage. Dropping the future stops every transfer (the imports see a truncated archive).
+pub async fn load_all(
+    docker: &Docker,
+    loader: &Loader,
+    images: &[BuiltImage],
+    events: &Events,
+) -> Result<Vec<NodeLoad>, LoadError> {
+    match &loader.strategy {
+        Strategy::Nodes(nodes) => {
+            let loaded = try_join_all(
+                images
+                    .iter()
+                    .map(|image| stream::load(docker, nodes, image, events)),
+            )
+            .await?;
+            Ok(loaded.into_iter().flatten().collect())
+        }
+        Strategy::Registry {
+            registry,
+            credentials,
+        } => {
+            try_join_all(
+                images.iter().map(|image| {
+                    registry::push(docker, image, registry, credentials.clone(), events)
+                }),
+            )
+            .await
+        }
+        Strategy::BuildInNode(_) | Strategy::Nothing => {
+            for image in images {
+                events.send(Event::Detail(format!(
+                    "load {}: nothing to load for `{}`",
+                    image.service, image.image
+                )));
+            }
+            Ok(Vec::new())
+        }
+    }
+}
+
+async fn node_loader(docker: &Docker, cluster: &Cluster) -> Result<Loader, LoadError> {
+    let runtime = Runtime::kind();
+    let nodes = nodes::labelled(docker, cluster, &runtime).await?;
+    let summary = streaming_summary(&nodes, &runtime);
+    Ok(Loader::new(Strategy::Nodes(nodes), summary))
+}
+
+fn streaming_summary(nodes: &[Node], runtime: &Runtime) -> String {
+    let names: Vec<String> = nodes.iter().map(|n| format!("`{}`", n.name)).collect();
+    format!(
+        "streaming each image into {} with `{}`",
+        names.join(", "),
+        runtime.import_command().join(" ")
+    )
+}
+
+fn local_containerd(socket: &Path) -> Result<Loader, LoadError> {
+    if !socket.exists() {
+        return Err(LoadError::NoSocket {
+            path: socket.to_path_buf(),
+        });
+    }
+    let runtime = Runtime::local_containerd("ctr", socket);
+    let node = Node {
+        name: socket.display().to_string(),
+        place: exec::Place::Host,
+        runtime: runtime.clone(),
+    };
+    let summary = format!(
+        "streaming each image into `{}`",
+        runtime.import_command().join(" ")
+    );
+    Ok(Loader::new(Strategy::Nodes(vec![node]), summary))
+}
+
+async fn minikube_loader(
+    docker: &Docker,
+    home: &Path,
+    name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loader, LoadError> {
+    let profile = minikube::read(home, name)?;
+    let cluster = Cluster::Minikube {
+        profile: profile.name.clone(),
+    };
+    let unsupported = |reason| LoadError::MinikubeUnsupported {
+        profile: profile.name.clone(),
+        driver: profile.driver.clone(),
+        runtime: profile.runtime.clone(),
+        reason,
+    };
+    // The engine that runs the node containers: the local one, or Podman's.
+    let node_engine = if profile.driver == "podman" {
+        podman_endpoint(env)
+            .connect()
+            .await
+            .map_err(|source| LoadError::NodeEngine {
+                cluster: cluster.clone(),
+                source: Box::new(source),
+            })?
+    } else {
+        docker.clone()
+    };
+    let containers: Vec<String> = profile.nodes.iter().map(|n| n.container.clone()).collect();
+    match profile.route() {
+        Route::DockerEnv => {
+            let first = containers.first().cloned().unwrap_or_default();
+            // After `eval $(minikube docker-env)` the local engine is the node's own.
+            if let Ok(info) = docker.info().await
+                && info.name.as_deref() == Some(first.as_str())
+            {
+                return Ok(Loader::new(
+                    Strategy::Nothing,
+                    format!(
+                        "the Docker engine is the one in Minikube's node `{first}` (`minikube docker-env`): images are built there, nothing to load"
+                    ),
+                ));
+            }
+            let host = if profile.in_containers() {
+                let inspected = nodes::running(&node_engine, &cluster, &first).await?;
+                published(&inspected, "2376/tcp").or_else(|| profile.docker_host())
+            } else {
+                profile.docker_host()
+            };
+            let host = host.ok_or_else(|| {
+                unsupported("the profile has no address for the node's Docker engine")
+            })?;
+            let endpoint = Endpoint::tls(host, profile.certs());
+            let summary = format!(
+                "the docker runtime on one node: building straight into the node's Docker engine at `{}` (what `minikube docker-env` points at), so no image is copied; faster than streaming each image into the node",
+                endpoint.host
+            );
+            Ok(Loader::new(Strategy::BuildInNode(endpoint), summary))
+        }
+        Route::Containers { runtime } => {
+            let runtime = if runtime == "docker" {
+                Runtime::Docker
+            } else {
+                Runtime::minikube_containerd()
+            };
+            let nodes = nodes::named(&node_engine, &cluster, &containers, &runtime).await?;
+            let summary = streaming_summary(&nodes, &runtime);
+            Ok(Loader::new(Strategy::Nodes(nodes), summary))
+        }
+        Route::Shared => Ok(Loader::new(
+            Strategy::Nothing,
+            "the `none` driver runs the cluster beside the local Docker engine: nothing to load"
+                .to_owned(),
+        )),
+        Route::LocalContainerd => local_containerd(Path::new(detect::DEFAULT_CONTAINERD_SOCKET)),
+        Route::Unsupported(reason) => Err(unsupported(reason)),
+    }
+}
+
+/// `tcp://HOST:PORT` where a container's `port` is published.
+fn published(inspected: &bollard::models::ContainerInspectResponse, port: &str) -> Option<String> {
+    let bindings = inspected
+        .network_settings
+        .as_ref()?
+        .ports
+        .as_ref()?
+        .get(port)?
+        .as_ref()?;
+    let binding = bindings.first()?;
+    let host_port = binding.host_port.as_deref().filter(|p| !p.is_empty())?;
+    let ip = match binding.host_ip.as_deref() {
+        None | Some("" | "0.0.0.0" | "::") => "127.0.0.1",
+        Some(ip) => ip,
+    };
+    Some(format!("tcp://{ip}:{host_port}"))
+}
+
+/// Podman's API socket: `CONTAINER_HOST`, else the rootless socket when it exists, else the
+/// rootful one (Minikube's podman driver runs rootful unless configured otherwise).
+fn podman_endpoint(env: &dyn Fn(&str) -> Option<String>) -> Endpoint {
+    let host = env("CONTAINER_HOST")
+        .filter(|v| !v.is_empty())
+        .or_else(|| {
+            let socket = Path::new(&env("XDG_RUNTIME_DIR")?).join("podman/podman.sock");
+            socket
+                .exists()
+                .then(|| format!("unix://{}", socket.display()))
+        })
+        .unwrap_or_else(|| "unix:///run/podman/podman.sock".to_owned());
+    Endpoint {
+        host,
+        tls: None,
+        origin: Origin::Explicit,
+    }
+}

@@ -1,0 +1,219 @@
+//! The nodes images go to: node containers found by name (Minikube) or by label (kind, k3d),
+//! each checked to be running, or this host's containerd.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use bollard::Docker;
+use bollard::query_parameters::ListContainersOptionsBuilder;
+
+use super::error::LoadError;
+use super::exec::Place;
+use super::runtime::{Presence, Runtime};
+
+/// A cluster whose nodes are containers, for messages and hints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cluster {
+    Minikube { profile: String },
+    Kind { name: String },
+    K3d { name: String },
+}
+
+impl fmt::Display for Cluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cluster::Minikube { profile } => write!(f, "Minikube profile `{profile}`"),
+            Cluster::Kind { name } => write!(f, "kind cluster `{name}`"),
+            Cluster::K3d { name } => write!(f, "k3d cluster `{name}`"),
+        }
+    }
+}
+
+impl Cluster {
+    /// How to see and start it.
+    pub fn start_hint(&self) -> String {
+        match self {
+            Cluster::Minikube { profile } if profile == "minikube" => {
+                "`minikube status` checks; `minikube start` starts it".to_owned()
+            }
+            Cluster::Minikube { profile } => {
+                format!(
+                    "`minikube status -p {profile}` checks; `minikube start -p {profile}` starts it"
+                )
+            }
+            Cluster::Kind { name } => format!(
+                "`kind get clusters` lists the clusters; `kind create cluster --name {name}` creates it"
+            ),
+            Cluster::K3d { name } => format!(
+                "`k3d cluster list` lists the clusters; `k3d cluster start {name}` starts it"
+            ),
+        }
+    }
+}
+
+/// Where one copy of an image goes.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// The container's name, or the containerd socket's path.
+    pub name: String,
+    pub place: Place,
+    pub runtime: Runtime,
+}
+
+impl Node {
+    /// For messages: ``node `kind-control-plane` `` or ``containerd at `/run/…/containerd.sock` ``.
+    pub fn describe(&self) -> String {
+        match self.place {
+            Place::Container { .. } => format!("node `{}`", self.name),
+            Place::Host => format!("containerd at `{}`", self.name),
+        }
+    }
+
+    /// Which image IDs the node holds under `reference`.
+    pub async fn presence(&self, reference: &str) -> Result<Presence, LoadError> {
+        self.runtime
+            .presence(&self.place, &self.describe(), reference)
+            .await
+    }
+}
+
+/// The node containers of a kind or k3d cluster: every container with the cluster's label,
+/// except the load balancers, registries and tools containers the same tools make.
+pub async fn labelled(
+    docker: &Docker,
+    cluster: &Cluster,
+    runtime: &Runtime,
+) -> Result<Vec<Node>, LoadError> {
+    let (label, role_label, roles): (String, &str, &[&str]) = match cluster {
+        Cluster::Kind { name } => (
+            format!("io.x-k8s.kind.cluster={name}"),
+            "io.x-k8s.kind.role",
+            &["control-plane", "worker"],
+        ),
+        Cluster::K3d { name } => (
+            format!("k3d.cluster={name}"),
+            "k3d.role",
+            &["server", "agent"],
+        ),
+        Cluster::Minikube { .. } => return Ok(Vec::new()),
+    };
+    let filters = HashMap::from([("label".to_owned(), vec![label.clone()])]);
+    let options = ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let containers = docker
+        .list_containers(Some(options))
+        .await
+        .map_err(|source| LoadError::Engine {
+            action: format!("list the containers labelled `{label}`"),
+            source,
+        })?;
+    let mut nodes = Vec::new();
+    for container in containers {
+        let labels = container.labels.unwrap_or_default();
+        // A node without a role label is an older tool's node; keep it.
+        if labels
+            .get(role_label)
+            .is_some_and(|role| !roles.contains(&role.as_str()))
+        {
+            continue;
+        }
+        let Some(name) = container
+            .names
+            .unwrap_or_default()
+            .first()
+            .map(|name| name.trim_start_matches('/').to_owned())
+        else {
+            continue;
+        };
+        let state = container.state.map(|s| s.to_string()).unwrap_or_default();
+        if state != "running" {
+            return Err(LoadError::NodeStopped {
+                node: name,
+                cluster: cluster.clone(),
+                state: if state.is_empty() {
+                    "stopped".to_owned()
+                } else {
+                    state
+                },
+            });
+        }
+        nodes.push(Node {
+            place: Place::Container {
+                docker: docker.clone(),
+                name: name.clone(),
+            },
+            name,
+            runtime: runtime.clone(),
+        });
+    }
+    if nodes.is_empty() {
+        return Err(LoadError::NoNodes {
+            cluster: cluster.clone(),
+            label,
+        });
+    }
+    nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(nodes)
+}
+
+/// Node containers by name (Minikube's: the profile, then `<profile>-m02`…), each running.
+pub async fn named(
+    docker: &Docker,
+    cluster: &Cluster,
+    names: &[String],
+    runtime: &Runtime,
+) -> Result<Vec<Node>, LoadError> {
+    let mut nodes = Vec::new();
+    for name in names {
+        running(docker, cluster, name).await?;
+        nodes.push(Node {
+            name: name.clone(),
+            place: Place::Container {
+                docker: docker.clone(),
+                name: name.clone(),
+            },
+            runtime: runtime.clone(),
+        });
+    }
+    Ok(nodes)
+}
+
+/// Checks that the container `name` exists and runs; returns what `inspect` says of it.
+pub async fn running(
+    docker: &Docker,
+    cluster: &Cluster,
+    name: &str,
+) -> Result<bollard::models::ContainerInspectResponse, LoadError> {
+    let inspected = match docker.inspect_container(name, None).await {
+        Ok(inspected) => inspected,
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => {
+            return Err(LoadError::NodeMissing {
+                node: name.to_owned(),
+                cluster: cluster.clone(),
+            });
+        }
+        Err(source) => {
+            return Err(LoadError::Engine {
+                action: format!("inspect the node container `{name}`"),
+                source,
+            });
+        }
+    };
+    let state = inspected.state.clone().unwrap_or_default();
+    if state.running != Some(true) {
+        return Err(LoadError::NodeStopped {
+            node: name.to_owned(),
+            cluster: cluster.clone(),
+            state: state
+                .status
+                .map(|s| s.to_string())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "stopped".to_owned()),
+        });
+    }
+    Ok(inspected)
+}

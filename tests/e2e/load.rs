@@ -1,0 +1,680 @@
+//! The load stage against the real Docker engine, with fake nodes (`support::nodes`): containers
+//! named and labelled like kind's and Minikube's whose `ctr` and `docker` check that a complete
+//! image archive arrives and record it. Every image reaches every node, a second run sends
+//! nothing, an image rebuilt under the same tag is sent again, a missing or stopped node and a
+//! failing import say what to do; a real containerd (started by the test) takes the local
+//! socket loader's imports; Minikube's docker runtime on one node builds in the node instead; a
+//! registry that does not answer is named. `measure_load_throughput` (ignored) is the
+//! measurement `scripts/measure-load` runs.
+//!
+//! Without an engine these tests skip on a laptop and fail in CI (`CI` set).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use todo_deploy::build::BuiltImage;
+use todo_deploy::config::LoaderKind;
+use todo_deploy::load::{self, LoadError, LoadEvent, NodeLoad, NodeOutcome};
+use todo_deploy::plan::ClusterTarget;
+use todo_deploy::ui::{Event, Events};
+
+use crate::support::docker::engine;
+use crate::support::nodes::{Containerd, FakeNodes, MinikubeHome};
+
+fn target(loader: LoaderKind) -> ClusterTarget {
+    ClusterTarget {
+        kubeconfig: None,
+        context: None,
+        loader,
+        minikube_profile: None,
+        containerd_socket: None,
+        registry: None,
+    }
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+/// Every event sent so far.
+fn drain(receiver: &mut tokio::sync::mpsc::UnboundedReceiver<Event>) -> Vec<Event> {
+    let mut events = Vec::new();
+    while let Ok(event) = receiver.try_recv() {
+        events.push(event);
+    }
+    events
+}
+
+/// `(service, node, loaded?)`, sorted.
+fn outcomes(loaded: &[NodeLoad]) -> Vec<(String, String, bool)> {
+    let mut list: Vec<_> = loaded
+        .iter()
+        .map(|l| {
+            let sent = matches!(l.outcome, NodeOutcome::Loaded { bytes } if bytes > 0);
+            (l.service.clone(), l.node.clone(), sent)
+        })
+        .collect();
+    list.sort();
+    list
+}
+
+/// `<normalized name> <id>` as the fake node records an import.
+fn recorded(image: &BuiltImage, containerd: bool) -> String {
+    let name = if containerd {
+        format!("docker.io/{}", image.image)
+    } else {
+        image.image.to_string()
+    };
+    format!("{name} {}", image.id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kind_nodes_get_each_image_once_and_a_changed_one_again() {
+    let Some(docker) = engine().await else { return };
+    let nodes = FakeNodes::new(&docker, "kind").await;
+    let cluster = nodes.unique.clone();
+    let kind = |role: &'static str| {
+        [
+            ("io.x-k8s.kind.cluster", cluster.clone()),
+            ("io.x-k8s.kind.role", role.to_owned()),
+        ]
+    };
+    let control_plane = format!("{cluster}-control-plane");
+    let worker = format!("{cluster}-worker");
+    let balancer = format!("{cluster}-external-load-balancer");
+    for (name, role) in [
+        (&control_plane, "control-plane"),
+        (&worker, "worker"),
+        (&balancer, "external-load-balancer"),
+    ] {
+        let labels = kind(role);
+        let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        nodes.start(name, &labels, None).await;
+    }
+    let backend_repo = nodes.repository("backend");
+    let frontend_repo = nodes.repository("frontend");
+    let backend = nodes
+        .image("backend", &backend_repo, "v1", b"backend 1")
+        .await;
+    let frontend = nodes
+        .image("frontend", &frontend_repo, "v1", b"frontend 1")
+        .await;
+    let (events, mut receiver) = Events::channel();
+
+    let loader = load::resolve(
+        &docker,
+        &target(LoaderKind::Auto),
+        &format!("kind-{cluster}"),
+        &no_env,
+        &events,
+    )
+    .await
+    .expect("the kind cluster resolves");
+    assert_eq!(
+        loader.nodes(),
+        [control_plane.clone(), worker.clone()],
+        "not the load balancer"
+    );
+    assert!(loader.build_engine().is_none());
+    let detail = drain(&mut receiver);
+    assert!(
+        detail.iter().any(|e| matches!(e, Event::Detail(line) if line.contains(&format!("kind cluster `{cluster}`")) && line.contains("--snapshotter=overlayfs"))),
+        "{detail:?}"
+    );
+
+    let images = [backend.clone(), frontend.clone()];
+    let loaded = load::load_all(&docker, &loader, &images, &events)
+        .await
+        .expect("the images load");
+    let all_sent = |sent: bool| {
+        let mut expected = Vec::new();
+        for service in ["backend", "frontend"] {
+            for node in [&control_plane, &worker] {
+                expected.push((service.to_owned(), node.clone(), sent));
+            }
+        }
+        expected
+    };
+    assert_eq!(outcomes(&loaded), all_sent(true));
+    for node in [&control_plane, &worker] {
+        let mut imports = nodes.imports(node).await;
+        imports.sort();
+        assert_eq!(
+            imports,
+            [recorded(&backend, true), recorded(&frontend, true)],
+            "{node}"
+        );
+    }
+    assert!(nodes.imports(&balancer).await.is_empty());
+    let events_seen = drain(&mut receiver);
+    for service in ["backend", "frontend"] {
+        assert!(events_seen.iter().any(|e| matches!(e, Event::Load(LoadEvent::Finished { service: s, nodes, bytes, .. }) if s == service && nodes.len() == 2 && *bytes > 0)), "{events_seen:?}");
+    }
+
+    // Again: every node has both IDs, so nothing is sent.
+    let started = Instant::now();
+    let again = load::load_all(&docker, &loader, &images, &events)
+        .await
+        .expect("a second load");
+    let skipped_in = started.elapsed();
+    assert_eq!(outcomes(&again), all_sent(false));
+    assert!(
+        again
+            .iter()
+            .all(|l| l.outcome == NodeOutcome::AlreadyPresent)
+    );
+    assert_eq!(
+        nodes.imports(&worker).await.len(),
+        2,
+        "nothing imported again"
+    );
+    let present = drain(&mut receiver)
+        .into_iter()
+        .filter(|e| matches!(e, Event::Load(LoadEvent::AlreadyPresent { .. })))
+        .count();
+    assert_eq!(present, 4);
+    eprintln!("a load with every image present took {skipped_in:?}");
+
+    // The backend rebuilt under the same tag: a new ID, sent again; the frontend is not.
+    let changed = nodes
+        .image("backend", &backend_repo, "v1", b"backend 2")
+        .await;
+    assert_ne!(changed.id, backend.id);
+    let images = [changed.clone(), frontend.clone()];
+    let third = load::load_all(&docker, &loader, &images, &events)
+        .await
+        .expect("a third load");
+    let mut expected = all_sent(true);
+    for entry in &mut expected {
+        entry.2 = entry.0 == "backend";
+    }
+    assert_eq!(outcomes(&third), expected);
+    for node in [&control_plane, &worker] {
+        let imports = nodes.imports(node).await;
+        assert_eq!(imports.len(), 3, "{node}: {imports:?}");
+        assert_eq!(imports[2], recorded(&changed, true));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minikube_nodes_get_images_by_docker_load_or_ctr() {
+    let Some(docker) = engine().await else { return };
+    let nodes = FakeNodes::new(&docker, "minikube").await;
+    let repo = nodes.repository("backend");
+    let image = nodes.image("backend", &repo, "v1", b"backend").await;
+
+    // The docker runtime on two nodes: no single engine to build in, so `docker load` into each.
+    let profile = format!("{}-docker", nodes.unique);
+    let second = format!("{profile}-m02");
+    nodes.start(&profile, &[], None).await;
+    nodes.start(&second, &[], None).await;
+    let home = MinikubeHome::new(&profile, "docker", "docker", 2);
+    let (events, _receiver) = Events::channel();
+    let loader = load::resolve(
+        &docker,
+        &target(LoaderKind::Auto),
+        &profile,
+        &home.env(),
+        &events,
+    )
+    .await
+    .expect("the profile resolves");
+    assert_eq!(loader.nodes(), [profile.clone(), second.clone()]);
+    assert!(
+        loader.summary().contains("`docker load`"),
+        "{}",
+        loader.summary()
+    );
+    let loaded = load::load_all(&docker, &loader, std::slice::from_ref(&image), &events)
+        .await
+        .expect("loads");
+    assert_eq!(
+        outcomes(&loaded),
+        [
+            ("backend".to_owned(), profile.clone(), true),
+            ("backend".to_owned(), second.clone(), true)
+        ]
+    );
+    assert_eq!(nodes.imports(&second).await, [recorded(&image, false)]);
+    let again = load::load_all(&docker, &loader, std::slice::from_ref(&image), &events)
+        .await
+        .expect("loads");
+    assert!(
+        again
+            .iter()
+            .all(|l| l.outcome == NodeOutcome::AlreadyPresent),
+        "{again:?}"
+    );
+
+    // containerd on one node, found through `cluster.minikubeProfile` under another context.
+    let profile = format!("{}-containerd", nodes.unique);
+    nodes.start(&profile, &[], None).await;
+    let home = MinikubeHome::new(&profile, "docker", "containerd", 1);
+    let mut configured = target(LoaderKind::Auto);
+    configured.minikube_profile = Some(profile.clone());
+    let loader = load::resolve(&docker, &configured, "some-context", &home.env(), &events)
+        .await
+        .expect("the profile resolves");
+    assert!(
+        loader.summary().contains("`ctr -n=k8s.io images import -`"),
+        "{}",
+        loader.summary()
+    );
+    let loaded = load::load_all(&docker, &loader, std::slice::from_ref(&image), &events)
+        .await
+        .expect("loads");
+    assert_eq!(
+        outcomes(&loaded),
+        [("backend".to_owned(), profile.clone(), true)]
+    );
+    assert_eq!(nodes.imports(&profile).await, [recorded(&image, true)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minikube_with_the_docker_runtime_on_one_node_builds_in_the_node() {
+    let Some(docker) = engine().await else { return };
+    let nodes = FakeNodes::new(&docker, "docker-env").await;
+    let profile = nodes.unique.clone();
+    nodes.start(&profile, &[], Some("2376/tcp")).await;
+    let home = MinikubeHome::new(&profile, "docker", "docker", 1);
+    let (events, mut receiver) = Events::channel();
+    let loader = load::resolve(
+        &docker,
+        &target(LoaderKind::Auto),
+        &profile,
+        &home.env(),
+        &events,
+    )
+    .await
+    .expect("the profile resolves");
+    let endpoint = loader.build_engine().expect("build in Minikube's engine");
+    assert!(
+        endpoint.host.starts_with("tcp://127.0.0.1:"),
+        "{}",
+        endpoint.host
+    );
+    assert_ne!(endpoint.host, "tcp://127.0.0.1:2376", "the published port");
+    assert_eq!(endpoint.tls, Some(home.path().join("certs")));
+    let said = drain(&mut receiver);
+    assert!(
+        said.iter().any(|e| matches!(e, Event::Detail(line) if line.contains("building straight into the node's Docker engine") && line.contains("faster"))),
+        "{said:?}"
+    );
+    assert!(loader.nodes().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_and_stopped_nodes_say_to_start_the_cluster() {
+    let Some(docker) = engine().await else { return };
+    let nodes = FakeNodes::new(&docker, "missing").await;
+    let (events, _receiver) = Events::channel();
+
+    let profile = nodes.unique.clone();
+    let home = MinikubeHome::new(&profile, "docker", "containerd", 1);
+    let error = load::resolve(
+        &docker,
+        &target(LoaderKind::Auto),
+        &profile,
+        &home.env(),
+        &events,
+    )
+    .await
+    .expect_err("no node container");
+    assert!(matches!(error, LoadError::NodeMissing { .. }), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        format!("there is no node container `{profile}` for Minikube profile `{profile}`")
+    );
+    let hint = error.hint().unwrap_or_default();
+    assert!(
+        hint.contains(&format!("`minikube start -p {profile}`")),
+        "{hint}"
+    );
+
+    nodes.create(&profile, &[], None).await;
+    let error = load::resolve(
+        &docker,
+        &target(LoaderKind::Auto),
+        &profile,
+        &home.env(),
+        &events,
+    )
+    .await
+    .expect_err("a stopped node");
+    assert!(
+        error.to_string().contains("is created, not running"),
+        "{error}"
+    );
+
+    let cluster = format!("{}-kind", nodes.unique);
+    let error = load::resolve(
+        &docker,
+        &target(LoaderKind::Auto),
+        &format!("kind-{cluster}"),
+        &no_env,
+        &events,
+    )
+    .await
+    .expect_err("no kind nodes");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "no node containers of kind cluster `{cluster}` (containers labelled `io.x-k8s.kind.cluster={cluster}`)"
+        )
+    );
+    assert!(
+        error
+            .hint()
+            .unwrap_or_default()
+            .contains(&format!("`kind create cluster --name {cluster}`"))
+    );
+
+    let error = load::resolve(
+        &docker,
+        &target(LoaderKind::Auto),
+        "prod-eks",
+        &no_env,
+        &events,
+    )
+    .await
+    .expect_err("an unknown context");
+    assert!(error.hint().unwrap_or_default().contains("`--loader`"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_import_shows_the_runtimes_error() {
+    let Some(docker) = engine().await else { return };
+    let nodes = FakeNodes::new(&docker, "failing").await;
+    let cluster = nodes.unique.clone();
+    let good = format!("{cluster}-control-plane");
+    let bad = format!("{cluster}-worker");
+    nodes
+        .start(
+            &good,
+            &[("k3d.cluster", &cluster), ("k3d.role", "server")],
+            None,
+        )
+        .await;
+    nodes
+        .start(
+            &bad,
+            &[("k3d.cluster", &cluster), ("k3d.role", "agent")],
+            None,
+        )
+        .await;
+    let message = "ctr: failed to ingest layer.tar: write /var/lib/containerd/ingest: no space left on device";
+    nodes.fail_imports(&bad, message).await;
+    // Big enough that the node stops reading long before the archive ends.
+    let payload: Vec<u8> = (0..4_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let image = nodes
+        .image("backend", &nodes.repository("backend"), "v1", &payload)
+        .await;
+    let (events, mut receiver) = Events::channel();
+    let loader = load::resolve(
+        &docker,
+        &target(LoaderKind::Auto),
+        &format!("k3d-{cluster}"),
+        &no_env,
+        &events,
+    )
+    .await
+    .expect("the k3d cluster resolves");
+
+    let error = load::load_all(&docker, &loader, &[image], &events)
+        .await
+        .expect_err("the import fails");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "`ctr --namespace=k8s.io images import --all-platforms --digests --snapshotter=overlayfs -` failed on node `{bad}` with exit code 1:\n  {message}"
+        )
+    );
+    assert!(
+        error.hint().unwrap_or_default().contains("disk is full"),
+        "{:?}",
+        error.hint()
+    );
+    assert!(
+        drain(&mut receiver)
+            .iter()
+            .any(|e| matches!(e, Event::Load(LoadEvent::Failed { .. })))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_containerd_socket_on_this_host_takes_images_through_the_real_ctr() {
+    let Some(docker) = engine().await else { return };
+    let (events, _receiver) = Events::channel();
+    let mut missing = target(LoaderKind::Containerd);
+    missing.containerd_socket = Some(PathBuf::from("/nonexistent/containerd.sock"));
+    let error = load::resolve(&docker, &missing, "default", &no_env, &events)
+        .await
+        .expect_err("no socket");
+    assert_eq!(
+        error.to_string(),
+        "there is no containerd socket at `/nonexistent/containerd.sock`"
+    );
+    assert!(
+        error
+            .hint()
+            .unwrap_or_default()
+            .contains("cluster.containerdSocket")
+    );
+
+    let Some(containerd) = Containerd::start() else {
+        return;
+    };
+    let nodes = FakeNodes::new(&docker, "containerd").await;
+    let repo = nodes.repository("backend");
+    let image = nodes.image("backend", &repo, "v1", b"backend 1").await;
+    let mut configured = target(LoaderKind::Containerd);
+    configured.containerd_socket = Some(containerd.socket());
+    let loader = load::resolve(&docker, &configured, "default", &no_env, &events)
+        .await
+        .expect("the socket resolves");
+    let loaded = load::load_all(&docker, &loader, std::slice::from_ref(&image), &events)
+        .await
+        .expect("loads");
+    assert!(
+        matches!(loaded[0].outcome, NodeOutcome::Loaded { .. }),
+        "{loaded:?}"
+    );
+    let listing = containerd.ctr(&["images", "ls", "-q"]);
+    assert!(
+        listing.contains(&format!("docker.io/{}", image.image)),
+        "{listing}"
+    );
+
+    let again = load::load_all(&docker, &loader, std::slice::from_ref(&image), &events)
+        .await
+        .expect("loads");
+    assert_eq!(again[0].outcome, NodeOutcome::AlreadyPresent);
+
+    let changed = nodes.image("backend", &repo, "v1", b"backend 2").await;
+    let third = load::load_all(&docker, &loader, std::slice::from_ref(&changed), &events)
+        .await
+        .expect("loads");
+    assert!(
+        matches!(third[0].outcome, NodeOutcome::Loaded { .. }),
+        "{third:?}"
+    );
+}
+
+/// The median of `values`.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Seconds per run of: the load stage, its send alone, the `docker` CLI pipeline, a skipped load.
+#[derive(Default)]
+struct Timings {
+    stage: Vec<f64>,
+    send: Vec<f64>,
+    cli: Vec<f64>,
+    skipped: Vec<f64>,
+}
+
+/// Load throughput for a ~100 MiB image into a fake kind node: the load stage against
+/// `docker save IMAGE | docker exec -i NODE ctr … import -` (the same import on the same node),
+/// and the time of a load that finds the image present; once with the fake import checking the
+/// archive, once with it discarding what it reads (the transport alone). `RUNS` runs (default
+/// 3), medians.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, run by scripts/measure-load"]
+async fn measure_load_throughput() {
+    let Some(docker) = engine().await else { return };
+    let runs: usize = std::env::var("RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    let nodes = FakeNodes::new(&docker, "measure").await;
+    let cluster = nodes.unique.clone();
+    let node = format!("{cluster}-control-plane");
+    let labels = [
+        ("io.x-k8s.kind.cluster", cluster.as_str()),
+        ("io.x-k8s.kind.role", "control-plane"),
+    ];
+    nodes.start(&node, &labels, None).await;
+    // Random bytes (xorshift), so nothing along the way could shrink them.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let payload: Vec<u8> = (0..100 * 1024 * 1024 / 8)
+        .flat_map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()
+        })
+        .collect();
+    let image = nodes
+        .image("backend", &nodes.repository("backend"), "v1", &payload)
+        .await;
+    drop(payload);
+    let (events, mut receiver) = Events::channel();
+    let context = format!("kind-{cluster}");
+    let loader = load::resolve(
+        &docker,
+        &target(LoaderKind::Kind),
+        &context,
+        &no_env,
+        &events,
+    )
+    .await
+    .expect("the fake node resolves");
+    let import =
+        "ctr --namespace=k8s.io images import --all-platforms --digests --snapshotter=overlayfs -";
+    let pipeline = format!(
+        "docker save {} | docker exec -i {node} {import}",
+        image.image
+    );
+    let images = std::slice::from_ref(&image);
+    let mut archive = 0u64;
+    let name = format!("docker.io/{}", image.image);
+    for discard in [false, true] {
+        let recorded = discard.then_some((name.as_str(), image.id.as_str()));
+        nodes.discard_imports(&node, recorded).await;
+        let mut timings = Timings::default();
+        for _ in 0..runs {
+            nodes.forget_images(&node).await;
+            let started = Instant::now();
+            let loaded = load::load_all(&docker, &loader, images, &events)
+                .await
+                .expect("loads");
+            timings.stage.push(started.elapsed().as_secs_f64());
+            let NodeOutcome::Loaded { bytes } = loaded[0].outcome else {
+                panic!("not sent: {loaded:?}")
+            };
+            archive = bytes;
+            // The send alone: from the first byte exported to the last one imported, without
+            // the "does the node have it" queries before and after.
+            let send = drain(&mut receiver)
+                .into_iter()
+                .find_map(|event| match event {
+                    Event::Load(LoadEvent::Finished { elapsed, .. }) => Some(elapsed.as_secs_f64()),
+                    _ => None,
+                });
+            timings.send.push(send.expect("a finished event"));
+
+            nodes.forget_images(&node).await;
+            let started = Instant::now();
+            let status = std::process::Command::new("sh")
+                .args(["-c", &pipeline])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .expect("sh");
+            assert!(status.success(), "{pipeline}");
+            timings.cli.push(started.elapsed().as_secs_f64());
+
+            let started = Instant::now();
+            let again = load::load_all(&docker, &loader, images, &events)
+                .await
+                .expect("loads");
+            timings.skipped.push(started.elapsed().as_secs_f64());
+            assert_eq!(again[0].outcome, NodeOutcome::AlreadyPresent);
+        }
+        report(discard, archive, timings);
+    }
+}
+
+fn report(discard: bool, archive: u64, timings: Timings) {
+    let mb = archive as f64 / 1e6;
+    let runs = timings.stage.len();
+    let what = if discard {
+        "the node discards the archive (transport alone)"
+    } else {
+        "the node checks the archive (tar, sha256)"
+    };
+    let rate = |seconds: f64| format!("{seconds:.2}s = {:.0} MB/s", mb / seconds);
+    eprintln!("{what}: {mb:.1} MB, medians of {runs} runs (every run in seconds)");
+    eprintln!(
+        "  load stage, bollard export -> exec stdin: {}  {:.2?}",
+        rate(median(timings.stage.clone())),
+        timings.stage
+    );
+    eprintln!(
+        "    its send alone (no presence queries):  {}  {:.2?}",
+        rate(median(timings.send.clone())),
+        timings.send
+    );
+    eprintln!(
+        "  docker save | docker exec -i NODE ctr …: {}  {:.2?}",
+        rate(median(timings.cli.clone())),
+        timings.cli
+    );
+    eprintln!(
+        "  a load that finds the image present:     {:.0} ms  {:.3?}",
+        median(timings.skipped.clone()) * 1000.0,
+        timings.skipped
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_that_does_not_answer_is_named_with_the_fix() {
+    let Some(docker) = engine().await else { return };
+    let nodes = FakeNodes::new(&docker, "registry").await;
+    // Nothing listens on port 1 of this host; the engine finds that out at once.
+    let registry = "127.0.0.1:1";
+    let repository = format!("{registry}/{}", nodes.repository("backend"));
+    let image = nodes.image("backend", &repository, "v1", b"backend").await;
+    let mut configured = target(LoaderKind::Registry);
+    configured.registry = Some(registry.to_owned());
+    let (events, _receiver) = Events::channel();
+    let loader = load::resolve(&docker, &configured, "prod", &no_env, &events)
+        .await
+        .expect("a registry needs no cluster");
+    assert!(loader.build_engine().is_none());
+
+    let error = load::load_all(&docker, &loader, std::slice::from_ref(&image), &events)
+        .await
+        .expect_err("nothing listens");
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!("pushing `{}` failed: ", image.image)),
+        "{message}"
+    );
+    assert!(message.contains("connection refused"), "{message}");
+    let hint = error.hint().unwrap_or_default();
+    assert!(hint.contains("is the registry running"), "{hint}");
+}
