@@ -114,3 +114,10 @@ impl From<crate::build::BuildError> for Failure {
         Failure::new(Exit::Failed, error, hint)
     }
 }
+
+impl From<crate::load::LoadError> for Failure {
+    fn from(error: crate::load::LoadError) -> Self {
+        let hint = error.hint();
+        Failure::new(Exit::Failed, error, hint)
+    }
+}

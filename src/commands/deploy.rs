@@ -1,17 +1,20 @@
 //! `todo-deploy up`, `upgrade` and `diff`: one pipeline. Resolve the plan, connect to Docker and
-//! the cluster (before anything changes), check the release lock, build, take the lock, load,
-//! then deploy the revision (apply, prune, wait, record). A failed upgrade rolls back to the last
+//! the cluster and check the release lock and the loader's nodes (before anything changes),
+//! build, load, take the lock, then deploy the revision (apply, prune, wait, record). A failed upgrade rolls back to the last
 //! deployed revision unless `--no-rollback`. `--dry-run` and `diff` stop after a server-side dry
 //! run and show what would change, taking no lock and recording nothing.
 
 use std::collections::BTreeSet;
 
 use crate::apply::{self, ApplyOptions, Object};
+use bollard::Docker;
+
 use crate::build::{self, BuildOptions, BuiltImage};
 use crate::cli::{DeployArgs, GlobalArgs};
 use crate::cluster::{self, Cluster};
 use crate::config::LoaderKind;
 use crate::docker;
+use crate::load::{self, Loader};
 use crate::outcome::{Exit, Failure};
 use crate::plan::Plan;
 use crate::release::{self, ImageRecord, Record, RevisionStatus, lock};
@@ -63,11 +66,11 @@ async fn pipeline(
 ) -> Result<Exit, Failure> {
     let dry_run = args.dry_run || mode == Mode::Diff;
     let build = !dry_run && !args.no_build;
+    let loads = !dry_run && !matches!(plan.cluster.loader, LoaderKind::None | LoaderKind::Docker);
     // Everything that can be checked without changing anything comes first.
-    let docker = if build {
-        Some(docker::connect(env).await?)
-    } else {
-        None
+    let docker = match build || loads {
+        true => Some(docker::connect(env).await?),
+        false => None,
     };
     let cluster = cluster::connect(&plan.cluster, events).await?;
     events.send(Event::Detail(format!(
@@ -91,25 +94,43 @@ async fn pipeline(
         return dry(&cluster, plan, &objects, args, mode, events, printer).await;
     }
     lock::check(&cluster, &plan.namespace, &plan.release, events).await?;
+    // The loader checks its nodes run before a slow build, and may ask to build in their engine.
+    let loader = match (&docker, loads) {
+        (Some(docker), true) => {
+            Some(load::resolve(docker, &plan.cluster, &cluster.context, env, events).await?)
+        }
+        _ => None,
+    };
+    let engine = match (loader.as_ref().and_then(Loader::build_engine), docker) {
+        (Some(endpoint), _) => Some(endpoint.connect().await?),
+        (None, docker) => docker,
+    };
 
-    let built = match docker {
-        Some(docker) => {
+    let built = match (&engine, build) {
+        (Some(engine), true) => {
             let options = BuildOptions::default();
             tokio::select! {
-                built = build::build_all(&docker, &plan.services, &options, events) => {
-                    built?
-                }
-                _ = super::interrupted() => {
-                    return Err(Failure::message(
-                        Exit::Interrupted,
-                        "interrupted while building; nothing was changed in the cluster",
-                        None,
-                    ));
-                }
+                built = build::build_all(engine, &plan.services, &options, events) => built?,
+                _ = super::interrupted() => return Err(Failure::message(
+                    Exit::Interrupted,
+                    "interrupted while building; nothing was changed in the cluster",
+                    None,
+                )),
             }
         }
-        None => Vec::new(),
+        (Some(engine), false) => existing_images(engine, plan, events).await,
+        (None, _) => Vec::new(),
     };
+    if let (Some(loader), Some(engine)) = (&loader, &engine) {
+        tokio::select! {
+            loaded = load::load_all(engine, loader, &built, events) => { loaded?; }
+            _ = super::interrupted() => return Err(Failure::message(
+                Exit::Interrupted,
+                "interrupted while loading images; nothing was changed in the cluster",
+                None,
+            )),
+        }
+    }
 
     // The lock lives in the namespace, so the namespace comes first.
     let (namespace, rest) = objects.split_at(1);
@@ -123,7 +144,6 @@ async fn pipeline(
     .await?;
     let lock = lock::acquire(&cluster, &plan.namespace, &plan.release, events).await?;
     let result = async {
-        load(plan, events)?;
         let deployer = Deployer {
             cluster: &cluster,
             namespace: &plan.namespace,
@@ -241,30 +261,26 @@ async fn conclude(
     ))
 }
 
-/// Images must be on the node before anything references them. The load stage lands
-/// separately; until it does, only clusters that need no loading are served.
-fn load(plan: &Plan, events: &Events) -> Result<(), Failure> {
-    match plan.cluster.loader {
-        LoaderKind::None | LoaderKind::Docker => {
-            for service in &plan.services {
-                events.send(Event::Detail(format!(
-                    "load {}: not needed (loader `{}`), deploying `{}`",
-                    service.name,
-                    plan.cluster.loader.as_str(),
-                    service.image
-                )));
-            }
-            Ok(())
+/// With `--no-build`, the images as they are in the engine, so that they can be loaded; an
+/// image the engine lacks is deployed as it is (the node may have it) with a warning.
+async fn existing_images(engine: &Docker, plan: &Plan, events: &Events) -> Vec<BuiltImage> {
+    let mut found = Vec::new();
+    for service in &plan.services {
+        let reference = service.image.to_string();
+        match engine.inspect_image(&reference).await {
+            Ok(image) => found.push(BuiltImage {
+                service: service.name.clone(),
+                image: service.image.clone(),
+                id: image.id.unwrap_or_default(),
+                input_digest: service.input_digest.clone(),
+                outcome: build::Outcome::Reused,
+            }),
+            Err(_) => events.send(Event::Warning(format!(
+                "`{reference}` is not in the Docker engine, so it is not loaded; the node must have it"
+            ))),
         }
-        other => Err(Failure::message(
-            Exit::Failed,
-            format!(
-                "loading images with the `{}` loader is not available in this version yet",
-                other.as_str()
-            ),
-            Some("build into the cluster's own Docker daemon (`eval $(minikube docker-env)`) and pass `--loader none`".to_owned()),
-        )),
     }
+    found
 }
 
 fn images(plan: &Plan, built: &[BuiltImage]) -> Vec<ImageRecord> {

@@ -637,3 +637,58 @@ async fn kubectl_accepts_the_rendered_manifests() {
         assert!(stdout.contains("deployment.apps/backend"), "{stdout}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_pipeline_builds_loads_applies_and_waits() {
+    // A fake kind node stands in for the cluster's node container; the kube context names it.
+    let Some(docker) = crate::support::docker::engine().await else {
+        return;
+    };
+    let nodes = crate::support::nodes::FakeNodes::new(&docker, "pipeline").await;
+    let cluster = nodes.unique.clone();
+    let node = format!("{cluster}-control-plane");
+    nodes
+        .start(
+            &node,
+            &[
+                ("io.x-k8s.kind.cluster", &cluster),
+                ("io.x-k8s.kind.role", "control-plane"),
+            ],
+            None,
+        )
+        .await;
+    let env = Env::start_on_kind("pipeline", &cluster).await;
+    if env.standin_only("a fake kind node").is_none() {
+        return;
+    }
+    env.provide(App::Healthy, &[]).await;
+    let run = env.run(&["up", "-v"]).await;
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains(&format!(
+            "the context `kind-{cluster}` is kind cluster `{cluster}`"
+        )),
+        "{}",
+        run.stderr
+    );
+    let imports = nodes.imports(&node).await;
+    assert_eq!(imports.len(), 2, "both images loaded once: {imports:?}");
+    assert!(
+        imports.iter().any(|i| i.contains("todo-e2e-backend")),
+        "{imports:?}"
+    );
+
+    let again = env.run(&["up", "-v"]).await;
+    again.expect_code(0);
+    assert!(
+        again.stderr.contains("is up to date"),
+        "no build: {}",
+        again.stderr
+    );
+    assert!(
+        again.stderr.contains(&format!("is already on `{node}`")),
+        "no load: {}",
+        again.stderr
+    );
+    assert_eq!(nodes.imports(&node).await.len(), 2, "nothing sent again");
+}

@@ -38,6 +38,9 @@ pub struct Env {
     pub client: Client,
     /// Whether `up` builds the images (a Docker engine answers); else `--no-build`.
     build: bool,
+    /// Whether deploy commands choose their loader from the context (else `--loader none` on
+    /// the stand-in).
+    auto_loader: bool,
 }
 
 const CONTEXT: &str = "e2e";
@@ -50,6 +53,18 @@ impl Env {
 
     /// The same, with the stand-in serving Kubernetes `version` (a real cluster is what it is).
     pub async fn start_with(scenario: &str, version: &str) -> Env {
+        Env::start_in(scenario, version, CONTEXT).await
+    }
+
+    /// A stand-in whose kube context is `kind-<cluster>`, so `up` loads into that kind
+    /// cluster's node containers, as it would on a laptop.
+    pub async fn start_on_kind(scenario: &str, cluster: &str) -> Env {
+        let mut env = Env::start_in(scenario, "1.24", &format!("kind-{cluster}")).await;
+        env.auto_loader = true;
+        env
+    }
+
+    async fn start_in(scenario: &str, version: &str, context: &str) -> Env {
         let project = Project::new();
         write_fixture_app(&project);
         let suffix = format!(
@@ -74,7 +89,7 @@ impl Env {
                 .expect("the stand-in starts");
                 let path = project.path().join("kubeconfig");
                 standin
-                    .write_kubeconfig(&path, CONTEXT)
+                    .write_kubeconfig(&path, context)
                     .expect("kubeconfig");
                 (path, Some(standin))
             }
@@ -90,6 +105,7 @@ impl Env {
             standin,
             client,
             build,
+            auto_loader: false,
         }
     }
 
@@ -147,7 +163,7 @@ impl Env {
         command.args(args.iter().take(1));
         command.args(self.base_args());
         let deploys = matches!(args.first(), Some(&"up") | Some(&"upgrade") | Some(&"diff"));
-        if deploys && self.standin.is_some() {
+        if deploys && self.standin.is_some() && !self.auto_loader {
             // The stand-in's node shares no image store with Docker: nothing to load;
             // `provide` registers the images it should have.
             command.args(["--loader", "none"]);
