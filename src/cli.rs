@@ -165,7 +165,7 @@ pub struct DownArgs {
     /// Also delete the namespace.
     #[arg(long)]
     pub delete_namespace: bool,
-    /// Also remove the release's images from the node.
+    /// Also remove every image the release's history names from the node (or the engine).
     #[arg(long)]
     pub prune_images: bool,
     /// How long to wait for the pods to go (default: the config's `rollout.timeout`).

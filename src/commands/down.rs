@@ -10,7 +10,11 @@ use kube::api::{Api, DeleteParams};
 
 use crate::apply::{self, Removal};
 use crate::cli::{DownArgs, GlobalArgs};
+use bollard::Docker;
+
 use crate::cluster::{self, Cluster};
+use crate::docker;
+use crate::load;
 use crate::outcome::{Exit, Failure};
 use crate::plan::Plan;
 use crate::release::{self, lock};
@@ -18,24 +22,31 @@ use crate::rollout::{self, Gone};
 use crate::settings::{self, CommandFlags, Secrets};
 use crate::ui::{Event, Events, Printer, Ui};
 
-pub async fn run(global: &GlobalArgs, args: &DownArgs, printer: &Printer) -> Result<Exit, Failure> {
+pub async fn run(
+    global: &GlobalArgs,
+    args: &DownArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    printer: &Printer,
+) -> Result<Exit, Failure> {
     let flags = CommandFlags {
         timeout: args.timeout.as_deref(),
         ..Default::default()
     };
     let plan = settings::resolve(global, &flags, Secrets::KeysOnly, &|_| None)?;
-    if args.prune_images {
-        return Err(Failure::message(
-            Exit::Usage,
-            "`--prune-images` is not available in this version yet: it comes with the load stage",
-            Some("run `todo-deploy down` without it".to_owned()),
-        ));
-    }
     let ui = Ui::start(printer);
     let events = &ui.events;
     let started = Instant::now();
     let result = async {
+        // Everything that can fail without changing anything comes first.
+        let docker = match args.prune_images {
+            true => Some(docker::connect(env).await?),
+            false => None,
+        };
         let cluster = cluster::connect(&plan.cluster, events).await?;
+        let images = match &docker {
+            Some(docker) => Some(Images::find(docker, &cluster, &plan, env, events).await?),
+            None => None,
+        };
         let lock = match lock::acquire(&cluster, &plan.namespace, &plan.release, events).await {
             Ok(lock) => Some(lock),
             // No namespace, so nothing to lock and nothing to delete.
@@ -54,7 +65,7 @@ pub async fn run(global: &GlobalArgs, args: &DownArgs, printer: &Printer) -> Res
                 return Err(Failure::new(exit, error, Some(hint)));
             }
         };
-        let removed = remove(&cluster, &plan, args, events).await;
+        let removed = remove(&cluster, &plan, args, images.as_ref(), events).await;
         if let Some(lock) = lock {
             lock.release().await;
         }
@@ -108,6 +119,7 @@ async fn remove(
     cluster: &Cluster,
     plan: &Plan,
     args: &DownArgs,
+    images: Option<&Images>,
     events: &Events,
 ) -> Result<usize, Failure> {
     let deleted = apply::delete_release(
@@ -153,6 +165,9 @@ async fn remove(
             ));
         }
     }
+    if let Some(images) = images {
+        load::remove_images(&images.engine, &images.loader, &images.references, events).await?;
+    }
     if args.purge {
         let purged = release::purge(cluster, &plan.namespace, &plan.release, events).await?;
         events.send(Event::Info(format!(
@@ -160,4 +175,39 @@ async fn remove(
         )));
     }
     Ok(deleted.len())
+}
+
+/// What `--prune-images` removes, and from where: every image the release's history names.
+struct Images {
+    engine: Docker,
+    loader: load::Loader,
+    references: Vec<String>,
+}
+
+impl Images {
+    async fn find(
+        docker: &Docker,
+        cluster: &Cluster,
+        plan: &Plan,
+        env: &dyn Fn(&str) -> Option<String>,
+        events: &Events,
+    ) -> Result<Images, Failure> {
+        let loader = load::resolve(docker, &plan.cluster, &cluster.context, env, events).await?;
+        let engine = match loader.build_engine() {
+            Some(endpoint) => endpoint.connect().await?,
+            None => docker.clone(),
+        };
+        let history = release::history(cluster, &plan.namespace, &plan.release, events).await?;
+        let mut references: Vec<String> = history
+            .iter()
+            .flat_map(|record| record.images.iter().map(|image| image.reference.clone()))
+            .collect();
+        references.sort();
+        references.dedup();
+        Ok(Images {
+            engine,
+            loader,
+            references,
+        })
+    }
 }

@@ -26,7 +26,7 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<Exit, Failure> {
         Command::Diff(args) => {
             deploy::run(&cli.global, args, deploy::Mode::Diff, &env, printer).await
         }
-        Command::Down(args) => down::run(&cli.global, args, printer).await,
+        Command::Down(args) => down::run(&cli.global, args, &env, printer).await,
         Command::Status(args) => status::run(&cli.global, args, printer).await,
         Command::History(args) => history::run(&cli.global, args, printer).await,
         Command::Rollback(args) => rollback::run(&cli.global, args, printer).await,

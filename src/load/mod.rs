@@ -20,6 +20,7 @@ mod events;
 mod exec;
 pub mod minikube;
 mod nodes;
+mod prune;
 mod registry;
 mod runtime;
 mod stream;
@@ -35,6 +36,7 @@ pub use detect::Choice;
 pub use error::LoadError;
 pub use events::LoadEvent;
 pub use nodes::Cluster;
+pub use prune::{Removed, remove_images};
 
 use crate::build::BuiltImage;
 use crate::docker::{Endpoint, Origin};
@@ -74,7 +76,10 @@ enum Strategy {
     Nodes(Vec<Node>),
     /// Build in this engine (Minikube's); nothing to load.
     BuildInNode(Endpoint),
-    /// The cluster sees the images already (a shared engine), or loading is off.
+    /// The cluster reads the engine the images are built in (a shared engine, or Minikube's
+    /// after `minikube docker-env`): nothing to load.
+    InEngine,
+    /// Loading is off (`--loader none`).
     Nothing,
     Registry {
         registry: String,
@@ -140,7 +145,7 @@ pub async fn resolve(
         Choice::K3d { cluster } => node_loader(docker, &Cluster::K3d { name: cluster }).await?,
         Choice::Containerd { socket } => local_containerd(&socket)?,
         Choice::SharedDaemon => Loader::new(
-            Strategy::Nothing,
+            Strategy::InEngine,
             "the cluster uses the local Docker engine, which holds the images: nothing to load"
                 .to_owned(),
         ),
@@ -194,7 +199,7 @@ pub async fn load_all(
             )
             .await
         }
-        Strategy::BuildInNode(_) | Strategy::Nothing => {
+        Strategy::BuildInNode(_) | Strategy::InEngine | Strategy::Nothing => {
             for image in images {
                 events.send(Event::Detail(format!(
                     "load {}: nothing to load for `{}`",
@@ -278,7 +283,7 @@ async fn minikube_loader(
                 && info.name.as_deref() == Some(first.as_str())
             {
                 return Ok(Loader::new(
-                    Strategy::Nothing,
+                    Strategy::InEngine,
                     format!(
                         "the Docker engine is the one in Minikube's node `{first}` (`minikube docker-env`): images are built there, nothing to load"
                     ),
@@ -311,7 +316,7 @@ async fn minikube_loader(
             Ok(Loader::new(Strategy::Nodes(nodes), summary))
         }
         Route::Shared => Ok(Loader::new(
-            Strategy::Nothing,
+            Strategy::InEngine,
             "the `none` driver runs the cluster beside the local Docker engine: nothing to load"
                 .to_owned(),
         )),

@@ -691,4 +691,25 @@ async fn the_whole_pipeline_builds_loads_applies_and_waits() {
         again.stderr
     );
     assert_eq!(nodes.imports(&node).await.len(), 2, "nothing sent again");
+
+    let down = env.run(&["down", "--prune-images"]).await;
+    down.expect_code(0);
+    let removals = nodes
+        .exec(&node, &["cat", "/var/lib/fake-node/removals.log"])
+        .await;
+    assert_eq!(
+        removals.lines().count(),
+        2,
+        "both images removed: {removals}"
+    );
+    assert!(
+        down.stderr.contains("image `todo-e2e-backend:"),
+        "{}",
+        down.stderr
+    );
+    assert!(
+        down.stderr.contains(&format!("removed from node `{node}`")),
+        "{}",
+        down.stderr
+    );
 }
