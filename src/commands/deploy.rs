@@ -19,7 +19,7 @@ use crate::outcome::{Exit, Failure};
 use crate::plan::Plan;
 use crate::release::{self, ImageRecord, Record, RevisionStatus, lock};
 use crate::render;
-use crate::rollout::Outcome;
+use crate::rollout::{self, Outcome};
 use crate::settings::{self, CommandFlags, Secrets};
 use crate::ui::{Event, Events, Printer, Ui};
 
@@ -153,22 +153,25 @@ async fn pipeline(
             force_conflicts: args.force_conflicts,
             events,
         };
-        let next = history.last().map_or(1, |r| r.revision + 1);
+        // Read again under the lock: another run may have deployed since the first look.
+        let history = release::history(&cluster, &plan.namespace, &plan.release, events).await?;
         let record = Record {
             release: plan.release.clone(),
-            revision: next,
+            revision: 0,
             status: RevisionStatus::Pending,
-            time: revision::now(),
-            tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+            time: String::new(),
+            tool_version: String::new(),
             description: if history.is_empty() {
-                "Install".to_owned()
+                "Install"
             } else {
-                "Upgrade".to_owned()
-            },
+                "Upgrade"
+            }
+            .to_owned(),
             images: images(plan, &built),
             config_digest: plan.config_digest.clone(),
             manifests: release::redact_manifests(&manifests),
-        };
+        }
+        .next_after(&history);
         let mut deployed = deployer
             .deploy(record, rest, None, revision::deployments(rest))
             .await?;
@@ -190,7 +193,7 @@ async fn conclude(
 ) -> Result<Exit, Failure> {
     let events = deployer.events;
     let revision = deployed.record.revision;
-    let (what, standings) = match deployed.outcome {
+    let (what, mut standings) = match deployed.outcome {
         Outcome::Ready => {
             events.send(Event::Info(format!(
                 "release `{}` revision {revision} is ready in namespace `{}` ({})",
@@ -207,6 +210,8 @@ async fn conclude(
             standings,
         ),
     };
+    let secrets: Vec<&str> = plan.secret.values.values().map(|v| v.expose()).collect();
+    rollout::redact_logs(&mut standings, &secrets);
     let (message, mut hints) = messages::rollout_report(&what, &standings);
     let last_good = history
         .iter()
@@ -222,28 +227,47 @@ async fn conclude(
         "revision {revision} failed; rolling back to revision {}",
         last_good.revision
     )));
-    let (objects, secret) = revision::recorded_objects(last_good, events);
+    let (mut objects, recorded_secret) = revision::recorded_objects(last_good, events);
+    // The Secret's values are stored nowhere but in the Secret; the one this run replaced is
+    // still in memory, so it goes back too.
+    let previous_secret = deployed
+        .report
+        .applied
+        .iter()
+        .find(|a| a.kind == "Secret")
+        .and_then(|a| a.before.as_ref())
+        .and_then(revision::secret_object);
+    let keep = match &previous_secret {
+        Some(secret) => Some(("Secret".to_owned(), secret.name.clone())),
+        None => recorded_secret,
+    };
+    objects.extend(previous_secret);
     let record = Record {
-        revision: revision + 1,
-        time: revision::now(),
-        status: RevisionStatus::Pending,
         description: format!(
             "Rollback to {} (revision {revision} failed)",
             last_good.revision
         ),
-        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
         ..last_good.clone()
-    };
+    }
+    .next_after(&[deployed.record.clone()]);
     let rolled_back = deployer
-        .deploy(record, &objects, secret, revision::deployments(&objects))
-        .await?;
-    let note = match rolled_back.outcome {
-        Outcome::Ready => format!(
-            "rolled back to revision {} (recorded as revision {}); it is serving",
-            last_good.revision,
-            revision + 1
-        ),
-        _ => {
+        .deploy(record, &objects, keep, revision::deployments(&objects))
+        .await;
+    let note = match rolled_back.map(|d| d.outcome) {
+        Ok(Outcome::Ready) => {
+            deployer
+                .mark(&deployed.record, RevisionStatus::RolledBack)
+                .await?;
+            format!(
+                "rolled back to revision {} (recorded as revision {}); it is serving",
+                last_good.revision,
+                revision + 1
+            )
+        }
+        Ok(Outcome::Interrupted(standings)) => {
+            return Err(messages::interrupted_failure(&standings));
+        }
+        Ok(_) => {
             hints.push(
                 "`todo-deploy status` shows the pods; `todo-deploy history` the revisions"
                     .to_owned(),
@@ -253,6 +277,10 @@ async fn conclude(
                 last_good.revision
             )
         }
+        Err(failure) => format!(
+            "the rollback to revision {} failed as well: {}",
+            last_good.revision, failure.report
+        ),
     };
     Err(messages::failure(
         Exit::Failed,

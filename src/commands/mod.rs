@@ -10,12 +10,23 @@ mod revision;
 mod rollback;
 mod status;
 
+use std::sync::OnceLock;
+
+use tokio::sync::watch;
+
 use crate::cli::{Cli, Command};
 use crate::outcome::{Exit, Failure};
 use crate::ui::Printer;
 
 /// Runs the parsed command line; the result is the exit code, or a failure to report.
 pub async fn run(cli: Cli, printer: &Printer) -> Result<Exit, Failure> {
+    // Commands that change the cluster finish a change before stopping; the others just stop.
+    if matches!(
+        cli.command,
+        Command::Up(_) | Command::Upgrade(_) | Command::Rollback(_) | Command::Down(_)
+    ) {
+        listen_for_interrupts();
+    }
     let env = |key: &str| std::env::var(key).ok();
     match &cli.command {
         Command::Render(args) => render::run(&cli.global, args, &env, printer),
@@ -33,9 +44,35 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<Exit, Failure> {
     }
 }
 
-/// Completes on Ctrl-C: what a wait races against.
+/// Ctrl-C, seen by every stage: set once by the listener [`run`] installs.
+static INTERRUPT: OnceLock<watch::Receiver<bool>> = OnceLock::new();
+
+/// From here on Ctrl-C never kills the process in the middle of a change: it is noted, and the
+/// next wait (build, load, rollout) stops at it. A second Ctrl-C exits at once.
+fn listen_for_interrupts() {
+    INTERRUPT.get_or_init(|| {
+        let (sender, receiver) = watch::channel(false);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = sender.send(true);
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(Exit::Interrupted.code());
+                }
+            }
+        });
+        receiver
+    });
+}
+
+/// Completes once Ctrl-C was pressed (at once if it already was): what a wait races against.
 pub(crate) async fn interrupted() {
-    let _ = tokio::signal::ctrl_c().await;
+    match INTERRUPT.get() {
+        Some(receiver) => {
+            let mut receiver = receiver.clone();
+            let _ = receiver.wait_for(|pressed| *pressed).await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// The plan of a command that writes no Secret, and its cluster: how `status` and `history` start.

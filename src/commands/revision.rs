@@ -6,6 +6,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use kube::api::DynamicObject;
+
 use crate::apply::{self, ApplyOptions, ApplyReport, Object};
 use crate::cluster::Cluster;
 use crate::outcome::{Exit, Failure};
@@ -55,25 +57,11 @@ impl Deployer<'_> {
                 record.status = RevisionStatus::Failed;
                 record.description = format!("{}: apply failed: {error}", record.description);
                 let _ = release::update(self.cluster, self.namespace, &record, self.events).await;
+                let _ = self.trim().await;
                 let hint = error.hint();
                 return Err(Failure::new(Exit::Failed, error, hint));
             }
         };
-        let mut keep: BTreeSet<(String, String)> = objects
-            .iter()
-            .map(|o| (o.kind.clone(), o.name.clone()))
-            .collect();
-        keep.extend(also_keep);
-        report.pruned = apply::prune(
-            self.cluster,
-            self.namespace,
-            self.release,
-            &keep,
-            false,
-            self.events,
-        )
-        .await?;
-
         let target = rollout::Target {
             namespace: self.namespace.to_owned(),
             release: self.release.to_owned(),
@@ -81,27 +69,41 @@ impl Deployer<'_> {
             timeout: self.timeout,
         };
         let outcome = rollout::wait(self.cluster, &target, super::interrupted(), self.events).await;
-        match &outcome {
-            Outcome::Ready => {
-                record.status = RevisionStatus::Deployed;
-                self.supersede(record.revision).await?;
-            }
-            Outcome::Failed(_) => {
-                record.status = RevisionStatus::Failed;
-                record.description = format!("{}: the rollout failed", record.description);
-            }
-            Outcome::TimedOut(_) => {
-                record.status = RevisionStatus::Failed;
-                record.description = format!("{}: the rollout timed out", record.description);
-            }
-            Outcome::Interrupted(_) => {
-                record.description = format!(
-                    "{}: interrupted while waiting for the rollout",
-                    record.description
-                );
-            }
-        }
+        record.status = match &outcome {
+            Outcome::Ready => RevisionStatus::Deployed,
+            Outcome::Failed(_) | Outcome::TimedOut(_) => RevisionStatus::Failed,
+            Outcome::Interrupted(_) => RevisionStatus::Pending,
+        };
+        record.description = match &outcome {
+            Outcome::Ready => record.description,
+            Outcome::Failed(_) => format!("{}: the rollout failed", record.description),
+            Outcome::TimedOut(_) => format!("{}: the rollout timed out", record.description),
+            Outcome::Interrupted(_) => format!(
+                "{}: interrupted while waiting for the rollout",
+                record.description
+            ),
+        };
+        // The record first: whatever fails after it, the history says what is deployed.
         release::update(self.cluster, self.namespace, &record, self.events).await?;
+        if outcome == Outcome::Ready {
+            // Only a revision that rolled out may take away what the previous one had.
+            let mut keep: BTreeSet<(String, String)> = objects
+                .iter()
+                .map(|o| (o.kind.clone(), o.name.clone()))
+                .collect();
+            keep.extend(also_keep);
+            report.pruned = apply::prune(
+                self.cluster,
+                self.namespace,
+                self.release,
+                &keep,
+                false,
+                self.events,
+            )
+            .await?;
+            self.supersede(record.revision).await?;
+        }
+        self.trim().await?;
         Ok(Deployed {
             record,
             report,
@@ -109,16 +111,23 @@ impl Deployer<'_> {
         })
     }
 
-    /// Marks every other deployed revision superseded, and trims the history.
+    /// Marks every other deployed revision superseded.
     async fn supersede(&self, current: u32) -> Result<(), Failure> {
         let history =
             release::history(self.cluster, self.namespace, self.release, self.events).await?;
-        for mut older in history.iter().cloned() {
+        for mut older in history {
             if older.revision != current && older.status == RevisionStatus::Deployed {
                 older.status = RevisionStatus::Superseded;
                 release::update(self.cluster, self.namespace, &older, self.events).await?;
             }
         }
+        Ok(())
+    }
+
+    /// Keeps the newest `historyMax` revisions, whatever the outcome.
+    async fn trim(&self) -> Result<(), Failure> {
+        let history =
+            release::history(self.cluster, self.namespace, self.release, self.events).await?;
         release::trim(
             self.cluster,
             self.namespace,
@@ -128,6 +137,15 @@ impl Deployer<'_> {
         )
         .await
         .map_err(Into::into)
+    }
+
+    /// Changes a revision's status (a failed one that was rolled back).
+    pub async fn mark(&self, record: &Record, status: RevisionStatus) -> Result<(), Failure> {
+        let mut record = record.clone();
+        record.status = status;
+        release::update(self.cluster, self.namespace, &record, self.events)
+            .await
+            .map_err(Into::into)
     }
 }
 
@@ -168,9 +186,19 @@ pub fn deployments(objects: &[Object]) -> Vec<String> {
         .collect()
 }
 
-/// Now, as RFC 3339 in UTC.
-pub fn now() -> String {
-    jiff::Timestamp::now()
-        .round(jiff::Unit::Second)
-        .map_or_else(|_| jiff::Timestamp::now().to_string(), |t| t.to_string())
+/// An applied Secret (as it was read from the cluster) as an object to apply again: its name,
+/// labels, type and data, none of the server's fields. Kept in memory only.
+pub fn secret_object(live: &DynamicObject) -> Option<Object> {
+    let name = live.metadata.name.clone()?;
+    let body = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "labels": live.metadata.labels.clone().unwrap_or_default(),
+        },
+        "type": live.data.get("type").cloned().unwrap_or_else(|| "Opaque".into()),
+        "data": live.data.get("data").cloned().unwrap_or_else(|| serde_json::json!({})),
+    });
+    Object::from_json(body)
 }

@@ -8,8 +8,9 @@ use kube::api::Api;
 use crate::cli::{GlobalArgs, RollbackArgs};
 use crate::cluster;
 use crate::outcome::{Exit, Failure};
+use crate::plan::Plan;
 use crate::release::{self, Record, RevisionStatus, lock};
-use crate::rollout::{Outcome, Problem};
+use crate::rollout::{self, Outcome, Problem};
 use crate::settings::{self, CommandFlags, Secrets};
 use crate::ui::{Event, Events, Printer, Ui};
 
@@ -30,62 +31,16 @@ pub async fn run(
     let events = &ui.events;
     let result = async {
         let cluster = cluster::connect(&plan.cluster, events).await?;
-        let history = release::history(&cluster, &plan.namespace, &plan.release, events)
-            .await
-            ?;
-        let target = choose(&history, args.revision)?;
-        let lock = lock::acquire(&cluster, &plan.namespace, &plan.release, events)
-            .await
-            ?;
-        let result = async {
-            let (objects, secret) = revision::recorded_objects(target, events);
-            warn_if_secret_changed(&cluster, &plan.namespace, target, events).await;
-            let deployer = Deployer {
-                cluster: &cluster,
-                namespace: &plan.namespace,
-                release: &plan.release,
-                timeout: plan.timeout,
-                history_max: plan.history_max,
-                force_conflicts: false,
-                events,
-            };
-            let next = history.last().map_or(1, |r| r.revision + 1);
-            let record = Record {
-                revision: next,
-                time: revision::now(),
-                status: RevisionStatus::Pending,
-                description: format!("Rollback to {}", target.revision),
-                tool_version: env!("CARGO_PKG_VERSION").to_owned(),
-                ..target.clone()
-            };
-            let deployed = deployer
-                .deploy(record, &objects, secret, revision::deployments(&objects))
-                .await?;
-            match deployed.outcome {
-                Outcome::Ready => {
-                    events.send(Event::Info(format!(
-                        "rolled back to revision {} (recorded as revision {next})",
-                        target.revision
-                    )));
-                    Ok(Exit::Success)
-                }
-                Outcome::Interrupted(standings) => Err(messages::interrupted_failure(&standings)),
-                Outcome::Failed(standings) | Outcome::TimedOut(standings) => {
-                    let (message, mut hints) = messages::rollout_report("of the rollback failed", &standings);
-                    for standing in &standings {
-                        if let Some(Problem::ImageMissing { image, .. }) = &standing.problem {
-                            hints.push(format!(
-                                "the image `{image}` of revision {} is no longer on the node: check out the source it was built from and run `todo-deploy upgrade --tag {}` to build and load it again",
-                                target.revision,
-                                image.rsplit(':').next().unwrap_or("TAG")
-                            ));
-                        }
-                    }
-                    Err(messages::failure(Exit::Failed, message, hints))
-                }
+        let lock = match lock::acquire(&cluster, &plan.namespace, &plan.release, events).await {
+            Ok(lock) => lock,
+            Err(lock::LockError::Api { source, .. })
+                if cluster::status_code(&source) == Some(404) =>
+            {
+                return Err(no_history());
             }
-        }
-        .await;
+            Err(error) => return Err(error.into()),
+        };
+        let result = roll_back(&cluster, &plan, args, events).await;
         lock.release().await;
         result
     }
@@ -94,15 +49,97 @@ pub async fn run(
     result
 }
 
+/// Deploys the chosen revision again; the caller holds the lock.
+async fn roll_back(
+    cluster: &cluster::Cluster,
+    plan: &Plan,
+    args: &RollbackArgs,
+    events: &Events,
+) -> Result<Exit, Failure> {
+    let history = release::history(cluster, &plan.namespace, &plan.release, events).await?;
+    let target = choose(&history, args.revision)?;
+    let (objects, secret) = revision::recorded_objects(target, events);
+    let live = live_secret(cluster, &plan.namespace, target).await;
+    let mut record = Record {
+        description: format!("Rollback to {}", target.revision),
+        ..target.clone()
+    }
+    .next_after(&history);
+    if let Some(live) = &live {
+        // The live Secret stays, so it is what this revision deploys.
+        let digests = release::digest_of(&live.data.clone().unwrap_or_default());
+        for manifest in &mut record.manifests {
+            if manifest["kind"] == "Secret" {
+                if manifest["data"] != digests {
+                    events.send(Event::Warning(format!(
+                        "the Secret `{}` changed since revision {}; its values are not kept in the history, so the current ones stay",
+                        manifest["metadata"]["name"].as_str().unwrap_or_default(),
+                        target.revision
+                    )));
+                }
+                manifest["data"] = digests.clone();
+            }
+        }
+    }
+    let deployer = Deployer {
+        cluster,
+        namespace: &plan.namespace,
+        release: &plan.release,
+        timeout: plan.timeout,
+        history_max: plan.history_max,
+        force_conflicts: false,
+        events,
+    };
+    let next = record.revision;
+    let deployed = deployer
+        .deploy(record, &objects, secret, revision::deployments(&objects))
+        .await?;
+    match deployed.outcome {
+        Outcome::Ready => {
+            events.send(Event::Info(format!(
+                "rolled back to revision {} (recorded as revision {next})",
+                target.revision
+            )));
+            Ok(Exit::Success)
+        }
+        Outcome::Interrupted(standings) => Err(messages::interrupted_failure(&standings)),
+        Outcome::Failed(mut standings) | Outcome::TimedOut(mut standings) => {
+            let values: Vec<String> = live
+                .iter()
+                .flat_map(|s| s.data.iter().flatten())
+                .map(|(_, v)| String::from_utf8_lossy(&v.0).into_owned())
+                .collect();
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            rollout::redact_logs(&mut standings, &values);
+            let (message, mut hints) =
+                messages::rollout_report("of the rollback failed", &standings);
+            for standing in &standings {
+                if let Some(Problem::ImageMissing { image, .. }) = &standing.problem {
+                    hints.push(format!(
+                        "the image `{image}` of revision {} is no longer on the node: check out the source it was built from and run `todo-deploy upgrade --tag {}` to build and load it again",
+                        target.revision,
+                        image.rsplit(':').next().unwrap_or("TAG")
+                    ));
+                }
+            }
+            Err(messages::failure(Exit::Failed, message, hints))
+        }
+    }
+}
+
+fn no_history() -> Failure {
+    Failure::message(
+        Exit::Failed,
+        "the release has no history to roll back to",
+        Some("install it with `todo-deploy up`".to_owned()),
+    )
+}
+
 /// The revision to go back to: the one asked for, or the newest deployed or superseded one
 /// before the latest.
 fn choose(history: &[Record], wanted: Option<u32>) -> Result<&Record, Failure> {
     let Some(latest) = history.last() else {
-        return Err(Failure::message(
-            Exit::Failed,
-            "the release has no history to roll back to",
-            Some("install it with `todo-deploy up`".to_owned()),
-        ));
+        return Err(no_history());
     };
     let found = match wanted {
         Some(revision) => history.iter().find(|r| r.revision == revision),
@@ -130,24 +167,14 @@ fn choose(history: &[Record], wanted: Option<u32>) -> Result<&Record, Failure> {
     })
 }
 
-async fn warn_if_secret_changed(
+/// The live Secret a recorded revision names, if it exists.
+async fn live_secret(
     cluster: &cluster::Cluster,
     namespace: &str,
     target: &Record,
-    events: &Events,
-) {
-    let Some(recorded) = target.manifests.iter().find(|m| m["kind"] == "Secret") else {
-        return;
-    };
-    let name = recorded["metadata"]["name"].as_str().unwrap_or_default();
+) -> Option<Secret> {
+    let recorded = target.manifests.iter().find(|m| m["kind"] == "Secret")?;
+    let name = recorded["metadata"]["name"].as_str()?;
     let api: Api<Secret> = Api::namespaced(cluster.client.clone(), namespace);
-    if let Ok(Some(live)) = api.get_opt(name).await {
-        let live = release::digest_of(&live.data.unwrap_or_default());
-        if live != recorded["data"] {
-            events.send(Event::Warning(format!(
-                "the Secret `{name}` changed since revision {}; its values are not kept in the history, so the current ones stay",
-                target.revision
-            )));
-        }
-    }
+    api.get_opt(name).await.ok().flatten()
 }

@@ -2,7 +2,6 @@
 //! exit code says it too: 0 healthy, 3 degraded, 4 not deployed.
 
 use crate::cli::{GlobalArgs, OutputFormat, StatusArgs};
-use crate::cluster;
 use crate::outcome::{Exit, Failure};
 use crate::status::{self, Health};
 use crate::ui::{Events, Printer};
@@ -17,10 +16,10 @@ pub async fn run(
     let report = status::gather(&cluster, &plan.namespace, &plan.release, &events)
         .await
         .map_err(|error| {
-            Failure::message(
+            Failure::new(
                 Exit::Failed,
-                format!("cannot read the release: {}", cluster::short(&error)),
-                None,
+                error,
+                Some("check that you may read the namespace (`kubectl auth can-i list pods -n NAMESPACE`)".to_owned()),
             )
         })?;
     let text = match args.output {

@@ -3,6 +3,7 @@
 //! the holder (`user@host pid N`) and since when. A Lease that was not renewed for its duration
 //! (its holder was killed) is taken over, with optimistic concurrency so two takers cannot both win.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -54,8 +55,17 @@ impl LockError {
 pub struct Lock {
     api: Api<Lease>,
     name: String,
-    uid: Option<String>,
+    held: Arc<Mutex<Held>>,
     renewer: JoinHandle<()>,
+}
+
+/// What the renewer knows: the Lease as we last wrote it, and whether someone took it.
+#[derive(Debug, Default)]
+struct Held {
+    /// A takeover keeps the Lease's uid, so only the resourceVersion of our last write tells
+    /// our Lease from the next holder's.
+    resource_version: Option<String>,
+    lost: bool,
 }
 
 /// Who we are, as the Lease's holder: `user@host pid N`.
@@ -214,38 +224,69 @@ pub async fn acquire(
         }
         Err(error) => return Err(api_error("take", error)),
     };
-    let renewer = tokio::spawn(renew(api.clone(), name.clone(), identity, events.clone()));
+    let held = Arc::new(Mutex::new(Held {
+        resource_version: lease.metadata.resource_version,
+        lost: false,
+    }));
+    let renewer = tokio::spawn(renew(
+        api.clone(),
+        name.clone(),
+        identity,
+        held.clone(),
+        events.clone(),
+    ));
     Ok(Lock {
         api,
         name,
-        uid: lease.metadata.uid,
+        held,
         renewer,
     })
 }
 
-/// Renews the Lease until aborted; stops if someone else took it.
-async fn renew(api: Api<Lease>, name: String, identity: String, events: Events) {
+/// Renews the Lease until aborted; stops, and says so, if someone else took it.
+async fn renew(
+    api: Api<Lease>,
+    name: String,
+    identity: String,
+    held: Arc<Mutex<Held>>,
+    events: Events,
+) {
+    let mut last_renewal = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(RENEW_EVERY).await;
         let renewed = async {
             let mut lease = api.get(&name).await?;
             let spec = lease.spec.get_or_insert_with(Default::default);
             if spec.holder_identity.as_deref() != Some(identity.as_str()) {
-                return Ok(false);
+                return Ok(None);
             }
             spec.renew_time = Some(now());
             api.replace(&name, &PostParams::default(), &lease)
                 .await
-                .map(|_| true)
+                .map(|lease| Some(lease.metadata.resource_version))
         }
         .await;
         match renewed {
-            Ok(true) => {}
-            Ok(false) => {
+            Ok(Some(version)) => {
+                last_renewal = tokio::time::Instant::now();
+                if let Ok(mut held) = held.lock() {
+                    held.resource_version = version;
+                }
+            }
+            Ok(None) => {
+                if let Ok(mut held) = held.lock() {
+                    held.lost = true;
+                }
                 events.send(Event::Warning(
-                    "the release lock was taken over by another run".to_owned(),
+                    "the release lock was taken over by another run; this run's changes may now overlap with it".to_owned(),
                 ));
                 return;
+            }
+            Err(error) if last_renewal.elapsed() > Duration::from_secs(LEASE_SECONDS as u64) => {
+                events.send(Event::Warning(format!(
+                    "the release lock could not be renewed for {LEASE_SECONDS}s and may have expired: {}",
+                    cluster::short(&error)
+                )))
             }
             Err(error) => events.send(Event::Detail(format!(
                 "renewing the release lock failed, retrying: {}",
@@ -256,13 +297,21 @@ async fn renew(api: Api<Lease>, name: String, identity: String, events: Events) 
 }
 
 impl Lock {
-    /// Stops renewing and deletes the Lease (only ours: the uid is a precondition).
+    /// Stops renewing and deletes the Lease if it is still ours: the resourceVersion of our last
+    /// write is a precondition, so a Lease someone took over is left to its new holder.
     pub async fn release(self) {
         self.renewer.abort();
+        let (version, lost) = match self.held.lock() {
+            Ok(held) => (held.resource_version.clone(), held.lost),
+            Err(_) => (None, true),
+        };
+        if lost || version.is_none() {
+            return;
+        }
         let params = DeleteParams {
             preconditions: Some(Preconditions {
-                uid: self.uid.clone(),
-                resource_version: None,
+                uid: None,
+                resource_version: version,
             }),
             ..Default::default()
         };

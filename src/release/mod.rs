@@ -19,7 +19,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 pub use record::{ImageRecord, Record, RevisionStatus, digest_of, redact_manifests};
 
 use crate::cluster::{self, Cluster};
-use crate::ui::Events;
+use crate::ui::{Event, Events};
 
 /// The Secret type of revision records.
 pub const RECORD_TYPE: &str = "todo-deploy.io/release.v1";
@@ -76,17 +76,27 @@ pub async fn history(
                 });
             }
         };
-    let mut records = listed
+    let mut records = Vec::new();
+    for secret in listed
         .items
         .iter()
         .filter(|s| s.type_.as_deref() == Some(RECORD_TYPE))
-        .map(decode)
-        .collect::<Result<Vec<_>, _>>()?;
+    {
+        match decode(secret) {
+            Ok(record) => records.push(record),
+            // One bad record must not block every command: say which, and how to remove it.
+            Err(error) => events.send(Event::Warning(format!(
+                "{error}; it is skipped (`kubectl delete secret {} -n {namespace}` removes it)",
+                secret.metadata.name.as_deref().unwrap_or_default()
+            ))),
+        }
+    }
     records.sort_by_key(|r| r.revision);
     Ok(records)
 }
 
-/// Stores a new revision (create: two writers of the same revision cannot both succeed).
+/// Stores a new revision (create: two writers of the same revision cannot both succeed). A
+/// create retried after a lost answer may find its own first attempt: that is success.
 pub async fn create(
     cluster: &Cluster,
     namespace: &str,
@@ -96,16 +106,29 @@ pub async fn create(
     let api = api(cluster, namespace);
     let secret = encode(record)?;
     let params = PostParams::default();
-    cluster::retrying(events, "record the revision", || {
+    let created = cluster::retrying(events, "record the revision", || {
         api.create(&params, &secret)
     })
-    .await
-    .map(|_| ())
-    .map_err(|source| ReleaseError::Api {
-        action: "write",
-        namespace: namespace.to_owned(),
-        source,
-    })
+    .await;
+    match created {
+        Ok(_) => Ok(()),
+        Err(error) if cluster::status_code(&error) == Some(409) => {
+            let name = record_name(&record.release, record.revision);
+            match api.get_opt(&name).await {
+                Ok(Some(stored)) if decode(&stored).ok().as_ref() == Some(record) => Ok(()),
+                _ => Err(ReleaseError::Api {
+                    action: "write",
+                    namespace: namespace.to_owned(),
+                    source: error,
+                }),
+            }
+        }
+        Err(source) => Err(ReleaseError::Api {
+            action: "write",
+            namespace: namespace.to_owned(),
+            source,
+        }),
+    }
 }
 
 /// Rewrites an existing revision (its status changes: superseded, failed…).

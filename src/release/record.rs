@@ -25,6 +25,21 @@ pub struct Record {
     pub manifests: Vec<Value>,
 }
 
+impl Record {
+    /// This record as the next revision after `history`: numbered past the newest, pending,
+    /// stamped now by this version of the tool.
+    pub fn next_after(self, history: &[Record]) -> Record {
+        let now = jiff::Timestamp::now();
+        Record {
+            revision: history.iter().map(|r| r.revision).max().unwrap_or(0) + 1,
+            status: RevisionStatus::Pending,
+            time: now.round(jiff::Unit::Second).unwrap_or(now).to_string(),
+            tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+            ..self
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RevisionStatus {
@@ -66,33 +81,20 @@ pub fn redact_manifests(manifests: &[Manifest]) -> Vec<Value> {
         .map(|manifest| {
             let mut value = manifest.to_json();
             if let Manifest::Secret(secret) = manifest {
-                let digests: serde_json::Map<String, Value> = secret
-                    .data
-                    .iter()
-                    .flatten()
-                    .map(|(key, bytes)| {
-                        (
-                            key.clone(),
-                            Value::from(format!("sha256:{}", hex(&Sha256::digest(&bytes.0)))),
-                        )
-                    })
-                    .collect();
-                value["data"] = Value::Object(digests);
+                value["data"] = digest_of(&secret.data.clone().unwrap_or_default());
             }
             value
         })
         .collect()
 }
 
-/// The digest of a live Secret's values, in the form `redact_manifests` writes them.
+/// A Secret's values as `sha256:<hex>` digests, the form records hold them in.
 pub fn digest_of(data: &std::collections::BTreeMap<String, k8s_openapi::ByteString>) -> Value {
     Value::Object(
         data.iter()
             .map(|(key, bytes)| {
-                (
-                    key.clone(),
-                    Value::from(format!("sha256:{}", hex(&Sha256::digest(&bytes.0)))),
-                )
+                let digest = format!("sha256:{}", hex(&Sha256::digest(&bytes.0)));
+                (key.clone(), Value::from(digest))
             })
             .collect(),
     )

@@ -16,6 +16,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Event as PodEvent, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, LogParams};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -80,11 +81,11 @@ pub async fn wait(
     let _driver = AbortOnDrop(driver);
     tokio::pin!(cancel);
 
+    // Events only explain: a cluster that will not list them must not keep the wait from ending.
     let ready = async {
         let _ = stores.deployments.wait_until_ready().await;
         let _ = stores.replica_sets.wait_until_ready().await;
         let _ = stores.pods.wait_until_ready().await;
-        let _ = stores.events.wait_until_ready().await;
     };
     tokio::select! {
         _ = ready => {}
@@ -228,7 +229,12 @@ fn standings(stores: &Stores, target: &Target) -> Vec<Standing> {
                 .as_deref()
                 .map(conditions::counts)
                 .unwrap_or_default();
-            let problem = if state == RolloutState::Complete {
+            // Until the controller has observed the new spec, the current ReplicaSet is still the
+            // old one: its pods say nothing about this rollout.
+            let problem = if matches!(
+                state,
+                RolloutState::Complete | RolloutState::NotObserved | RolloutState::Missing
+            ) {
                 None
             } else {
                 deployment.as_deref().and_then(|d| {
@@ -258,40 +264,24 @@ fn new_pods(stores: &Stores, deployment: &Deployment) -> Vec<Arc<Pod>> {
     let Some(current) = revision(deployment.metadata.annotations.as_ref()) else {
         return Vec::new();
     };
-    let uid = deployment.metadata.uid.clone();
-    let hash = stores
-        .replica_sets
-        .state()
-        .into_iter()
-        .filter(|rs| {
-            rs.metadata
-                .owner_references
-                .iter()
-                .flatten()
-                .any(|o| Some(&o.uid) == uid.as_ref())
-        })
-        .find(|rs| revision(rs.metadata.annotations.as_ref()) == Some(current.clone()))
-        .and_then(|rs| {
-            rs.metadata
-                .labels
-                .as_ref()?
-                .get("pod-template-hash")
-                .cloned()
-        });
-    let Some(hash) = hash else {
+    let owned_by = |owners: &Option<Vec<OwnerReference>>, uid: &Option<String>| {
+        owners
+            .iter()
+            .flatten()
+            .any(|owner| Some(&owner.uid) == uid.as_ref())
+    };
+    let current_set = stores.replica_sets.state().into_iter().find(|rs| {
+        owned_by(&rs.metadata.owner_references, &deployment.metadata.uid)
+            && revision(rs.metadata.annotations.as_ref()) == Some(current.clone())
+    });
+    let Some(current_set) = current_set else {
         return Vec::new();
     };
     stores
         .pods
         .state()
         .into_iter()
-        .filter(|pod| {
-            pod.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get("pod-template-hash"))
-                == Some(&hash)
-        })
+        .filter(|pod| owned_by(&pod.metadata.owner_references, &current_set.metadata.uid))
         .collect()
 }
 
@@ -326,6 +316,20 @@ fn is_failed(current: &[Standing], stores: &Stores) -> bool {
         .iter()
         .any(|p| p.metadata.deletion_timestamp.is_some());
     unschedulable && others_settled && !terminating
+}
+
+/// Replaces every occurrence of a secret value in crash-loop log lines with `***`: an app that
+/// logs its configuration must not put a Secret's value on the user's terminal.
+pub fn redact_logs(standings: &mut [Standing], secrets: &[&str]) {
+    for standing in standings {
+        if let Some(Problem::CrashLoop { logs, .. }) = &mut standing.problem {
+            for line in logs.iter_mut() {
+                for secret in secrets.iter().filter(|s| !s.is_empty()) {
+                    *line = line.replace(secret, "***");
+                }
+            }
+        }
+    }
 }
 
 /// Adds the previous container's last log lines to crash-loop problems.

@@ -115,24 +115,47 @@ pub struct WarningInfo {
 /// How many Warning events a report shows, newest first.
 const WARNINGS: usize = 10;
 
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("cannot read the release's objects in `{namespace}`")]
+    Api {
+        namespace: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(transparent)]
+    History(#[from] release::ReleaseError),
+}
+
 /// Reads everything about the release. A namespace that does not exist is "not deployed".
 pub async fn gather(
     cluster: &Cluster,
     namespace: &str,
     release_name: &str,
     events: &Events,
-) -> Result<StatusReport, kube::Error> {
-    let history = release::history(cluster, namespace, release_name, events)
-        .await
-        .unwrap_or_default();
+) -> Result<StatusReport, StatusError> {
+    let history = release::history(cluster, namespace, release_name, events).await?;
+    let api_error = |source| StatusError::Api {
+        namespace: namespace.to_owned(),
+        source,
+    };
     let selector = ListParams::default().labels(&labels::release_selector(release_name));
-    let deployments: Vec<Deployment> = list(cluster, namespace, &selector, events).await?;
-    let pods: Vec<Pod> = list(cluster, namespace, &selector, events).await?;
-    let services: Vec<Service> = list(cluster, namespace, &selector, events).await?;
-    let ingresses: Vec<Ingress> = list(cluster, namespace, &selector, events).await?;
+    let deployments: Vec<Deployment> = list(cluster, namespace, &selector, events)
+        .await
+        .map_err(api_error)?;
+    let pods: Vec<Pod> = list(cluster, namespace, &selector, events)
+        .await
+        .map_err(api_error)?;
+    let services: Vec<Service> = list(cluster, namespace, &selector, events)
+        .await
+        .map_err(api_error)?;
+    let ingresses: Vec<Ingress> = list(cluster, namespace, &selector, events)
+        .await
+        .map_err(api_error)?;
     // All events: Warnings are picked in `report` rather than by a field selector.
-    let pod_events: Vec<PodEvent> =
-        list(cluster, namespace, &ListParams::default(), events).await?;
+    let pod_events: Vec<PodEvent> = list(cluster, namespace, &ListParams::default(), events)
+        .await
+        .map_err(api_error)?;
     Ok(report(
         release_name,
         namespace,

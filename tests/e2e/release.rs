@@ -136,7 +136,7 @@ async fn a_failed_upgrade_rolls_back_and_keeps_serving() {
         statuses(&history(&env).await),
         [
             (1, "superseded".into()),
-            (2, "failed".into()),
+            (2, "rolled-back".into()),
             (3, "deployed".into())
         ]
     );
@@ -447,4 +447,62 @@ async fn history_max_keeps_the_newest_revisions() {
         statuses(&history(&env).await),
         [(2, "superseded".into()), (3, "deployed".into())]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_upgrade_takes_nothing_away() {
+    let env = Env::start("nothing-away").await;
+    env.provide(App::Healthy, &[]).await;
+    env.run(&["up", "--set", "podDisruptionBudget.enabled=true"])
+        .await
+        .expect_code(0);
+    // The failing upgrade drops the PodDisruptionBudget and changes a secret value.
+    env.provide(App::Crashing, &["--tag", "bad"]).await;
+    let run = env
+        .run_with(&["upgrade", "--tag", "bad"], |command| {
+            command.env("COHERE_API_KEY", "a-replaced-planted-key-77");
+        })
+        .await;
+    run.expect_code(1);
+    assert!(run.stderr.contains("it is serving"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("PodDisruptionBudget/backend pruned"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        env.get_json("/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets/backend")
+            .await
+            .is_some(),
+        "nothing is pruned before a rollout succeeds"
+    );
+    let secret: Secret = Api::namespaced(env.client.clone(), &env.namespace)
+        .get("todo-secrets")
+        .await
+        .unwrap();
+    let key = &secret.data.unwrap()["COHERE_API_KEY"];
+    assert_eq!(key.0, SECRETS[2].1.as_bytes(), "the previous value is back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_logs_never_show_a_secret_value() {
+    let env = Env::start("crash-secret").await;
+    let Some(standin) = env.standin_only("a crashing app that logs its configuration") else {
+        return;
+    };
+    let leaked = format!("connecting to {} failed", SECRETS[0].1);
+    for image in env.images(&[]).await {
+        standin.node_images().add_image(
+            &image,
+            k8s_standin::Behavior::crash(1, &["starting", &leaked]),
+        );
+    }
+    let run = env.run(&["up"]).await;
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("| connecting to *** failed"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains(SECRETS[0].1), "{}", run.stderr);
 }
