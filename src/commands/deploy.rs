@@ -249,7 +249,7 @@ async fn conclude(
         ),
         ..last_good.clone()
     }
-    .next_after(&[deployed.record.clone()]);
+    .next_after(std::slice::from_ref(&deployed.record));
     let rolled_back = deployer
         .deploy(record, &objects, keep, revision::deployments(&objects))
         .await;
