@@ -20,11 +20,15 @@ use crate::plan::{
 use crate::secrets::{self, SecretsError};
 use crate::units::parse_duration;
 
-/// Whether the command writes the Secret and so needs its values.
+/// What the command does with the plan, and so what must be resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Secrets {
-    Values,
-    KeysOnly,
+pub enum Purpose {
+    /// Builds and writes the release: build contexts are checked and digested (image tags come
+    /// from them), and the Secret's values are read.
+    Deploy,
+    /// Reads or removes what is deployed (`status`, `history`, `rollback`, `down`): no build
+    /// context is read and no secret value is needed. Image tags are `--tag` or `unbuilt`.
+    Inspect,
 }
 
 /// What a command adds to the global flags.
@@ -75,7 +79,7 @@ impl SettingsError {
 pub fn resolve(
     global: &GlobalArgs,
     flags: &CommandFlags<'_>,
-    secrets_needed: Secrets,
+    purpose: Purpose,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Plan, SettingsError> {
     let loaded = config::load(&global.config, &global.values, &global.set)?;
@@ -140,7 +144,12 @@ pub fn resolve(
                 .unwrap_or_else(|| PathBuf::from("."))
         };
         let context = absolute(&base(&at.child("context")).join(&service.build.context));
-        if !context.is_dir() {
+        let dockerfile = match &service.build.dockerfile {
+            Some(path) => context.join(path),
+            None => context.join("Dockerfile"),
+        };
+        let deploying = purpose == Purpose::Deploy;
+        if deploying && !context.is_dir() {
             problems.push(
                 at.child("context"),
                 format!("the build context `{}` is not a directory", context.display()),
@@ -148,11 +157,7 @@ pub fn resolve(
             );
             continue;
         }
-        let dockerfile = match &service.build.dockerfile {
-            Some(path) => context.join(path),
-            None => context.join("Dockerfile"),
-        };
-        if !dockerfile.is_file() {
+        if deploying && !dockerfile.is_file() {
             let field = if service.build.dockerfile.is_some() {
                 at.child("dockerfile")
             } else {
@@ -172,14 +177,18 @@ pub fn resolve(
             target: service.build.target.clone(),
             labels: service.build.labels.clone(),
         };
-        let input_digest = input_digest(&build).map_err(|source| SettingsError::Context {
-            service: name.clone(),
-            source,
-        })?;
-        let tag = match flags.tag {
-            Some(tag) => tag.to_owned(),
+        let input_digest = match purpose {
+            Purpose::Deploy => input_digest(&build).map_err(|source| SettingsError::Context {
+                service: name.clone(),
+                source,
+            })?,
+            Purpose::Inspect => String::new(),
+        };
+        let tag = match (flags.tag, purpose) {
+            (Some(tag), _) => tag.to_owned(),
             // The first 12 hex digits: the same inputs give the same tag.
-            None => input_digest[..12].to_owned(),
+            (None, Purpose::Deploy) => input_digest[..12].to_owned(),
+            (None, Purpose::Inspect) => "unbuilt".to_owned(),
         };
         let repository = match &registry {
             Some(registry) => format!("{registry}/{}", service.image),
@@ -210,9 +219,9 @@ pub fn resolve(
         return Err(ConfigError::Invalid(problems).into());
     }
 
-    let values = match secrets_needed {
-        Secrets::KeysOnly => Default::default(),
-        Secrets::Values => {
+    let values = match purpose {
+        Purpose::Inspect => Default::default(),
+        Purpose::Deploy => {
             let env_file = match &global.env_file {
                 Some(path) => Some(path.clone()),
                 None => config.secret.env_file.as_ref().map(|path| {

@@ -20,7 +20,7 @@ use crate::plan::Plan;
 use crate::release::{self, ImageRecord, Record, RevisionStatus, lock};
 use crate::render;
 use crate::rollout::{self, Outcome};
-use crate::settings::{self, CommandFlags, Secrets};
+use crate::settings::{self, CommandFlags, Purpose};
 use crate::ui::{Event, Events, Printer, Ui};
 
 use super::messages;
@@ -49,7 +49,7 @@ pub async fn run(
         loader: args.loader.map(Into::into),
         history_max: args.history_max,
     };
-    let plan = settings::resolve(global, &flags, Secrets::Values, env)?;
+    let plan = settings::resolve(global, &flags, Purpose::Deploy, env)?;
     let ui = Ui::start(printer);
     let result = pipeline(&plan, args, mode, env, &ui.events, printer).await;
     ui.finish().await;

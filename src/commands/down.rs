@@ -19,7 +19,7 @@ use crate::outcome::{Exit, Failure};
 use crate::plan::Plan;
 use crate::release::{self, lock};
 use crate::rollout::{self, Gone};
-use crate::settings::{self, CommandFlags, Secrets};
+use crate::settings::{self, CommandFlags, Purpose};
 use crate::ui::{Event, Events, Printer, Ui};
 
 pub async fn run(
@@ -32,7 +32,7 @@ pub async fn run(
         timeout: args.timeout.as_deref(),
         ..Default::default()
     };
-    let plan = settings::resolve(global, &flags, Secrets::KeysOnly, &|_| None)?;
+    let plan = settings::resolve(global, &flags, Purpose::Inspect, &|_| None)?;
     let ui = Ui::start(printer);
     let events = &ui.events;
     let started = Instant::now();

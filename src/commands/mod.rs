@@ -82,9 +82,7 @@ pub(crate) async fn plan_and_cluster(
 ) -> Result<(crate::plan::Plan, crate::cluster::Cluster), Failure> {
     let flags = crate::settings::CommandFlags::default();
     let plan =
-        crate::settings::resolve(global, &flags, crate::settings::Secrets::KeysOnly, &|_| {
-            None
-        })?;
+        crate::settings::resolve(global, &flags, crate::settings::Purpose::Inspect, &|_| None)?;
     let cluster = crate::cluster::connect(&plan.cluster, events).await?;
     Ok((plan, cluster))
 }

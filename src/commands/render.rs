@@ -3,7 +3,7 @@
 use crate::cli::{GlobalArgs, RenderArgs};
 use crate::outcome::{Exit, Failure};
 use crate::render::{self, SecretDisplay};
-use crate::settings::{self, CommandFlags, Secrets};
+use crate::settings::{self, CommandFlags, Purpose};
 use crate::ui::Printer;
 
 pub fn run(
@@ -16,7 +16,7 @@ pub fn run(
         tag: args.tag.as_deref(),
         ..Default::default()
     };
-    let plan = settings::resolve(global, &flags, Secrets::Values, env)?;
+    let plan = settings::resolve(global, &flags, Purpose::Deploy, env)?;
     let manifests = render::render(&plan);
     let display = if args.show_secrets {
         SecretDisplay::Shown

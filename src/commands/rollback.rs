@@ -11,7 +11,7 @@ use crate::outcome::{Exit, Failure};
 use crate::plan::Plan;
 use crate::release::{self, Record, RevisionStatus, lock};
 use crate::rollout::{self, Outcome, Problem};
-use crate::settings::{self, CommandFlags, Secrets};
+use crate::settings::{self, CommandFlags, Purpose};
 use crate::ui::{Event, Events, Printer, Ui};
 
 use super::messages;
@@ -26,7 +26,7 @@ pub async fn run(
         timeout: args.timeout.as_deref(),
         ..Default::default()
     };
-    let plan = settings::resolve(global, &flags, Secrets::KeysOnly, &|_| None)?;
+    let plan = settings::resolve(global, &flags, Purpose::Inspect, &|_| None)?;
     let ui = Ui::start(printer);
     let events = &ui.events;
     let result = async {

@@ -261,3 +261,27 @@ fn bad_flags() {
     let unknown = project.run(&["deploy-everything"]);
     unknown.expect_code(USAGE);
 }
+
+#[test]
+fn inspecting_commands_need_no_build_sources() {
+    let project = Project::new();
+    std::fs::remove_dir_all(project.path().join("examples")).unwrap();
+    for command in ["status", "history", "down", "rollback"] {
+        let run = project.run(&[command, "--kubeconfig", "no-such-kubeconfig"]);
+        run.expect_code(1);
+        assert!(
+            !run.stderr.contains("build context"),
+            "{command}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("cannot read the kubeconfig"),
+            "{command}: {}",
+            run.stderr
+        );
+    }
+    // Commands that build still need them.
+    let up = project.run(&["up", "--kubeconfig", "no-such-kubeconfig"]);
+    up.expect_code(USAGE);
+    assert!(up.stderr.contains("is not a directory"), "{}", up.stderr);
+}

@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use todo_deploy::build::{BuildError, BuildEvent, BuildOptions, BuiltImage, build_all};
 use todo_deploy::cli::Cli;
 use todo_deploy::plan::{Plan, ServicePlan};
-use todo_deploy::settings::{self, CommandFlags, Secrets};
+use todo_deploy::settings::{self, CommandFlags, Purpose};
 use todo_deploy::ui::{Event, Events};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
@@ -139,8 +139,11 @@ impl DockerProject {
             tag,
             ..CommandFlags::default()
         };
-        settings::resolve(&cli.global, &flags, Secrets::KeysOnly, &|_| None)
-            .unwrap_or_else(|error| panic!("the plan resolves: {error} ({:?})", error.hint()))
+        // A build plan: contexts and digests resolved; the secret values do not matter here.
+        settings::resolve(&cli.global, &flags, Purpose::Deploy, &|_| {
+            Some("unused".to_owned())
+        })
+        .unwrap_or_else(|error| panic!("the plan resolves: {error} ({:?})", error.hint()))
     }
 
     /// Hides the temporary directory, the unique repositories, content tags and engine IDs.
