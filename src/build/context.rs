@@ -51,7 +51,7 @@ pub enum ContextError {
         #[source]
         source: io::Error,
     },
-    #[error("`{}` {source}", path.display())]
+    #[error("cannot use `{}`", path.display())]
     Ignore {
         path: PathBuf,
         #[source]

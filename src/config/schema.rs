@@ -501,8 +501,9 @@ fn default_history_max() -> u32 {
     10
 }
 
-/// A map of strings where numbers are accepted as their text (`PORT: 8000`), but booleans are not:
-/// YAML reads `on`, `yes` and `true` alike, so a boolean must be quoted to mean a string.
+/// A map of strings where integers are accepted as their text (`PORT: 8000`), but booleans and
+/// decimals are not: YAML reads `on`, `yes` and `true` alike, and `1.10` as `1.1`, so they must be
+/// quoted to mean text.
 fn string_map<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<BTreeMap<String, String>, D::Error> {
@@ -513,7 +514,7 @@ fn string_map<'de, D: serde::Deserializer<'de>>(
             impl serde::de::Visitor<'_> for TextVisitor {
                 type Value = Text;
                 fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                    f.write_str("a string (quote booleans: `\"true\"`)")
+                    f.write_str("a string (quote booleans and decimals: `\"true\"`, `\"1.10\"`)")
                 }
                 fn visit_str<E>(self, v: &str) -> Result<Text, E> {
                     Ok(Text(v.to_owned()))
@@ -522,9 +523,6 @@ fn string_map<'de, D: serde::Deserializer<'de>>(
                     Ok(Text(v.to_string()))
                 }
                 fn visit_u64<E>(self, v: u64) -> Result<Text, E> {
-                    Ok(Text(v.to_string()))
-                }
-                fn visit_f64<E>(self, v: f64) -> Result<Text, E> {
                     Ok(Text(v.to_string()))
                 }
             }

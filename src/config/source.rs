@@ -289,25 +289,17 @@ pub fn apply_set(base: &mut Layer, arg: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Types a `--set` value the way Helm does: `true`, `false`, `null` and numbers are typed,
-/// anything else is a string (so `on` stays the string `on`).
+/// Types a `--set` value the way Helm does: `true`, `false`, `null` and integers written the
+/// way they print are typed; anything else stays the text it was (`on`, `1.10`, `007`).
 fn set_value(raw: &str) -> Value {
     match raw {
         "true" => Value::Bool(true),
         "false" => Value::Bool(false),
         "null" => Value::Null,
-        _ => raw
-            .parse::<i64>()
-            .map(Value::from)
-            .ok()
-            .or_else(|| {
-                raw.parse::<f64>()
-                    .ok()
-                    .filter(|f| f.is_finite() && raw.contains('.'))
-                    .and_then(serde_json::Number::from_f64)
-                    .map(Value::Number)
-            })
-            .unwrap_or_else(|| Value::String(raw.to_owned())),
+        _ => match raw.parse::<i64>() {
+            Ok(number) if number.to_string() == raw => Value::from(number),
+            _ => Value::String(raw.to_owned()),
+        },
     }
 }
 
@@ -563,10 +555,13 @@ mod tests {
         assert_eq!(base.value["configMap"]["data"]["feature.flag"], "on");
         assert_eq!(base.value["items"][0]["a"], "x");
         apply_set(&mut base, "flags.b=true").unwrap();
-        apply_set(&mut base, "flags.f=1.5").unwrap();
+        apply_set(&mut base, "flags.f=1.10").unwrap();
+        apply_set(&mut base, "flags.zip=007").unwrap();
+        apply_set(&mut base, "flags.n=-12").unwrap();
         assert_eq!(
             base.value["flags"],
-            serde_json::json!({"b": true, "f": 1.5})
+            serde_json::json!({"b": true, "f": "1.10", "zip": "007", "n": -12}),
+            "only canonical integers are typed"
         );
         let at = base
             .sources

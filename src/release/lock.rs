@@ -42,9 +42,11 @@ impl LockError {
             LockError::Held { .. } => format!(
                 "wait for that run to finish; if it was killed, its lock expires {LEASE_SECONDS}s after its last renewal"
             ),
-            LockError::Api { .. } => {
-                "check that you may create Leases in the namespace (`kubectl auth can-i create leases`)"
-                    .to_owned()
+            LockError::Api { action, .. } => {
+                let verb = if *action == "read" { "get" } else { "create" };
+                format!(
+                    "check that the cluster answers and that you may {verb} Leases in the namespace (`kubectl auth can-i {verb} leases`)"
+                )
             }
         }
     }
@@ -135,7 +137,6 @@ pub async fn check(
     match cluster::retrying(events, "read the release lock", || api.get_opt(&name)).await {
         Ok(Some(lease)) if is_live(&lease, jiff::Timestamp::now()) => Err(held(release, &lease)),
         Ok(_) => Ok(()),
-        Err(error) if cluster::status_code(&error) == Some(404) => Ok(()),
         Err(source) => Err(LockError::Api {
             action: "read",
             name,
