@@ -176,6 +176,16 @@ async fn pipeline(
             .deploy(record, rest, None, revision::deployments(rest))
             .await?;
         deployed.report.applied.splice(0..0, namespace.applied);
+        if let Outcome::Failed(standings) | Outcome::TimedOut(standings) = &deployed.outcome
+            && standings
+                .iter()
+                .any(|s| matches!(s.problem, Some(rollout::Problem::ImageMissing { .. })))
+        {
+            // The node lost an image it was remembered to hold: ask it again next time.
+            let references: Vec<String> =
+                plan.services.iter().map(|s| s.image.to_string()).collect();
+            load::forget(env, &references);
+        }
         conclude(&deployer, plan, args, &history, deployed).await
     }
     .await;

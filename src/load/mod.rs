@@ -18,6 +18,7 @@ pub mod detect;
 mod error;
 mod events;
 mod exec;
+pub mod memory;
 pub mod minikube;
 mod nodes;
 mod prune;
@@ -26,7 +27,7 @@ mod runtime;
 mod stream;
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
@@ -42,6 +43,7 @@ use crate::build::BuiltImage;
 use crate::docker::{Endpoint, Origin};
 use crate::plan::ClusterTarget;
 use crate::ui::{Event, Events};
+use memory::Memory;
 use minikube::Route;
 use nodes::Node;
 use runtime::Runtime;
@@ -52,6 +54,10 @@ pub struct NodeLoad {
     pub service: String,
     /// The reference, as deployed.
     pub image: String,
+    /// The image ID the node holds now.
+    pub id: String,
+    /// The node container's ID, when it is one.
+    pub instance: Option<String>,
     /// The node container, the containerd socket, or the registry.
     pub node: String,
     pub outcome: NodeOutcome,
@@ -69,6 +75,8 @@ pub enum NodeOutcome {
 pub struct Loader {
     strategy: Strategy,
     summary: String,
+    /// Where what each node holds is remembered between runs (see [`memory`]).
+    memory: Option<PathBuf>,
 }
 
 enum Strategy {
@@ -121,7 +129,11 @@ impl Loader {
     }
 
     fn new(strategy: Strategy, summary: String) -> Loader {
-        Loader { strategy, summary }
+        Loader {
+            strategy,
+            summary,
+            memory: None,
+        }
     }
 }
 
@@ -166,7 +178,15 @@ pub async fn resolve(
         Choice::None => Loader::new(Strategy::Nothing, "nothing to load".to_owned()),
     };
     events.send(Event::Detail(format!("load: {why}: {}", loader.summary)));
-    Ok(loader)
+    Ok(Loader {
+        memory: memory::path(env),
+        ..loader
+    })
+}
+
+/// Forgets what the nodes were remembered to hold of `references`: a rollout found one missing.
+pub fn forget(env: &dyn Fn(&str) -> Option<String>, references: &[String]) {
+    memory::forget(memory::path(env).as_deref(), references);
 }
 
 /// Puts every image where the cluster can run it, as [`resolve`] decided. `docker` is the
@@ -180,13 +200,21 @@ pub async fn load_all(
 ) -> Result<Vec<NodeLoad>, LoadError> {
     match &loader.strategy {
         Strategy::Nodes(nodes) => {
+            let mut known = Memory::read(loader.memory.as_deref());
             let loaded = try_join_all(
                 images
                     .iter()
-                    .map(|image| stream::load(docker, nodes, image, events)),
+                    .map(|image| stream::load(docker, nodes, image, &known, events)),
             )
             .await?;
-            Ok(loaded.into_iter().flatten().collect())
+            let loaded: Vec<NodeLoad> = loaded.into_iter().flatten().collect();
+            for load in &loaded {
+                if let Some(instance) = &load.instance {
+                    known.remember(instance, &load.image, &load.id);
+                }
+            }
+            known.write(loader.memory.as_deref());
+            Ok(loaded)
         }
         Strategy::Registry {
             registry,
@@ -238,6 +266,7 @@ fn local_containerd(socket: &Path) -> Result<Loader, LoadError> {
         name: socket.display().to_string(),
         place: exec::Place::Host,
         runtime: runtime.clone(),
+        instance: None,
     };
     let summary = format!(
         "streaming each image into `{}`",

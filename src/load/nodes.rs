@@ -58,6 +58,8 @@ pub struct Node {
     pub name: String,
     pub place: Place,
     pub runtime: Runtime,
+    /// The node container's ID: it changes when the node is recreated. `None` on this host.
+    pub instance: Option<String>,
 }
 
 impl Node {
@@ -146,6 +148,7 @@ pub async fn labelled(
             },
             name,
             runtime: runtime.clone(),
+            instance: container.id,
         });
     }
     if nodes.is_empty() {
@@ -167,7 +170,7 @@ pub async fn named(
 ) -> Result<Vec<Node>, LoadError> {
     let mut nodes = Vec::new();
     for name in names {
-        running(docker, cluster, name).await?;
+        let inspected = running(docker, cluster, name).await?;
         nodes.push(Node {
             name: name.clone(),
             place: Place::Container {
@@ -175,6 +178,7 @@ pub async fn named(
                 name: name.clone(),
             },
             runtime: runtime.clone(),
+            instance: inspected.id,
         });
     }
     Ok(nodes)

@@ -99,6 +99,8 @@ pub async fn push(
     Ok(NodeLoad {
         service: image.service.clone(),
         image: target,
+        id: image.id.clone(),
+        instance: None,
         node: registry.to_owned(),
         outcome,
     })

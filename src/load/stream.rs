@@ -9,12 +9,13 @@ use futures_util::StreamExt;
 use futures_util::future::join_all;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::build::BuiltImage;
+use crate::build::{BuiltImage, Outcome};
 use crate::ui::Events;
 
 use super::error::LoadError;
 use super::events::LoadEvent;
 use super::exec::{Finished, Started};
+use super::memory::Memory;
 use super::nodes::Node;
 use super::runtime::{Presence, failed};
 use super::{NodeLoad, NodeOutcome};
@@ -26,14 +27,17 @@ const WRITE_BUFFER: usize = 256 * 1024;
 /// How often progress is reported while sending.
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 
-/// Loads `image` into every node that does not hold its ID yet.
+/// Loads `image` into every node that does not hold its ID yet. A node is not asked when it is
+/// remembered holding the ID (`known`), nor when the image was just built (its ID is new, so no
+/// node can hold it).
 pub async fn load(
     docker: &Docker,
     nodes: &[Node],
     image: &BuiltImage,
+    known: &Memory,
     events: &Events,
 ) -> Result<Vec<NodeLoad>, LoadError> {
-    let result = load_inner(docker, nodes, image, events).await;
+    let result = load_inner(docker, nodes, image, known, events).await;
     if result.is_err() {
         events.send(LoadEvent::Failed {
             service: image.service.clone(),
@@ -46,16 +50,17 @@ async fn load_inner(
     docker: &Docker,
     nodes: &[Node],
     image: &BuiltImage,
+    known: &Memory,
     events: &Events,
 ) -> Result<Vec<NodeLoad>, LoadError> {
     let reference = image.image.to_string();
     let presences =
-        futures_util::future::try_join_all(nodes.iter().map(|node| node.presence(&reference)))
+        futures_util::future::try_join_all(nodes.iter().map(|node| holds(node, image, known)))
             .await?;
     let mut results = Vec::new();
     let mut missing = Vec::new();
-    for (node, presence) in nodes.iter().zip(&presences) {
-        if presence.has(&image.id) {
+    for (node, holds) in nodes.iter().zip(presences) {
+        if holds {
             events.send(LoadEvent::AlreadyPresent {
                 service: image.service.clone(),
                 image: reference.clone(),
@@ -95,6 +100,7 @@ async fn load_inner(
     });
     let started = Instant::now();
     let bytes = send(docker, &missing, image, &reference, events).await?;
+    let elapsed = started.elapsed();
 
     // The import said it worked; the runtime must now hold this very ID under the tag.
     for node in &missing {
@@ -114,15 +120,31 @@ async fn load_inner(
         image: reference,
         nodes: names,
         bytes,
-        elapsed: started.elapsed(),
+        elapsed,
     });
     Ok(results)
+}
+
+/// Whether `node` holds `image`: remembered, or impossible for a fresh build, or asked.
+async fn holds(node: &Node, image: &BuiltImage, known: &Memory) -> Result<bool, LoadError> {
+    let reference = image.image.to_string();
+    let remembered = node
+        .instance
+        .as_ref()
+        .is_some_and(|instance| known.knows(instance, &reference, &image.id));
+    match (remembered, image.outcome) {
+        (true, _) => Ok(true),
+        (false, Outcome::Built) => Ok(false),
+        (false, Outcome::Reused) => Ok(node.presence(&reference).await?.has(&image.id)),
+    }
 }
 
 fn result(image: &BuiltImage, node: &Node, outcome: NodeOutcome) -> NodeLoad {
     NodeLoad {
         service: image.service.clone(),
         image: image.image.to_string(),
+        id: image.id.clone(),
+        instance: node.instance.clone(),
         node: node.name.clone(),
         outcome,
     }

@@ -678,6 +678,9 @@ async fn the_whole_pipeline_builds_loads_applies_and_waits() {
         "{imports:?}"
     );
 
+    // What the node holds is remembered, by the node container's ID.
+    let memory = env.project.read(".cache/todo-deploy/nodes.json");
+    assert_eq!(memory.matches("todo-e2e-").count(), 2, "{memory}");
     let again = env.run(&["up", "-v"]).await;
     again.expect_code(0);
     assert!(

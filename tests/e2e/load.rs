@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use todo_deploy::build::BuiltImage;
+use todo_deploy::build::{BuiltImage, Outcome};
 use todo_deploy::config::LoaderKind;
 use todo_deploy::load::{self, LoadError, LoadEvent, NodeLoad, NodeOutcome};
 use todo_deploy::plan::ClusterTarget;
@@ -29,6 +29,14 @@ fn target(loader: LoaderKind) -> ClusterTarget {
         minikube_profile: None,
         containerd_socket: None,
         registry: None,
+    }
+}
+
+/// An image as a later run sees it: built before, reused now.
+fn reused(image: &BuiltImage) -> BuiltImage {
+    BuiltImage {
+        outcome: Outcome::Reused,
+        ..image.clone()
     }
 }
 
@@ -151,7 +159,9 @@ async fn kind_nodes_get_each_image_once_and_a_changed_one_again() {
         assert!(events_seen.iter().any(|e| matches!(e, Event::Load(LoadEvent::Finished { service: s, nodes, bytes, .. }) if s == service && nodes.len() == 2 && *bytes > 0)), "{events_seen:?}");
     }
 
-    // Again: every node has both IDs, so nothing is sent.
+    // Again, as a second run sees them (reused, not built): every node has both IDs, so nothing
+    // is sent.
+    let images: Vec<BuiltImage> = images.iter().map(reused).collect();
     let started = Instant::now();
     let again = load::load_all(&docker, &loader, &images, &events)
         .await
@@ -180,7 +190,7 @@ async fn kind_nodes_get_each_image_once_and_a_changed_one_again() {
         .image("backend", &backend_repo, "v1", b"backend 2")
         .await;
     assert_ne!(changed.id, backend.id);
-    let images = [changed.clone(), frontend.clone()];
+    let images = [changed.clone(), reused(&frontend)];
     let third = load::load_all(&docker, &loader, &images, &events)
         .await
         .expect("a third load");
@@ -236,7 +246,7 @@ async fn minikube_nodes_get_images_by_docker_load_or_ctr() {
         ]
     );
     assert_eq!(nodes.imports(&second).await, [recorded(&image, false)]);
-    let again = load::load_all(&docker, &loader, std::slice::from_ref(&image), &events)
+    let again = load::load_all(&docker, &loader, &[reused(&image)], &events)
         .await
         .expect("loads");
     assert!(
@@ -487,7 +497,7 @@ async fn a_containerd_socket_on_this_host_takes_images_through_the_real_ctr() {
         "{listing}"
     );
 
-    let again = load::load_all(&docker, &loader, std::slice::from_ref(&image), &events)
+    let again = load::load_all(&docker, &loader, &[reused(&image)], &events)
         .await
         .expect("loads");
     assert_eq!(again[0].outcome, NodeOutcome::AlreadyPresent);

@@ -178,6 +178,7 @@ impl Env {
             .env_remove("TODO_DEPLOY_CONFIG")
             .env("NO_COLOR", "1")
             .env("RUST_BACKTRACE", "0")
+            .env("XDG_CACHE_HOME", self.project.path().join(".cache"))
             .stdin(Stdio::null())
             .kill_on_drop(true);
         for (key, value) in SECRETS {

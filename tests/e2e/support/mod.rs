@@ -72,7 +72,8 @@ impl Project {
             .env_remove("TODO_DEPLOY_CONFIG")
             .env_remove("KUBECONFIG")
             .env("NO_COLOR", "1")
-            .env("RUST_BACKTRACE", "0");
+            .env("RUST_BACKTRACE", "0")
+            .env("XDG_CACHE_HOME", self.dir.path().join(".cache"));
         for (key, value) in SECRETS {
             command.env(key, value);
         }
