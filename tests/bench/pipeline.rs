@@ -705,9 +705,14 @@ async fn throughput(
                 panic!("not sent: {loaded:?}");
             };
             t.bytes = bytes;
-            // Again: the node holds it, so this is the presence check alone.
+            // Again, as a later run sees the image (reused, not built): the node holds it, so
+            // this is the presence check alone.
+            let reused = [todo_deploy::build::BuiltImage {
+                outcome: todo_deploy::build::Outcome::Reused,
+                ..image.clone()
+            }];
             let started = Instant::now();
-            let again = load::load_all(docker, &loader, images, &events)
+            let again = load::load_all(docker, &loader, &reused, &events)
                 .await
                 .expect("the check runs");
             assert_eq!(again[0].outcome, NodeOutcome::AlreadyPresent);
