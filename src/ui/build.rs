@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+use super::style::{done_style, style};
 use super::{Printer, Verbosity};
 use crate::build::BuildEvent;
 
@@ -198,10 +199,6 @@ fn seconds(elapsed: Duration) -> String {
     format!("{:.1}s", elapsed.as_secs_f64())
 }
 
-fn style(template: &str) -> ProgressStyle {
-    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
-}
-
 fn running_style(color: bool) -> ProgressStyle {
     let template = if color {
         "{spinner:.cyan} {prefix:>10.bold} [{bar:20.cyan/blue}] {pos:>2}/{len:2} {wide_msg}"
@@ -209,16 +206,6 @@ fn running_style(color: bool) -> ProgressStyle {
         "{spinner} {prefix:>10} [{bar:20}] {pos:>2}/{len:2} {wide_msg}"
     };
     style(template).progress_chars("=> ")
-}
-
-fn done_style(color: bool, ok: bool) -> ProgressStyle {
-    let template = match (color, ok) {
-        (true, true) => "\u{1b}[32m✓\u{1b}[0m {prefix:>10.bold} {wide_msg}",
-        (true, false) => "\u{1b}[31m✗\u{1b}[0m {prefix:>10.bold} {wide_msg}",
-        (false, true) => "✓ {prefix:>10} {wide_msg}",
-        (false, false) => "✗ {prefix:>10} {wide_msg}",
-    };
-    style(template)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use indicatif::{BinaryBytes, MultiProgress, ProgressBar, ProgressStyle};
 
 use super::Printer;
+use super::style::{done_style, style};
 use crate::load::LoadEvent;
 
 pub struct LoadView {
@@ -180,10 +181,6 @@ fn rate(bytes: u64, elapsed: Duration) -> String {
     )
 }
 
-fn style(template: &str) -> ProgressStyle {
-    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
-}
-
 fn running_style(color: bool) -> ProgressStyle {
     let template = if color {
         "{spinner:.cyan} {prefix:>10.bold} [{bar:20.cyan/blue}] {binary_bytes:>10}/{binary_total_bytes:<10} {binary_bytes_per_sec:>12} {wide_msg}"
@@ -191,16 +188,6 @@ fn running_style(color: bool) -> ProgressStyle {
         "{spinner} {prefix:>10} [{bar:20}] {binary_bytes:>10}/{binary_total_bytes:<10} {binary_bytes_per_sec:>12} {wide_msg}"
     };
     style(template).progress_chars("=> ")
-}
-
-fn done_style(color: bool, ok: bool) -> ProgressStyle {
-    let template = match (color, ok) {
-        (true, true) => "\u{1b}[32m✓\u{1b}[0m {prefix:>10.bold} {wide_msg}",
-        (true, false) => "\u{1b}[31m✗\u{1b}[0m {prefix:>10.bold} {wide_msg}",
-        (false, true) => "✓ {prefix:>10} {wide_msg}",
-        (false, false) => "✗ {prefix:>10} {wide_msg}",
-    };
-    style(template)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ mod build;
 pub mod events;
 mod load;
 mod rollout;
+mod style;
 
 use std::io::{IsTerminal, Write};
 

@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar};
 
 use super::Printer;
+use super::style::style;
 use crate::rollout::{Counts, RolloutEvent};
 
 pub struct RolloutView {
@@ -65,11 +66,8 @@ impl RolloutView {
             .entry(deployment.to_owned())
             .or_insert_with(|| {
                 let bar = self.bars.add(ProgressBar::new(0));
-                let style = ProgressStyle::with_template(
-                    "{prefix:>12.bold} [{bar:20}] {pos}/{len} available  {msg}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> ");
+                let style = style("{prefix:>12.bold} [{bar:20}] {pos}/{len} available  {msg}")
+                    .progress_chars("=> ");
                 bar.set_style(style);
                 bar.set_prefix(deployment.to_owned());
                 bar
