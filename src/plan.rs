@@ -111,6 +111,21 @@ pub struct IngressRoute {
     pub port: u16,
 }
 
+impl ClusterTarget {
+    /// A target that names only its loader: the current kube context, no profile, socket or
+    /// registry.
+    pub fn with_loader(loader: LoaderKind) -> ClusterTarget {
+        ClusterTarget {
+            kubeconfig: None,
+            context: None,
+            loader,
+            minikube_profile: None,
+            containerd_socket: None,
+            registry: None,
+        }
+    }
+}
+
 impl Plan {
     pub fn service(&self, name: &str) -> Option<&ServicePlan> {
         self.services.iter().find(|s| s.name == name)

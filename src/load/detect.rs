@@ -159,14 +159,7 @@ mod tests {
     use super::*;
 
     fn target(loader: LoaderKind) -> ClusterTarget {
-        ClusterTarget {
-            kubeconfig: None,
-            context: None,
-            loader,
-            minikube_profile: None,
-            containerd_socket: None,
-            registry: None,
-        }
+        ClusterTarget::with_loader(loader)
     }
 
     fn auto(context: &str) -> Result<Choice, LoadError> {

@@ -651,29 +651,13 @@ async fn throughput(
     cluster: &str,
     runs: usize,
 ) -> Throughput {
-    // Random bytes (xorshift): nothing along the way can shrink them.
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let payload: Vec<u8> = (0..100 * 1024 * 1024 / 8)
-        .flat_map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state.to_le_bytes()
-        })
-        .collect();
+    let payload = support::nodes::random_bytes(100 * 1024 * 1024);
     let image = nodes
         .image("backend", &nodes.repository("big"), "v1", &payload)
         .await;
     drop(payload);
     let (events, mut receiver) = Events::channel();
-    let target = ClusterTarget {
-        kubeconfig: None,
-        context: None,
-        loader: LoaderKind::Kind,
-        minikube_profile: None,
-        containerd_socket: None,
-        registry: None,
-    };
+    let target = ClusterTarget::with_loader(LoaderKind::Kind);
     let loader = load::resolve(
         docker,
         &target,

@@ -19,17 +19,10 @@ use todo_deploy::plan::ClusterTarget;
 use todo_deploy::ui::{Event, Events};
 
 use crate::support::docker::engine;
-use crate::support::nodes::{Containerd, FakeNodes, MinikubeHome};
+use crate::support::nodes::{Containerd, FakeNodes, MinikubeHome, random_bytes};
 
 fn target(loader: LoaderKind) -> ClusterTarget {
-    ClusterTarget {
-        kubeconfig: None,
-        context: None,
-        loader,
-        minikube_profile: None,
-        containerd_socket: None,
-        registry: None,
-    }
+    ClusterTarget::with_loader(loader)
 }
 
 /// An image as a later run sees it: built before, reused now.
@@ -548,16 +541,7 @@ async fn measure_load_throughput() {
         ("io.x-k8s.kind.role", "control-plane"),
     ];
     nodes.start(&node, &labels, None).await;
-    // Random bytes (xorshift), so nothing along the way could shrink them.
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let payload: Vec<u8> = (0..100 * 1024 * 1024 / 8)
-        .flat_map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state.to_le_bytes()
-        })
-        .collect();
+    let payload = random_bytes(100 * 1024 * 1024);
     let image = nodes
         .image("backend", &nodes.repository("backend"), "v1", &payload)
         .await;

@@ -412,3 +412,17 @@ impl Drop for Containerd {
         let _ = self.process.wait();
     }
 }
+
+/// `len` random bytes (xorshift): nothing along the way (compression, deduplication) can shrink
+/// them, so a load of them measures the transfer.
+pub fn random_bytes(len: usize) -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    (0..len / 8)
+        .flat_map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()
+        })
+        .collect()
+}
