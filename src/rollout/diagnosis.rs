@@ -2,7 +2,7 @@
 //! a real 1.24 cluster produces (`05-failure-modes.json`). Each problem says whether waiting
 //! longer could help, and what to do.
 
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::{ContainerStatus, Event, Pod, Probe};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
@@ -34,6 +34,18 @@ pub enum Problem {
         message: String,
         failures: i32,
     },
+    /// The liveness probe keeps failing, so the kubelet kills and restarts the container (its
+    /// `Killing` event says `failed liveness probe`; the container exits 0 or 137, it did not
+    /// crash).
+    LivenessRestarts {
+        pod: String,
+        container: String,
+        restarts: i32,
+        /// What the probe asks for, e.g. `HTTP GET /api/health/live on port 8000`.
+        probe: Option<String>,
+        /// Why it failed, from the kubelet's `Unhealthy` event, e.g. `HTTP 404`.
+        failure: String,
+    },
     /// The scheduler cannot place the pod.
     Unschedulable { pod: String, message: String },
 }
@@ -50,6 +62,7 @@ impl Problem {
             | Problem::CrashLoop { pod, .. }
             | Problem::ContainerConfig { pod, .. }
             | Problem::ProbeFailing { pod, .. }
+            | Problem::LivenessRestarts { pod, .. }
             | Problem::Unschedulable { pod, .. } => pod,
         }
     }
@@ -91,6 +104,19 @@ impl Problem {
                 message,
                 failures,
             } => format!("pod `{pod}`: {message} ({failures} times)"),
+            Problem::LivenessRestarts {
+                pod,
+                container,
+                restarts,
+                probe,
+                failure,
+            } => {
+                let on = probe.as_ref().map_or(String::new(), |p| format!(" on {p}"));
+                let times = if *restarts == 1 { "time" } else { "times" };
+                format!(
+                    "pod `{pod}`: liveness probe failed ({failure}{on}); the kubelet restarted container `{container}` {restarts} {times}"
+                )
+            }
             Problem::Unschedulable { pod, message } => {
                 format!("pod `{pod}` cannot be scheduled: {message}")
             }
@@ -106,12 +132,18 @@ impl Problem {
             Problem::CrashLoop { pod, .. } => format!(
                 "the log lines above are the crashed container's; `kubectl logs {pod} --previous` shows more"
             ),
+            Problem::ContainerConfig { message, .. } if message.contains("runAsNonRoot") => {
+                "give the image a numeric non-root user (`USER 10001` in its Dockerfile), or set `security.runAsUser` in the config".to_owned()
+            }
             Problem::ContainerConfig { .. } => {
                 "check that the ConfigMap and Secret it refers to exist and have the keys it needs"
                     .to_owned()
             }
             Problem::ProbeFailing { .. } => {
                 "check the probe `path` and `port` in the config against what the app serves, and that it starts within `initialDelaySeconds`".to_owned()
+            }
+            Problem::LivenessRestarts { .. } => {
+                "check `probes.liveness` (`path`, `port`) in the config against what the app serves, and give a slow start more `initialDelaySeconds`".to_owned()
             }
             Problem::Unschedulable { .. } => {
                 "lower `resources.requests` or give the node more room (`minikube start --cpus 4 --memory 8g`)".to_owned()
@@ -160,6 +192,11 @@ pub fn diagnose(pod: &Pod, events: &[&Event]) -> Option<Problem> {
             }
             _ => {}
         }
+        if container.restart_count >= CRASHES
+            && let Some(problem) = liveness_restarts(pod, &name, container, events)
+        {
+            return Some(problem);
+        }
         let crashed = container
             .last_state
             .as_ref()
@@ -175,6 +212,66 @@ pub fn diagnose(pod: &Pod, events: &[&Event]) -> Option<Problem> {
         }
     }
     probe_failures(pod, &name, events)
+}
+
+/// A container the kubelet restarted because its liveness probe failed: a `Killing` event of
+/// this pod says so (`Container web failed liveness probe, will be restarted`).
+fn liveness_restarts(
+    pod: &Pod,
+    name: &str,
+    container: &ContainerStatus,
+    events: &[&Event],
+) -> Option<Problem> {
+    let uid = pod.metadata.uid.as_deref()?;
+    let of_pod = |reason: &'static str| {
+        events
+            .iter()
+            .filter(move |e| e.involved_object.uid.as_deref() == Some(uid))
+            .filter(move |e| e.reason.as_deref() == Some(reason))
+            .filter_map(|e| e.message.as_deref())
+    };
+    let killed = format!("Container {} failed liveness probe", container.name);
+    if !of_pod("Killing").any(|m| m.starts_with(&killed)) {
+        return None;
+    }
+    let failure = of_pod("Unhealthy")
+        .find_map(|m| m.strip_prefix("Liveness probe failed: "))
+        .map_or_else(|| "no answer".to_owned(), probe_failure);
+    let probe = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.containers.iter())
+        .find(|c| c.name == container.name)
+        .and_then(|c| c.liveness_probe.as_ref())
+        .and_then(describe_probe);
+    Some(Problem::LivenessRestarts {
+        pod: name.to_owned(),
+        container: container.name.clone(),
+        restarts: container.restart_count,
+        probe,
+        failure,
+    })
+}
+
+/// The kubelet's words for a failed probe, shortened where they have a known form:
+/// `HTTP probe failed with statuscode: 404` is `HTTP 404`.
+fn probe_failure(message: &str) -> String {
+    match message.strip_prefix("HTTP probe failed with statuscode: ") {
+        Some(code) => format!("HTTP {}", code.trim()),
+        None => message.trim().to_owned(),
+    }
+}
+
+/// Where a probe looks: `` `/api/health/live` `` for HTTP, `port 8000` for TCP.
+fn describe_probe(probe: &Probe) -> Option<String> {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    if let Some(get) = &probe.http_get {
+        return Some(format!("`{}`", get.path.as_deref().unwrap_or("/")));
+    }
+    probe.tcp_socket.as_ref().map(|tcp| match &tcp.port {
+        IntOrString::Int(port) => format!("port {port}"),
+        IntOrString::String(port) => format!("port `{port}`"),
+    })
 }
 
 /// A readiness or liveness probe that has failed for two failure windows.
@@ -339,6 +436,109 @@ status:
         assert_eq!(
             problem.summary(),
             "pod `unsched-769f6f447c-855jm` cannot be scheduled: 0/1 nodes are available: 1 Insufficient cpu."
+        );
+    }
+
+    /// Transcript 10 (d): readiness and liveness both 404; the kubelet kills the container
+    /// (`Completed`, exit code 0), restarts it, then backs off.
+    #[test]
+    fn a_container_restarted_by_its_liveness_probe_is_not_a_crash() {
+        let p = pod(r#"
+metadata: {name: liveness-75c844cb9f-4wmdh, uid: u-5}
+spec:
+  containers:
+  - name: web
+    livenessProbe: {httpGet: {path: /missing-live, port: 8000}, failureThreshold: 3}
+    readinessProbe: {httpGet: {path: /missing, port: 8000}, failureThreshold: 3}
+status:
+  phase: Running
+  containerStatuses:
+  - name: web
+    state: {waiting: {reason: CrashLoopBackOff, message: "back-off 20s restarting failed container=web"}}
+    lastState: {terminated: {exitCode: 0, reason: Completed}}
+    ready: false
+    restartCount: 3
+    image: rc-backend:16ac6f5d8534
+    imageID: ""
+"#);
+        let event = |reason: &str, count: i32, message: &str| {
+            event(&format!(
+                "metadata: {{name: e}}
+involvedObject: {{kind: Pod, name: liveness-75c844cb9f-4wmdh, uid: u-5}}
+reason: {reason}
+count: {count}
+message: '{message}'"
+            ))
+        };
+        let killing = event(
+            "Killing",
+            1,
+            "Container web failed liveness probe, will be restarted",
+        );
+        let live = event(
+            "Unhealthy",
+            3,
+            "Liveness probe failed: HTTP probe failed with statuscode: 404",
+        );
+        let ready = event(
+            "Unhealthy",
+            12,
+            "Readiness probe failed: HTTP probe failed with statuscode: 404",
+        );
+        let problem = diagnose(&p, &[&ready, &live, &killing]).expect("a problem");
+        assert!(problem.is_terminal());
+        assert_eq!(
+            problem.summary(),
+            "pod `liveness-75c844cb9f-4wmdh`: liveness probe failed (HTTP 404 on `/missing-live`); the kubelet restarted container `web` 3 times"
+        );
+        assert!(
+            problem.hint().contains("probes.liveness"),
+            "{}",
+            problem.hint()
+        );
+        // Without the kubelet's word that it was the liveness probe, it is a crash loop.
+        let crash = diagnose(&p, &[&ready]).expect("a crash loop");
+        assert!(matches!(crash, Problem::CrashLoop { .. }), "{crash:?}");
+    }
+
+    /// Transcript 10 (b): a root image under `runAsNonRoot: true`.
+    #[test]
+    fn run_as_non_root_gets_its_own_hint() {
+        let p = pod(r#"
+metadata: {name: rootimg-64f46fbdbc-mqtxd, uid: u}
+status:
+  phase: Pending
+  containerStatuses:
+  - name: web
+    state: {waiting: {reason: CreateContainerConfigError, message: 'container has runAsNonRoot and image will run as root (pod: "rootimg-64f46fbdbc-mqtxd_findings(cb14e323-3023-4aff-8de4-80c11aabf730)", container: web)'}}
+    ready: false
+    restartCount: 0
+    image: rc-backend:16ac6f5d8534
+    imageID: ""
+"#);
+        let problem = diagnose(&p, &[]).expect("a problem");
+        assert!(
+            problem.hint().contains("numeric non-root user"),
+            "{}",
+            problem.hint()
+        );
+        assert!(problem.hint().contains("security.runAsUser"));
+        let missing = pod(r#"
+metadata: {name: p, uid: u}
+status:
+  containerStatuses:
+  - name: web
+    state: {waiting: {reason: CreateContainerConfigError, message: 'secret "todo-secrets" not found'}}
+    ready: false
+    restartCount: 0
+    image: i
+    imageID: ""
+"#);
+        let problem = diagnose(&missing, &[]).expect("a problem");
+        assert!(
+            problem.hint().contains("ConfigMap and Secret"),
+            "{}",
+            problem.hint()
         );
     }
 
