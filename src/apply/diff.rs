@@ -5,8 +5,12 @@ use kube::api::DynamicObject;
 use serde_json::Value;
 use similar::TextDiff;
 
-/// The object without the fields the server maintains (managedFields, resourceVersion,
-/// generation, status, timestamps), so two versions compare on what a user controls.
+/// Annotations that controllers write on objects we apply: not part of what a user controls.
+const CONTROLLER_ANNOTATIONS: [&str; 1] = ["deployment.kubernetes.io/revision"];
+
+/// The object without the fields the server and its controllers maintain (managedFields,
+/// resourceVersion, generation, status, timestamps, the Deployment controller's revision
+/// annotation), so two versions compare on what a user controls.
 pub fn normalized(object: &DynamicObject) -> Value {
     let mut value = serde_json::to_value(object).unwrap_or_default();
     if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -18,6 +22,17 @@ pub fn normalized(object: &DynamicObject) -> Value {
             "uid",
         ] {
             metadata.remove(field);
+        }
+        if let Some(annotations) = metadata
+            .get_mut("annotations")
+            .and_then(Value::as_object_mut)
+        {
+            for annotation in CONTROLLER_ANNOTATIONS {
+                annotations.remove(annotation);
+            }
+            if annotations.is_empty() {
+                metadata.remove("annotations");
+            }
         }
     }
     if let Some(object) = value.as_object_mut() {
@@ -110,5 +125,31 @@ mod tests {
             normalized(&object),
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v"}})
         );
+    }
+
+    /// Transcript 10 (a): the Deployment controller writes status and its revision annotation
+    /// after a rollout; neither is a change of ours.
+    #[test]
+    fn a_status_only_write_is_no_change() {
+        let before: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "resourceVersion": "17060", "generation": 1,
+                         "annotations": {"deployment.kubernetes.io/revision": "1"}},
+            "spec": {"replicas": 2}, "status": {"observedGeneration": 1, "replicas": 1}
+        }))
+        .unwrap();
+        let mut after = before.clone();
+        after.metadata.resource_version = Some("17093".into());
+        after.data["status"] = json!({"observedGeneration": 1, "replicas": 2, "readyReplicas": 2});
+        assert_eq!(normalized(&before), normalized(&after));
+        after.data["spec"]["replicas"] = json!(3);
+        assert_ne!(normalized(&before), normalized(&after));
+        let mut annotated = before.clone();
+        annotated
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert("team".into(), "a".into());
+        assert_ne!(normalized(&before), normalized(&annotated));
     }
 }

@@ -254,18 +254,11 @@ pub async fn apply(
         })
         .await
         .map_err(|error| explain(&label, error))?;
+        // By content, never by `resourceVersion`: a status write between the read and the
+        // apply (a controller counting replicas) moves it although nothing we own changed.
         let change = match &before {
             None => Change::Created,
-            Some(live) if options.dry_run => {
-                if diff::normalized(live) == diff::normalized(&after) {
-                    Change::Unchanged
-                } else {
-                    Change::Configured
-                }
-            }
-            Some(live) if live.metadata.resource_version == after.metadata.resource_version => {
-                Change::Unchanged
-            }
+            Some(live) if diff::normalized(live) == diff::normalized(&after) => Change::Unchanged,
             Some(_) => Change::Configured,
         };
         if is_namespace && before.is_none() {
