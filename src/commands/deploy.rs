@@ -24,7 +24,7 @@ use crate::settings::{self, CommandFlags, Purpose};
 use crate::ui::{Event, Events, Printer, Ui};
 
 use super::messages;
-use super::revision::{self, Deployed, Deployer};
+use super::revision::{self, Deployed, Deployer, Revision};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -155,13 +155,14 @@ async fn pipeline(
         };
         // Read again under the lock: another run may have deployed since the first look.
         let history = release::history(&cluster, &plan.namespace, &plan.release, events).await?;
+        let history = release::abandon_pending(&cluster, &plan.namespace, history, events).await?;
         let record = Record {
             release: plan.release.clone(),
             revision: 0,
             status: RevisionStatus::Pending,
             time: String::new(),
             tool_version: String::new(),
-            description: if history.is_empty() {
+            description: if !history.iter().any(|r| r.status == RevisionStatus::Deployed) {
                 "Install"
             } else {
                 "Upgrade"
@@ -172,10 +173,18 @@ async fn pipeline(
             manifests: release::redact_manifests(&manifests),
         }
         .next_after(&history);
-        let mut deployed = deployer
-            .deploy(record, rest, None, revision::deployments(rest))
+        let current = history
+            .last()
+            .filter(|r| r.status == RevisionStatus::Deployed);
+        let deployed = deployer
+            .deploy(Revision {
+                record,
+                objects: rest,
+                also_keep: None,
+                applied_before: namespace.applied,
+                current,
+            })
             .await?;
-        deployed.report.applied.splice(0..0, namespace.applied);
         if let Outcome::Failed(standings) | Outcome::TimedOut(standings) = &deployed.outcome
             && standings
                 .iter()
@@ -204,6 +213,13 @@ async fn conclude(
     let events = deployer.events;
     let revision = deployed.record.revision;
     let (what, mut standings) = match deployed.outcome {
+        Outcome::Ready if !deployed.recorded => {
+            events.send(Event::Info(format!(
+                "release `{}` is up to date (revision {revision}) in namespace `{}`",
+                plan.release, plan.namespace,
+            )));
+            return Ok(Exit::Success);
+        }
         Outcome::Ready => {
             events.send(Event::Info(format!(
                 "release `{}` revision {revision} is ready in namespace `{}` ({})",
@@ -223,6 +239,13 @@ async fn conclude(
     let secrets: Vec<&str> = plan.secret.values.values().map(|v| v.expose()).collect();
     rollout::redact_logs(&mut standings, &secrets);
     let (message, mut hints) = messages::rollout_report(&what, &standings);
+    if !deployed.recorded {
+        // Nothing changed since the deployed revision: there is nothing to roll back.
+        hints.push(format!(
+            "nothing changed since revision {revision}, which is deployed but not healthy; `todo-deploy status` shows the pods"
+        ));
+        return Err(messages::failure(Exit::Failed, message, hints));
+    }
     let last_good = history
         .iter()
         .rev()
@@ -261,7 +284,13 @@ async fn conclude(
     }
     .next_after(std::slice::from_ref(&deployed.record));
     let rolled_back = deployer
-        .deploy(record, &objects, keep, revision::deployments(&objects))
+        .deploy(Revision {
+            record,
+            objects: &objects,
+            also_keep: keep,
+            applied_before: Vec::new(),
+            current: None,
+        })
         .await;
     let note = match rolled_back.map(|d| d.outcome) {
         Ok(Outcome::Ready) => {

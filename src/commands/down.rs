@@ -173,6 +173,12 @@ async fn remove(
         events.send(Event::Info(format!(
             "release history purged ({purged} revisions)"
         )));
+    } else {
+        for revision in release::uninstall(cluster, &plan.namespace, &plan.release, events).await? {
+            events.send(Event::Detail(format!(
+                "revision {revision} is marked uninstalled; `todo-deploy history` keeps it"
+            )));
+        }
     }
     Ok(deleted.len())
 }

@@ -1,76 +1,132 @@
-//! `todo-deploy history`: the release's revisions, oldest first.
+//! `todo-deploy history`: the release's revisions, oldest first, as a table or as JSON/YAML.
 
-use std::fmt::Write;
+use serde::Serialize;
 
 use crate::cli::{GlobalArgs, OutputFormat, StatusArgs};
 use crate::outcome::{Exit, Failure};
-use crate::release;
-use crate::ui::{Events, Printer};
+use crate::release::{self, ImageRecord, Record, RevisionStatus};
+use crate::ui::{Printer, Ui};
+
+/// One revision as `history` shows it; manifests stay out: `history` is about what happened
+/// when.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Row<'a> {
+    revision: u32,
+    status: RevisionStatus,
+    time: &'a str,
+    description: &'a str,
+    tool_version: &'a str,
+    config_digest: &'a str,
+    images: &'a [ImageRecord],
+}
+
+impl<'a> From<&'a Record> for Row<'a> {
+    fn from(r: &'a Record) -> Self {
+        Row {
+            revision: r.revision,
+            status: r.status,
+            time: &r.time,
+            description: &r.description,
+            tool_version: &r.tool_version,
+            config_digest: &r.config_digest,
+            images: &r.images,
+        }
+    }
+}
 
 pub async fn run(
     global: &GlobalArgs,
     args: &StatusArgs,
     printer: &Printer,
 ) -> Result<Exit, Failure> {
-    let events = Events::none();
-    let (plan, cluster) = super::plan_and_cluster(global, &events).await?;
-    let records = release::history(&cluster, &plan.namespace, &plan.release, &events).await?;
-    let text = match args.output {
-        OutputFormat::Json => {
-            // Manifests stay out of the listing: `history` is about what happened when.
-            let rows: Vec<serde_json::Value> = records
-                .iter()
-                .map(|r| {
-                    serde_json::json!({
-                        "revision": r.revision, "status": r.status.as_str(), "time": r.time,
-                        "description": r.description, "toolVersion": r.tool_version,
-                        "configDigest": r.config_digest,
-                        "images": r.images,
-                    })
-                })
-                .collect();
-            format!(
-                "{}\n",
-                serde_json::to_string_pretty(&rows).unwrap_or_default()
-            )
-        }
-        OutputFormat::Yaml => {
-            let rows: Vec<_> = records
-                .iter()
-                .map(|r| {
-                    (
-                        r.revision,
-                        r.status.as_str(),
-                        &r.time,
-                        &r.description,
-                        &r.images,
-                    )
-                })
-                .collect();
-            serde_saphyr::to_string(&rows).unwrap_or_default()
-        }
-        OutputFormat::Table if records.is_empty() => format!(
-            "release `{}` has no history in namespace `{}`\n",
-            plan.release, plan.namespace
-        ),
-        OutputFormat::Table => {
-            let mut out =
-                String::from("REVISION  UPDATED               STATUS       IMAGES  DESCRIPTION\n");
-            for r in &records {
-                let images: Vec<&str> = r.images.iter().map(|i| i.reference.as_str()).collect();
-                let _ = writeln!(
-                    out,
-                    "{:<8}  {:<20}  {:<11}  {}  {}",
-                    r.revision,
-                    r.time,
-                    r.status.as_str(),
-                    images.join(","),
-                    r.description
-                );
-            }
-            out
-        }
-    };
-    printer.data(&text);
+    let ui = Ui::start(printer);
+    let result = async {
+        let (plan, cluster) = super::plan_and_cluster(global, &ui.events).await?;
+        let records =
+            release::settled_history(&cluster, &plan.namespace, &plan.release, &ui.events).await?;
+        let rows: Vec<Row> = records.iter().map(Row::from).collect();
+        let text = match args.output {
+            OutputFormat::Json => super::to_json(&rows)?,
+            OutputFormat::Yaml => super::to_yaml(&rows)?,
+            OutputFormat::Table if rows.is_empty() => format!(
+                "release `{}` has no history in namespace `{}`\n",
+                plan.release, plan.namespace
+            ),
+            OutputFormat::Table => table(&rows),
+        };
+        Ok::<_, Failure>(text)
+    }
+    .await;
+    ui.finish().await;
+    printer.data(&result?);
     Ok(Exit::Success)
+}
+
+/// The rows as an aligned table: every column as wide as its widest cell.
+fn table(rows: &[Row]) -> String {
+    let header = ["REVISION", "UPDATED", "STATUS", "IMAGES", "DESCRIPTION"];
+    let mut cells: Vec<[String; 5]> = vec![header.map(str::to_owned)];
+    for r in rows {
+        let images: Vec<&str> = r.images.iter().map(|i| i.reference.as_str()).collect();
+        cells.push([
+            r.revision.to_string(),
+            r.time.to_owned(),
+            r.status.to_string(),
+            images.join(","),
+            r.description.to_owned(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|column| cells.iter().map(|row| row[column].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &cells {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_aligned_under_its_header() {
+        let images = [ImageRecord {
+            service: "backend".into(),
+            reference: "todo-backend:0123456789ab".into(),
+            id: None,
+        }];
+        let rows = [Row {
+            revision: 12,
+            status: RevisionStatus::Uninstalled,
+            time: "2026-12-02T09:00:00Z",
+            description: "Uninstall complete",
+            tool_version: "0.1.0",
+            config_digest: "d",
+            images: &images,
+        }];
+        let text = table(&rows);
+        let lines: Vec<&str> = text.lines().collect();
+        for column in ["UPDATED", "STATUS", "IMAGES", "DESCRIPTION"] {
+            let at = lines[0].find(column).expect("a header");
+            assert_eq!(
+                &lines[1][at - 2..at],
+                "  ",
+                "`{column}` starts a column\n{text}"
+            );
+            assert_ne!(
+                &lines[1][at..=at],
+                " ",
+                "`{column}` starts a column\n{text}"
+            );
+        }
+    }
 }

@@ -86,3 +86,15 @@ pub(crate) async fn plan_and_cluster(
     let cluster = crate::cluster::connect(&plan.cluster, events).await?;
     Ok((plan, cluster))
 }
+
+/// `value` as pretty JSON with a final newline, for `-o json`.
+pub(crate) fn to_json(value: &impl serde::Serialize) -> Result<String, Failure> {
+    serde_json::to_string_pretty(value)
+        .map(|json| json + "\n")
+        .map_err(|error| Failure::new(Exit::Failed, error, None))
+}
+
+/// `value` as YAML, for `-o yaml`.
+pub(crate) fn to_yaml(value: &impl serde::Serialize) -> Result<String, Failure> {
+    serde_saphyr::to_string(value).map_err(|error| Failure::new(Exit::Failed, error, None))
+}

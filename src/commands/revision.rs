@@ -1,7 +1,8 @@
 //! Deploying one revision, the same way for `up`, `upgrade`, `rollback` and the automatic
-//! rollback of a failed upgrade: record it as pending, apply its objects, prune what it does not
-//! have, wait for the rollout, and record how it ended (the previous deployed revision becomes
-//! superseded; the history is trimmed to `historyMax`).
+//! rollback of a failed upgrade: apply its objects, record it as pending (unless nothing changed
+//! since the deployed revision), wait for the rollout, prune what it does not have, and record how
+//! it ended (the previous deployed revision becomes superseded; the history is trimmed to
+//! `historyMax`).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -31,20 +32,35 @@ pub struct Deployed {
     pub record: Record,
     pub report: ApplyReport,
     pub outcome: Outcome,
+    /// Whether the revision was recorded: a run that changed nothing records nothing.
+    pub recorded: bool,
+}
+
+/// What one deploy applies and how it is recorded.
+pub struct Revision<'a> {
+    /// The new revision (its number past the newest in the history).
+    pub record: Record,
+    pub objects: &'a [Object],
+    /// Kept from pruning besides `objects` (the live Secret during a rollback).
+    pub also_keep: Option<(String, String)>,
+    /// Applied before the lock was taken (the Namespace): part of this revision's report.
+    pub applied_before: Vec<apply::Applied>,
+    /// The revision deployed now, if it may stand for this one: when nothing is created,
+    /// configured or pruned and the images are its images, nothing new is recorded.
+    pub current: Option<&'a Record>,
 }
 
 impl Deployer<'_> {
-    /// Deploys `record` (whose `revision` is new) by applying `objects` and keeping `also_keep`
-    /// from pruning (the live Secret during a rollback).
-    pub async fn deploy(
-        &self,
-        mut record: Record,
-        objects: &[Object],
-        also_keep: Option<(String, String)>,
-        deployments: Vec<String>,
-    ) -> Result<Deployed, Failure> {
-        record.status = RevisionStatus::Pending;
-        release::create(self.cluster, self.namespace, &record, self.events).await?;
+    /// Deploys a revision: apply, record it (unless nothing changed), wait, prune what it no
+    /// longer has, and record how it ended.
+    pub async fn deploy(&self, revision: Revision<'_>) -> Result<Deployed, Failure> {
+        let Revision {
+            mut record,
+            objects,
+            also_keep,
+            applied_before,
+            current,
+        } = revision;
         let options = ApplyOptions {
             dry_run: false,
             force_conflicts: self.force_conflicts,
@@ -53,54 +69,33 @@ impl Deployer<'_> {
             apply::apply(self.cluster, self.namespace, objects, options, self.events).await;
         let mut report = match applied {
             Ok(report) => report,
-            Err(error) => {
-                record.status = RevisionStatus::Failed;
-                record.description = format!("{}: apply failed: {error}", record.description);
-                let _ = release::update(self.cluster, self.namespace, &record, self.events).await;
-                let _ = self.trim().await;
-                let hint = error.hint();
-                return Err(Failure::new(Exit::Failed, error, hint));
-            }
+            Err(error) => return Err(self.apply_failed(record, error).await),
         };
+        report.applied.splice(0..0, applied_before);
+        let same = current.filter(|c| !report.changed() && c.images == record.images);
+        if same.is_none() {
+            record.status = RevisionStatus::Pending;
+            release::create(self.cluster, self.namespace, &record, self.events).await?;
+        }
         let target = rollout::Target {
             namespace: self.namespace.to_owned(),
             release: self.release.to_owned(),
-            deployments,
+            deployments: deployments(objects),
             timeout: self.timeout,
         };
         let outcome = rollout::wait(self.cluster, &target, super::interrupted(), self.events).await;
-        record.status = match &outcome {
-            Outcome::Ready => RevisionStatus::Deployed,
-            Outcome::Failed(_) | Outcome::TimedOut(_) => RevisionStatus::Failed,
-            Outcome::Interrupted(_) => RevisionStatus::Pending,
-        };
-        record.description = match &outcome {
-            Outcome::Ready => record.description,
-            Outcome::Failed(_) => format!("{}: the rollout failed", record.description),
-            Outcome::TimedOut(_) => format!("{}: the rollout timed out", record.description),
-            Outcome::Interrupted(_) => format!(
-                "{}: interrupted while waiting for the rollout",
-                record.description
-            ),
-        };
+        if let Some(current) = same {
+            return self
+                .unchanged(current, record, report, outcome, objects)
+                .await;
+        }
+        record.status = status_after(&outcome);
+        record.description = describe(&record.description, &outcome);
         // The record first: whatever fails after it, the history says what is deployed.
         release::update(self.cluster, self.namespace, &record, self.events).await?;
         if outcome == Outcome::Ready {
             // Only a revision that rolled out may take away what the previous one had.
-            let mut keep: BTreeSet<(String, String)> = objects
-                .iter()
-                .map(|o| (o.kind.clone(), o.name.clone()))
-                .collect();
-            keep.extend(also_keep);
-            report.pruned = apply::prune(
-                self.cluster,
-                self.namespace,
-                self.release,
-                &keep,
-                false,
-                self.events,
-            )
-            .await?;
+            report.pruned = self.prune(objects, also_keep).await?;
             self.supersede(record.revision).await?;
         }
         self.trim().await?;
@@ -108,7 +103,70 @@ impl Deployer<'_> {
             record,
             report,
             outcome,
+            recorded: true,
         })
+    }
+
+    /// Nothing was applied differently from `current`: record nothing, unless pruning after a
+    /// good rollout takes something away (then this is a new deployed revision after all).
+    async fn unchanged(
+        &self,
+        current: &Record,
+        mut record: Record,
+        mut report: ApplyReport,
+        outcome: Outcome,
+        objects: &[Object],
+    ) -> Result<Deployed, Failure> {
+        let mut recorded = false;
+        if outcome == Outcome::Ready {
+            report.pruned = self.prune(objects, None).await?;
+            if !report.pruned.is_empty() {
+                record.status = RevisionStatus::Deployed;
+                release::create(self.cluster, self.namespace, &record, self.events).await?;
+                self.supersede(record.revision).await?;
+                self.trim().await?;
+                recorded = true;
+            }
+        }
+        Ok(Deployed {
+            record: if recorded { record } else { current.clone() },
+            report,
+            outcome,
+            recorded,
+        })
+    }
+
+    /// Records a revision whose apply the server refused, and the failure to report.
+    async fn apply_failed(&self, mut record: Record, error: apply::ApplyError) -> Failure {
+        record.status = RevisionStatus::Failed;
+        record.description = format!("{}: apply failed: {error}", record.description);
+        let _ = release::create(self.cluster, self.namespace, &record, self.events).await;
+        let _ = self.trim().await;
+        let hint = error.hint();
+        Failure::new(Exit::Failed, error, hint)
+    }
+
+    /// Deletes what the release has and `objects` (and `also_keep`) do not.
+    async fn prune(
+        &self,
+        objects: &[Object],
+        also_keep: Option<(String, String)>,
+    ) -> Result<Vec<apply::Pruned>, Failure> {
+        let mut keep: BTreeSet<(String, String)> = objects
+            .iter()
+            .map(|o| (o.kind.clone(), o.name.clone()))
+            .collect();
+        keep.extend(also_keep);
+        let pruned = apply::prune(
+            self.cluster,
+            self.namespace,
+            self.release,
+            &keep,
+            false,
+            self.events,
+        )
+        .await?;
+        Ok(pruned)
     }
 
     /// Marks every other deployed revision superseded.
@@ -175,6 +233,27 @@ pub fn recorded_objects(
         }
     }
     (objects, secret)
+}
+
+/// How a revision's rollout ending leaves its status.
+fn status_after(outcome: &Outcome) -> RevisionStatus {
+    match outcome {
+        Outcome::Ready => RevisionStatus::Deployed,
+        Outcome::Failed(_) | Outcome::TimedOut(_) => RevisionStatus::Failed,
+        Outcome::Interrupted(_) => RevisionStatus::Interrupted,
+    }
+}
+
+/// A revision's description once its rollout ended.
+fn describe(description: &str, outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Ready => description.to_owned(),
+        Outcome::Failed(_) => format!("{description}: the rollout failed"),
+        Outcome::TimedOut(_) => format!("{description}: the rollout timed out"),
+        Outcome::Interrupted(_) => {
+            format!("{description}: interrupted while waiting for the rollout")
+        }
+    }
 }
 
 /// The Deployments among `objects`: what a rollout waits for.

@@ -15,7 +15,7 @@ use crate::settings::{self, CommandFlags, Purpose};
 use crate::ui::{Event, Events, Printer, Ui};
 
 use super::messages;
-use super::revision::{self, Deployer};
+use super::revision::{self, Deployer, Revision};
 
 pub async fn run(
     global: &GlobalArgs,
@@ -57,6 +57,7 @@ async fn roll_back(
     events: &Events,
 ) -> Result<Exit, Failure> {
     let history = release::history(cluster, &plan.namespace, &plan.release, events).await?;
+    let history = release::abandon_pending(cluster, &plan.namespace, history, events).await?;
     let target = choose(&history, args.revision)?;
     let (objects, secret) = revision::recorded_objects(target, events);
     let live = live_secret(cluster, &plan.namespace, target).await;
@@ -92,7 +93,13 @@ async fn roll_back(
     };
     let next = record.revision;
     let deployed = deployer
-        .deploy(record, &objects, secret, revision::deployments(&objects))
+        .deploy(Revision {
+            record,
+            objects: &objects,
+            also_keep: secret,
+            applied_before: Vec::new(),
+            current: None,
+        })
         .await?;
     match deployed.outcome {
         Outcome::Ready => {
@@ -141,6 +148,16 @@ fn choose(history: &[Record], wanted: Option<u32>) -> Result<&Record, Failure> {
     let Some(latest) = history.last() else {
         return Err(no_history());
     };
+    if latest.status == RevisionStatus::Uninstalled && wanted.is_none() {
+        return Err(Failure::message(
+            Exit::Failed,
+            format!(
+                "release `{}` was uninstalled (revision {}); there is nothing to roll back",
+                latest.release, latest.revision
+            ),
+            Some("`todo-deploy up` installs it again".to_owned()),
+        ));
+    }
     let found = match wanted {
         Some(revision) => history.iter().find(|r| r.revision == revision),
         None => history.iter().rev().find(|r| {

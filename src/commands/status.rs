@@ -4,32 +4,33 @@
 use crate::cli::{GlobalArgs, OutputFormat, StatusArgs};
 use crate::outcome::{Exit, Failure};
 use crate::status::{self, Health};
-use crate::ui::{Events, Printer};
+use crate::ui::{Printer, Ui};
 
 pub async fn run(
     global: &GlobalArgs,
     args: &StatusArgs,
     printer: &Printer,
 ) -> Result<Exit, Failure> {
-    let events = Events::none();
-    let (plan, cluster) = super::plan_and_cluster(global, &events).await?;
-    let report = status::gather(&cluster, &plan.namespace, &plan.release, &events)
-        .await
-        .map_err(|error| {
-            Failure::new(
-                Exit::Failed,
-                error,
-                Some("check that you may read the namespace (`kubectl auth can-i list pods -n NAMESPACE`)".to_owned()),
-            )
-        })?;
+    let ui = Ui::start(printer);
+    let result = async {
+        let (plan, cluster) = super::plan_and_cluster(global, &ui.events).await?;
+        status::gather(&cluster, &plan.namespace, &plan.release, &ui.events)
+            .await
+            .map_err(|error| {
+                Failure::new(
+                    Exit::Failed,
+                    error,
+                    Some("check that you may read the namespace (`kubectl auth can-i list pods -n NAMESPACE`)".to_owned()),
+                )
+            })
+    }
+    .await;
+    ui.finish().await;
+    let report = result?;
     let text = match args.output {
         OutputFormat::Table => status::to_table(&report),
-        OutputFormat::Json => {
-            let mut json = serde_json::to_string_pretty(&report).unwrap_or_default();
-            json.push('\n');
-            json
-        }
-        OutputFormat::Yaml => serde_saphyr::to_string(&report).unwrap_or_default(),
+        OutputFormat::Json => super::to_json(&report)?,
+        OutputFormat::Yaml => super::to_yaml(&report)?,
     };
     printer.data(&text);
     Ok(match report.health {

@@ -145,6 +145,29 @@ pub async fn check(
     }
 }
 
+/// The run that holds the release's lock now (`user@host pid N`), if one does.
+pub async fn holder(
+    cluster: &Cluster,
+    namespace: &str,
+    release: &str,
+    events: &Events,
+) -> Result<Option<String>, LockError> {
+    let api: Api<Lease> = Api::namespaced(cluster.client.clone(), namespace);
+    let name = lease_name(release);
+    match cluster::retrying(events, "read the release lock", || api.get_opt(&name)).await {
+        Ok(Some(lease)) if is_live(&lease, jiff::Timestamp::now()) => {
+            Ok(lease.spec.and_then(|s| s.holder_identity))
+        }
+        Ok(_) => Ok(None),
+        Err(error) if cluster::status_code(&error) == Some(404) => Ok(None),
+        Err(source) => Err(LockError::Api {
+            action: "read",
+            name,
+            source,
+        }),
+    }
+}
+
 /// Takes the release's lock (the namespace must exist) and keeps renewing it.
 pub async fn acquire(
     cluster: &Cluster,

@@ -16,7 +16,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 
-pub use record::{ImageRecord, Record, RevisionStatus, digest_of, redact_manifests};
+pub use record::{ABANDONED, ImageRecord, Record, RevisionStatus, digest_of, redact_manifests};
 
 use crate::cluster::{self, Cluster};
 use crate::ui::{Event, Events};
@@ -93,6 +93,29 @@ pub async fn history(
     }
     records.sort_by_key(|r| r.revision);
     Ok(records)
+}
+
+/// The history as a reader should see it: pending revisions that no live run owns (nobody
+/// holds the lock) are shown as the failures they are.
+pub async fn settled_history(
+    cluster: &Cluster,
+    namespace: &str,
+    release: &str,
+    events: &Events,
+) -> Result<Vec<Record>, ReleaseError> {
+    let records = history(cluster, namespace, release, events).await?;
+    if !records.iter().any(|r| r.status == RevisionStatus::Pending) {
+        return Ok(records);
+    }
+    // A lock that cannot be read is taken as held: better "pending" than a false "failed".
+    let held = !matches!(
+        lock::holder(cluster, namespace, release, events).await,
+        Ok(None)
+    );
+    Ok(match held {
+        true => records,
+        false => records.into_iter().map(Record::abandoned).collect(),
+    })
 }
 
 /// Stores a new revision (create: two writers of the same revision cannot both succeed). A
@@ -181,6 +204,53 @@ pub async fn trim(
         }
     }
     Ok(())
+}
+
+/// Marks every pending revision failed (abandoned): called by a run that holds the lock, so no
+/// other run can be deploying them. Returns the history as it is now.
+pub async fn abandon_pending(
+    cluster: &Cluster,
+    namespace: &str,
+    history: Vec<Record>,
+    events: &Events,
+) -> Result<Vec<Record>, ReleaseError> {
+    let mut settled = Vec::with_capacity(history.len());
+    for record in history {
+        if record.status == RevisionStatus::Pending {
+            let record = record.abandoned();
+            events.send(Event::Warning(format!(
+                "revision {} was left pending by a run that stopped; it is marked failed",
+                record.revision
+            )));
+            update(cluster, namespace, &record, events).await?;
+            settled.push(record);
+        } else {
+            settled.push(record);
+        }
+    }
+    Ok(settled)
+}
+
+/// Marks the deployed revision uninstalled (`down` that keeps the history), and any pending one
+/// abandoned. Returns the revisions marked uninstalled.
+pub async fn uninstall(
+    cluster: &Cluster,
+    namespace: &str,
+    release: &str,
+    events: &Events,
+) -> Result<Vec<u32>, ReleaseError> {
+    let history = history(cluster, namespace, release, events).await?;
+    let history = abandon_pending(cluster, namespace, history, events).await?;
+    let mut marked = Vec::new();
+    for mut record in history {
+        if record.status == RevisionStatus::Deployed {
+            record.status = RevisionStatus::Uninstalled;
+            record.description = "Uninstall complete".to_owned();
+            update(cluster, namespace, &record, events).await?;
+            marked.push(record.revision);
+        }
+    }
+    Ok(marked)
 }
 
 /// Deletes every record of `release` (`down --purge`).

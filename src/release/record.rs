@@ -43,14 +43,19 @@ impl Record {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RevisionStatus {
-    /// Being deployed now (or the run that deployed it was killed).
+    /// Being deployed now by the run that holds the release lock.
     Pending,
     Deployed,
+    /// Its apply or rollout failed, or the run deploying it stopped (`abandoned`).
     Failed,
     /// A later revision replaced it.
     Superseded,
     /// A failed revision that an automatic rollback replaced.
     RolledBack,
+    /// Ctrl-C stopped the wait for its rollout; the cluster was left as applied.
+    Interrupted,
+    /// `down` removed it; the history was kept.
+    Uninstalled,
 }
 
 impl RevisionStatus {
@@ -61,7 +66,30 @@ impl RevisionStatus {
             RevisionStatus::Failed => "failed",
             RevisionStatus::Superseded => "superseded",
             RevisionStatus::RolledBack => "rolled-back",
+            RevisionStatus::Interrupted => "interrupted",
+            RevisionStatus::Uninstalled => "uninstalled",
         }
+    }
+}
+
+impl std::fmt::Display for RevisionStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a pending revision is called once nobody deploys it any more.
+pub const ABANDONED: &str = "abandoned: the run holding the lock stopped";
+
+impl Record {
+    /// A pending revision whose run is gone is a failed one: `history` and `status` must never
+    /// show a pending revision that no live run owns.
+    pub fn abandoned(mut self) -> Record {
+        if self.status == RevisionStatus::Pending {
+            self.status = RevisionStatus::Failed;
+            self.description = format!("{} ({ABANDONED})", self.description);
+        }
+        self
     }
 }
 

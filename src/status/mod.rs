@@ -13,7 +13,7 @@ use serde::Serialize;
 pub use table::to_table;
 
 use crate::cluster::{self, Cluster};
-use crate::release::{self, Record};
+use crate::release::{self, Record, RevisionStatus};
 use crate::render::labels;
 use crate::rollout::{RolloutState, conditions, diagnosis};
 use crate::ui::Events;
@@ -47,7 +47,7 @@ pub struct StatusReport {
 #[serde(rename_all = "camelCase")]
 pub struct RevisionInfo {
     pub number: u32,
-    pub status: String,
+    pub status: RevisionStatus,
     pub time: String,
     pub description: String,
     pub images: Vec<String>,
@@ -134,7 +134,7 @@ pub async fn gather(
     release_name: &str,
     events: &Events,
 ) -> Result<StatusReport, StatusError> {
-    let history = release::history(cluster, namespace, release_name, events).await?;
+    let history = release::settled_history(cluster, namespace, release_name, events).await?;
     let api_error = |source| StatusError::Api {
         namespace: namespace.to_owned(),
         source,
@@ -341,18 +341,23 @@ fn report(
 
     let revision = latest.map(|r| RevisionInfo {
         number: r.revision,
-        status: r.status.as_str().to_owned(),
+        status: r.status,
         time: r.time.clone(),
         description: r.description.clone(),
         images: r.images.iter().map(|i| i.reference.clone()).collect(),
     });
-    let health = if revision.is_none() && deployment_infos.is_empty() {
+    let uninstalled = revision
+        .as_ref()
+        .is_none_or(|r| r.status == RevisionStatus::Uninstalled);
+    let health = if uninstalled && deployment_infos.is_empty() {
         Health::NotDeployed
     } else if !deployment_infos.is_empty()
         && deployment_infos
             .iter()
             .all(|d| d.rollout == "complete" && d.available >= d.desired)
-        && revision.as_ref().is_none_or(|r| r.status == "deployed")
+        && revision
+            .as_ref()
+            .is_none_or(|r| r.status == RevisionStatus::Deployed)
     {
         Health::Healthy
     } else {

@@ -18,6 +18,13 @@ pub fn to_table(report: &StatusReport) -> String {
         report.release, report.namespace
     );
     if report.health == Health::NotDeployed {
+        if let Some(r) = &report.revision {
+            let _ = writeln!(
+                out,
+                "revision {} {} at {}: {}",
+                r.number, r.status, r.time, r.description
+            );
+        }
         let _ = writeln!(out, "nothing is deployed; `todo-deploy up` installs it");
         return out;
     }

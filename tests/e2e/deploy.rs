@@ -140,14 +140,20 @@ async fn first_up_then_up_again_with_nothing_changed() {
     let again = env.run(&["up"]).await;
     let elapsed = started.elapsed();
     again.expect_code(0);
+    // Nothing changed: nothing is configured, and no revision is recorded (item 5 of the
+    // real-cluster findings: four no-change runs made four identical revisions).
     assert!(
         again
             .stderr
-            .contains("0 created, 0 configured, 8 unchanged"),
+            .contains("release `todo` is up to date (revision 1)"),
         "{}",
         again.stderr
     );
     assert!(!again.stderr.contains("configured\n"), "{}", again.stderr);
+    let history = env.run(&["history", "-o", "json"]).await;
+    history.expect_code(0);
+    let revisions: serde_json::Value = serde_json::from_str(&history.stdout).unwrap();
+    assert_eq!(revisions.as_array().unwrap().len(), 1, "{}", history.stdout);
     assert_eq!(
         env.deployment("backend").await.unwrap().metadata.generation,
         generation
