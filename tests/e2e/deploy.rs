@@ -465,11 +465,13 @@ async fn ctrl_c_while_waiting_leaves_the_cluster_as_applied() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    env.eventually("pods to exist", Duration::from_secs(30), || async {
-        !env.pods().await.is_empty()
+    // The revision is recorded right before the wait starts: interrupt the wait.
+    env.eventually("the pending revision", Duration::from_secs(30), || async {
+        env.get_json("/api/v1/namespaces/{ns}/secrets/todo-deploy.todo.v1")
+            .await
+            .is_some()
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let pid = child.id().expect("running").to_string();
     std::process::Command::new("kill")
         .args(["-INT", &pid])
@@ -487,6 +489,11 @@ async fn ctrl_c_while_waiting_leaves_the_cluster_as_applied() {
         "{stderr}"
     );
     assert!(env.deployment("backend").await.is_some());
+    // Real-cluster finding 9: the interrupted run's revision is not left pending.
+    let history = env.run(&["history", "-o", "json"]).await;
+    history.expect_code(0);
+    let history: serde_json::Value = serde_json::from_str(&history.stdout).unwrap();
+    assert_eq!(history[0]["status"], "interrupted", "{history}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -506,3 +506,121 @@ async fn crash_logs_never_show_a_secret_value() {
     );
     assert!(!run.stderr.contains(SECRETS[0].1), "{}", run.stderr);
 }
+
+/// Real-cluster finding 3: after `down` (history kept) the last revision is `uninstalled`,
+/// `status` says nothing is deployed (exit 4) and names it, and `up` installs a new revision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_marks_the_revision_uninstalled_and_up_installs_again() {
+    let env = Env::start("uninstalled").await;
+    env.provide(App::Healthy, &[]).await;
+    env.run(&["up"]).await.expect_code(0);
+    env.run(&["down"]).await.expect_code(0);
+    let status = env.run(&["status"]).await;
+    status.expect_code(4);
+    assert!(
+        status.stdout.contains("revision 1 uninstalled at "),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status.stdout.contains("nothing is deployed"),
+        "{}",
+        status.stdout
+    );
+    let json = env.run(&["status", "-o", "json"]).await;
+    json.expect_code(4);
+    let report: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(report["health"], "not-deployed");
+    assert_eq!(report["revision"]["status"], "uninstalled");
+    assert_eq!(
+        statuses(&history(&env).await),
+        [(1, "uninstalled".to_owned())]
+    );
+
+    env.run(&["up"]).await.expect_code(0);
+    let after = history(&env).await;
+    assert_eq!(
+        statuses(&after),
+        [(1, "uninstalled".to_owned()), (2, "deployed".to_owned())]
+    );
+    assert_eq!(after[1]["description"], "Install", "{after:?}");
+    env.run(&["status"]).await.expect_code(0);
+}
+
+/// Sets the release lock's renewal an hour back, as if its holder had died long ago.
+async fn expire_lock(env: &Env) {
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), &env.namespace);
+    let mut lease = leases.get("todo-deploy.todo").await.expect("the lock");
+    let an_hour_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(3600);
+    let spec = lease.spec.get_or_insert_default();
+    spec.renew_time = Some(MicroTime(an_hour_ago));
+    spec.acquire_time = Some(MicroTime(an_hour_ago));
+    leases
+        .replace("todo-deploy.todo", &PostParams::default(), &lease)
+        .await
+        .expect("expire the lock");
+}
+
+/// Real-cluster finding 9: a killed run leaves its revision pending; once its lock has expired
+/// nobody owns it: `history` shows it failed (abandoned), and the next run marks it so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_runs_pending_revision_is_abandoned() {
+    let env = Env::start("abandoned").await;
+    env.provide(App::Healthy, &[]).await;
+    env.run(&["up"]).await.expect_code(0);
+    env.provide(App::Slow, &["--tag", "slow"]).await;
+    let mut args = vec!["upgrade", "--tag", "slow"];
+    args.extend(PATIENT_PROBES.iter().flat_map(|set| ["--set", *set]));
+    let mut killed = env
+        .command(&args)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    env.eventually("revision 2 pending", Duration::from_secs(60), || async {
+        env.get_json("/api/v1/namespaces/{ns}/secrets/todo-deploy.todo.v2")
+            .await
+            .is_some()
+    })
+    .await;
+    killed.kill().await.expect("SIGKILL");
+    killed.wait().await.unwrap();
+    // Its lock is still live: a run may still own the revision.
+    assert_eq!(statuses(&history(&env).await)[1], (2, "pending".to_owned()));
+    expire_lock(&env).await;
+    let shown = history(&env).await;
+    assert_eq!(statuses(&shown)[1], (2, "failed".to_owned()));
+    assert!(
+        shown[1]["description"]
+            .as_str()
+            .unwrap()
+            .contains("abandoned: the run holding the lock stopped"),
+        "{shown:?}"
+    );
+
+    env.provide(App::Healthy, &[]).await;
+    let next = env.run(&["up"]).await;
+    next.expect_code(0);
+    assert!(
+        next.stderr
+            .contains("revision 2 was left pending by a run that stopped; it is marked failed"),
+        "{}",
+        next.stderr
+    );
+    let stored = statuses(&history(&env).await);
+    assert_eq!(
+        stored,
+        [
+            (1, "superseded".to_owned()),
+            (2, "failed".to_owned()),
+            (3, "deployed".to_owned())
+        ]
+    );
+}
+
+/// Probe settings under which a `Slow` app neither fails nor gets restarted while a test waits.
+const PATIENT_PROBES: [&str; 4] = [
+    "services.backend.probes.readiness.failureThreshold=1000",
+    "services.frontend.probes.readiness.failureThreshold=1000",
+    "services.backend.probes.liveness.initialDelaySeconds=600",
+    "services.frontend.probes.liveness.initialDelaySeconds=600",
+];
