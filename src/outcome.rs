@@ -69,7 +69,12 @@ impl From<crate::settings::SettingsError> for Failure {
 impl From<crate::cluster::ClusterError> for Failure {
     fn from(error: crate::cluster::ClusterError) -> Self {
         let hint = error.hint();
-        Failure::new(Exit::Failed, error, Some(hint))
+        // A context that is not in the kubeconfig is a usage error, like a bad flag.
+        let exit = match error {
+            crate::cluster::ClusterError::UnknownContext { .. } => Exit::Usage,
+            _ => Exit::Failed,
+        };
+        Failure::new(exit, error, Some(hint))
     }
 }
 

@@ -285,3 +285,33 @@ fn inspecting_commands_need_no_build_sources() {
     up.expect_code(USAGE);
     assert!(up.stderr.contains("is not a directory"), "{}", up.stderr);
 }
+
+/// Real-cluster finding 12: `--context nope` is a usage error (2), naming the contexts there are.
+#[test]
+fn a_context_the_kubeconfig_lacks_is_a_usage_error() {
+    let project = Project::new();
+    project.write(
+        "kubeconfig",
+        "apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: 'http://127.0.0.1:9'}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: minikube, context: {cluster: c, user: u}}]
+current-context: minikube
+",
+    );
+    for command in ["status", "history", "down"] {
+        let run = project.run(&[command, "--kubeconfig", "kubeconfig", "--context", "nope"]);
+        run.expect_code(USAGE);
+        assert!(
+            run.stderr.contains("the kubeconfig has no context `nope`"),
+            "{command}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("`minikube`"),
+            "{command}: {}",
+            run.stderr
+        );
+    }
+}
