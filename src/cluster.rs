@@ -187,6 +187,15 @@ fn retry_delay(error: &kube::Error) -> Option<Option<Duration>> {
     }
 }
 
+/// Whether an error means the API server could not be reached at all (refused, reset, timed
+/// out), as opposed to an answer it gave.
+pub fn is_unreachable(error: &kube::Error) -> bool {
+    matches!(
+        error,
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_)
+    )
+}
+
 /// A one-line description of an API error, for messages.
 pub fn short(error: &kube::Error) -> String {
     match error {

@@ -230,6 +230,14 @@ async fn conclude(
             return Ok(Exit::Success);
         }
         Outcome::Interrupted(standings) => return Err(messages::interrupted_failure(&standings)),
+        Outcome::Unreachable { since, standings } => {
+            return Err(messages::unreachable_failure(
+                &deployer.cluster.server,
+                since,
+                &standings,
+                deployed.recorded.then_some(revision),
+            ));
+        }
         Outcome::Failed(standings) => ("failed".to_owned(), standings),
         Outcome::TimedOut(standings) => (
             format!("did not finish within {}s", plan.timeout.as_secs()),
@@ -305,6 +313,14 @@ async fn conclude(
         }
         Ok(Outcome::Interrupted(standings)) => {
             return Err(messages::interrupted_failure(&standings));
+        }
+        Ok(Outcome::Unreachable { since, standings }) => {
+            return Err(messages::unreachable_failure(
+                &deployer.cluster.server,
+                since,
+                &standings,
+                Some(revision + 1),
+            ));
         }
         Ok(_) => {
             hints.push(

@@ -114,7 +114,8 @@ pub fn rollout_report(what: &str, standings: &[Standing]) -> (String, Vec<String
     (format!("the rollout {what}:\n{}", lines.join("\n")), hints)
 }
 
-pub fn interrupted_failure(standings: &[Standing]) -> Failure {
+/// Where each Deployment stands, a line each: `` `backend`: 1/2 updated, 0/2 available ``.
+fn standing_lines(standings: &[Standing]) -> String {
     let lines: Vec<String> = standings
         .iter()
         .map(|s| {
@@ -133,12 +134,35 @@ pub fn interrupted_failure(standings: &[Standing]) -> Failure {
             )
         })
         .collect();
+    lines.join("\n")
+}
+
+pub fn interrupted_failure(standings: &[Standing]) -> Failure {
     Failure::message(
         Exit::Interrupted,
         format!(
             "interrupted while waiting; the cluster is left as applied:\n{}",
-            lines.join("\n")
+            standing_lines(standings)
         ),
         Some("`todo-deploy status` shows where it stands; `todo-deploy up` continues".to_owned()),
+    )
+}
+
+/// The API server went away during the wait and did not come back before the timeout.
+/// `revision` is the revision left pending, if this run recorded one.
+pub fn unreachable_failure(
+    server: &str,
+    since: jiff::Timestamp,
+    standings: &[Standing],
+    revision: Option<u32>,
+) -> Failure {
+    let pending = revision.map_or(String::new(), |r| format!("\nrevision {r} is left pending"));
+    Failure::message(
+        Exit::Failed,
+        format!(
+            "the API server at `{server}` has been unreachable since {since}; the rollout as last seen:\n{}{pending}",
+            standing_lines(standings)
+        ),
+        Some("when it answers again, `todo-deploy status` shows where the release stands and `todo-deploy up` finishes the change".to_owned()),
     )
 }

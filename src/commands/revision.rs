@@ -84,6 +84,16 @@ impl Deployer<'_> {
             timeout: self.timeout,
         };
         let outcome = rollout::wait(self.cluster, &target, super::interrupted(), self.events).await;
+        if let Outcome::Unreachable { .. } = outcome {
+            // Nothing can be written: the revision stays pending, and the next run that takes
+            // the lock marks it abandoned.
+            return Ok(Deployed {
+                record: same.cloned().unwrap_or(record),
+                report,
+                outcome,
+                recorded: same.is_none(),
+            });
+        }
         if let Some(current) = same {
             return self
                 .unchanged(current, record, report, outcome, objects)
@@ -241,6 +251,7 @@ fn status_after(outcome: &Outcome) -> RevisionStatus {
         Outcome::Ready => RevisionStatus::Deployed,
         Outcome::Failed(_) | Outcome::TimedOut(_) => RevisionStatus::Failed,
         Outcome::Interrupted(_) => RevisionStatus::Interrupted,
+        Outcome::Unreachable { .. } => RevisionStatus::Pending,
     }
 }
 
@@ -253,6 +264,7 @@ fn describe(description: &str, outcome: &Outcome) -> String {
         Outcome::Interrupted(_) => {
             format!("{description}: interrupted while waiting for the rollout")
         }
+        Outcome::Unreachable { .. } => description.to_owned(),
     }
 }
 

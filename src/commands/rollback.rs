@@ -110,6 +110,12 @@ async fn roll_back(
             Ok(Exit::Success)
         }
         Outcome::Interrupted(standings) => Err(messages::interrupted_failure(&standings)),
+        Outcome::Unreachable { since, standings } => Err(messages::unreachable_failure(
+            &cluster.server,
+            since,
+            &standings,
+            Some(next),
+        )),
         Outcome::Failed(mut standings) | Outcome::TimedOut(mut standings) => {
             let values: Vec<String> = live
                 .iter()

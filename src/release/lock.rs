@@ -276,6 +276,7 @@ async fn renew(
     events: Events,
 ) {
     let mut last_renewal = tokio::time::Instant::now();
+    let mut warned = false;
     loop {
         tokio::time::sleep(RENEW_EVERY).await;
         let renewed = async {
@@ -293,6 +294,7 @@ async fn renew(
         match renewed {
             Ok(Some(version)) => {
                 last_renewal = tokio::time::Instant::now();
+                warned = false;
                 if let Ok(mut held) = held.lock() {
                     held.resource_version = version;
                 }
@@ -306,7 +308,13 @@ async fn renew(
                 ));
                 return;
             }
-            Err(error) if last_renewal.elapsed() > Duration::from_secs(LEASE_SECONDS as u64) => {
+            // Said once: an unreachable server is reported by the wait, once each way.
+            Err(error)
+                if !warned
+                    && !cluster::is_unreachable(&error)
+                    && last_renewal.elapsed() > Duration::from_secs(LEASE_SECONDS as u64) =>
+            {
+                warned = true;
                 events.send(Event::Warning(format!(
                     "the release lock could not be renewed for {LEASE_SECONDS}s and may have expired: {}",
                     cluster::short(&error)
@@ -317,6 +325,13 @@ async fn renew(
                 cluster::short(&error)
             ))),
         }
+    }
+}
+
+impl Drop for Lock {
+    /// Stops renewing: a lock dropped without [`Lock::release`] expires on its own.
+    fn drop(&mut self) {
+        self.renewer.abort();
     }
 }
 

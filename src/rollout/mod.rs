@@ -7,6 +7,7 @@
 pub mod conditions;
 pub mod diagnosis;
 mod events;
+mod link;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -25,6 +26,7 @@ use tokio::time::Instant;
 pub use conditions::{Counts, RolloutState};
 pub use diagnosis::Problem;
 pub use events::RolloutEvent;
+use link::{Link, WatchFault};
 
 use crate::cluster::{self, Cluster};
 use crate::render::labels;
@@ -55,6 +57,12 @@ pub enum Outcome {
     Failed(Vec<Standing>),
     TimedOut(Vec<Standing>),
     Interrupted(Vec<Standing>),
+    /// The API server could not be reached when the timeout passed; the standings are the
+    /// last seen.
+    Unreachable {
+        since: jiff::Timestamp,
+        standings: Vec<Standing>,
+    },
 }
 
 /// Lines of the previous container's log shown for a crash loop.
@@ -68,7 +76,7 @@ struct Stores {
 }
 
 /// Waits until the target's Deployments are rolled out, one fails, the timeout passes or
-/// `cancel` completes.
+/// `cancel` completes. A server that cannot be reached is waited for until the timeout.
 pub async fn wait(
     cluster: &Cluster,
     target: &Target,
@@ -76,7 +84,7 @@ pub async fn wait(
     events: &Events,
 ) -> Outcome {
     let started = Instant::now();
-    let deadline = started + target.timeout;
+    let deadline = deadline(started, target.timeout);
     let (stores, mut changes, driver) = watch(cluster, target);
     let _driver = AbortOnDrop(driver);
     tokio::pin!(cancel);
@@ -95,6 +103,7 @@ pub async fn wait(
         _ = &mut cancel => return Outcome::Interrupted(standings(&stores, target)),
     }
 
+    let mut link = Link::default();
     let mut shown: BTreeMap<String, RolloutEvent> = BTreeMap::new();
     let mut done: BTreeSet<String> = BTreeSet::new();
     loop {
@@ -108,11 +117,15 @@ pub async fn wait(
         }
         tokio::select! {
             change = changes.recv() => match change {
-                Some(Ok(())) => {}
-                Some(Err(error)) => events.send(Event::Detail(format!("watch interrupted, resuming: {error}"))),
+                Some(Ok(())) => link.back(&cluster.server, events),
+                Some(Err(fault)) => link.observe(&fault, &cluster.server, events),
                 None => return Outcome::TimedOut(current),
             },
+            _ = link.until_back(&cluster.client) => link.back(&cluster.server, events),
             _ = tokio::time::sleep_until(deadline) => {
+                if let Some(since) = link.lost_since() {
+                    return Outcome::Unreachable { since, standings: current };
+                }
                 let current = standings(&stores, target);
                 return Outcome::TimedOut(with_logs(cluster, &target.namespace, current, events).await);
             }
@@ -120,13 +133,20 @@ pub async fn wait(
         }
         // Judge a burst of changes once.
         while let Ok(change) = changes.try_recv() {
-            if let Err(error) = change {
-                events.send(Event::Detail(format!(
-                    "watch interrupted, resuming: {error}"
-                )));
+            match change {
+                Ok(()) => link.back(&cluster.server, events),
+                Err(fault) => link.observe(&fault, &cluster.server, events),
             }
         }
     }
+}
+
+/// `timeout` after `start`, or as far ahead as a clock can count: a timeout is bounded where
+/// it is parsed, but a deadline must never overflow.
+fn deadline(start: Instant, timeout: Duration) -> Instant {
+    start
+        .checked_add(timeout)
+        .unwrap_or_else(|| start + Duration::from_secs(86_400 * 365))
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -143,7 +163,7 @@ fn watch(
     target: &Target,
 ) -> (
     Stores,
-    tokio::sync::mpsc::UnboundedReceiver<Result<(), String>>,
+    tokio::sync::mpsc::UnboundedReceiver<Result<(), WatchFault>>,
     tokio::task::JoinHandle<()>,
 ) {
     let client = cluster.client.clone();
@@ -153,8 +173,8 @@ fn watch(
     let (replica_sets, replica_set_writer) = reflector::store::<ReplicaSet>();
     let (pods, pod_writer) = reflector::store::<Pod>();
     let (pod_events, event_writer) = reflector::store::<PodEvent>();
-    fn unit<T, E: std::fmt::Display>(item: Result<T, E>) -> Result<(), String> {
-        item.map(|_| ()).map_err(|e| e.to_string())
+    fn unit<T>(item: Result<T, watcher::Error>) -> Result<(), WatchFault> {
+        item.map(|_| ()).map_err(|e| WatchFault::new(&e))
     }
     let streams = vec![
         reflector::reflector(
@@ -441,7 +461,7 @@ pub async fn wait_gone(
     cancel: impl Future<Output = ()>,
     events: &Events,
 ) -> Gone {
-    let deadline = Instant::now() + target.timeout;
+    let deadline = deadline(Instant::now(), target.timeout);
     let (stores, mut changes, driver) = watch(cluster, target);
     let _driver = AbortOnDrop(driver);
     tokio::pin!(cancel);
@@ -498,8 +518,8 @@ pub async fn wait_gone(
         }
         tokio::select! {
             change = changes.recv() => {
-                if let Some(Err(error)) = change {
-                    events.send(Event::Detail(format!("watch interrupted, resuming: {error}")));
+                if let Some(Err(fault)) = change {
+                    events.send(Event::Detail(format!("watch interrupted, resuming: {}", fault.message)));
                 }
             }
             _ = tokio::time::sleep_until(deadline) => return Gone::TimedOut(remaining(&stores)),

@@ -1,0 +1,104 @@
+//! Whether the API server answers while the wait runs: lost when a watch cannot be restarted
+//! because the server cannot be reached, back when it answers again. Said once each way, however
+//! long the outage and however many watches notice it.
+
+use std::time::Duration;
+
+use kube::Client;
+
+use crate::cluster;
+use crate::ui::{Event, Events};
+
+/// A watch stream's failure, as the wait needs to know it.
+#[derive(Debug, Clone)]
+pub struct WatchFault {
+    pub message: String,
+    /// A (re)start of the watch could not reach the server: the connection is lost, not just
+    /// one stream cut.
+    pub unreachable: bool,
+}
+
+impl WatchFault {
+    pub fn new(error: &kube::runtime::watcher::Error) -> WatchFault {
+        use kube::runtime::watcher::Error;
+        let unreachable = match error {
+            Error::InitialListFailed(error) | Error::WatchStartFailed(error) => {
+                cluster::is_unreachable(error)
+            }
+            Error::WatchFailed(_) | Error::WatchError(_) | Error::NoResourceVersion => false,
+        };
+        WatchFault {
+            message: error.to_string(),
+            unreachable,
+        }
+    }
+}
+
+/// The connection as the wait last saw it.
+#[derive(Debug, Default)]
+pub struct Link {
+    lost: Option<Lost>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Lost {
+    since: jiff::Timestamp,
+    at: tokio::time::Instant,
+}
+
+/// How often a lost server is asked whether it is back, at most.
+const PROBE_MAX: Duration = Duration::from_secs(5);
+
+impl Link {
+    /// Since when the server has been unreachable, if it is.
+    pub fn lost_since(&self) -> Option<jiff::Timestamp> {
+        self.lost.map(|l| l.since)
+    }
+
+    /// Notes a watch fault; the first that says the server is unreachable is reported.
+    pub fn observe(&mut self, fault: &WatchFault, server: &str, events: &Events) {
+        if !fault.unreachable {
+            events.send(Event::Detail(format!(
+                "watch interrupted, resuming: {}",
+                fault.message
+            )));
+            return;
+        }
+        if self.lost.is_none() {
+            let now = jiff::Timestamp::now();
+            let since = now.round(jiff::Unit::Second).unwrap_or(now);
+            self.lost = Some(Lost {
+                since,
+                at: tokio::time::Instant::now(),
+            });
+            events.send(Event::Warning(format!(
+                "lost the connection to the API server at `{server}`; waiting for it to answer again"
+            )));
+        }
+    }
+
+    /// Completes once a lost server answers again (never while it is not lost).
+    pub async fn until_back(&self, client: &Client) {
+        if self.lost.is_none() {
+            return std::future::pending().await;
+        }
+        let mut delay = Duration::from_millis(250);
+        loop {
+            tokio::time::sleep(delay).await;
+            if client.apiserver_version().await.is_ok() {
+                return;
+            }
+            delay = (delay * 2).min(PROBE_MAX);
+        }
+    }
+
+    /// The server answers again: say so, once.
+    pub fn back(&mut self, server: &str, events: &Events) {
+        if let Some(lost) = self.lost.take() {
+            events.send(Event::Warning(format!(
+                "the API server at `{server}` answers again (after {}s)",
+                lost.at.elapsed().as_secs()
+            )));
+        }
+    }
+}
