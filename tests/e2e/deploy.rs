@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::support::SECRETS;
 use crate::support::cluster::{App, Env};
@@ -460,25 +461,31 @@ async fn a_cut_watch_is_resumed() {
 async fn ctrl_c_while_waiting_leaves_the_cluster_as_applied() {
     let env = Env::start("interrupt").await;
     env.provide(App::Slow, &[]).await;
-    let child = env
+    let mut child = env
         .command(&patient(&["up"]))
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // The revision is recorded right before the wait starts: interrupt the wait.
-    env.eventually("the pending revision", Duration::from_secs(30), || async {
-        env.get_json("/api/v1/namespaces/{ns}/secrets/todo-deploy.todo.v1")
-            .await
-            .is_some()
-    })
-    .await;
+    // Interrupt the wait once the run has seen both new replicas of the backend created.
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut stderr = String::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        stderr.push_str(&line);
+        stderr.push('\n');
+        if line.starts_with("rollout backend: 2/2 updated") {
+            break;
+        }
+    }
     let pid = child.id().expect("running").to_string();
     std::process::Command::new("kill")
         .args(["-INT", &pid])
         .status()
         .unwrap();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        stderr.push_str(&line);
+        stderr.push('\n');
+    }
     let output = child.wait_with_output().await.unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     assert!(
         stderr.contains("interrupted while waiting; the cluster is left as applied"),
