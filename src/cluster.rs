@@ -8,6 +8,7 @@ use std::time::Duration;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
+use crate::outcome::Exit;
 use crate::plan::ClusterTarget;
 use crate::ui::{Event, Events};
 
@@ -51,8 +52,22 @@ pub enum ClusterError {
     },
 }
 
+impl crate::outcome::Diagnose for ClusterError {
+    /// A context that is not in the kubeconfig is a usage error, like a bad flag.
+    fn exit(&self) -> Exit {
+        match self {
+            ClusterError::UnknownContext { .. } => Exit::Usage,
+            _ => Exit::Failed,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(self.fix())
+    }
+}
+
 impl ClusterError {
-    pub fn hint(&self) -> String {
+    fn fix(&self) -> String {
         match self {
             ClusterError::Kubeconfig(_) => {
                 "pass `--kubeconfig FILE`, set `KUBECONFIG`, or create `~/.kube/config` (`minikube start` and `kind create cluster` write it)".to_owned()
@@ -198,12 +213,7 @@ pub fn is_unreachable(error: &kube::Error) -> bool {
 
 /// A one-line description of an API error, for messages.
 pub fn short(error: &kube::Error) -> String {
-    match error {
-        kube::Error::Api(status) if !status.message.is_empty() => {
-            format!("{} ({})", status.message, status.code)
-        }
-        other => other.to_string(),
-    }
+    crate::outcome::kube_error(error)
 }
 
 /// The HTTP status code of an API error, if it is one.

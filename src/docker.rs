@@ -58,9 +58,15 @@ pub enum DockerError {
     },
 }
 
+impl crate::outcome::Diagnose for DockerError {
+    fn hint(&self) -> Option<String> {
+        Some(self.fix())
+    }
+}
+
 impl DockerError {
     /// What to do about it.
-    pub fn hint(&self) -> String {
+    fn fix(&self) -> String {
         match self {
             DockerError::UnsupportedHost { .. } => {
                 "set `DOCKER_HOST` to `unix:///path/to/docker.sock` or `tcp://host:port`, or unset it to use `/var/run/docker.sock`".to_owned()
@@ -283,15 +289,15 @@ mod tests {
             format!("cannot reach the Docker engine at `{host}`")
         );
         assert!(
-            error.hint().contains("minikube docker-env"),
+            error.fix().contains("minikube docker-env"),
             "{}",
-            error.hint()
+            error.fix()
         );
         let default = DockerError::Unreachable {
             endpoint: Endpoint::default_socket(),
             source: bollard::errors::Error::SocketNotFoundError("x".into()),
         };
-        assert!(default.hint().contains("sudo systemctl start docker"));
+        assert!(default.fix().contains("sudo systemctl start docker"));
     }
 
     #[tokio::test]

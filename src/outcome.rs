@@ -1,7 +1,9 @@
-//! How a run ends: the exit codes scripts can rely on, and [`Failure`], an error report with its
-//! code. Stage errors become failures in `commands/`, with a hint where the remedy is known.
+//! How a run ends: the exit codes scripts can rely on, the [`Diagnose`] trait every stage error
+//! implements (its exit code and the fix), and [`Failure`], an error on its way to the user. A
+//! leaf module: stages depend on it, it depends on nothing of ours.
 
-use color_eyre::{Report, Section};
+use std::error::Error;
+use std::fmt;
 
 /// The process exit codes, documented in the README.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,101 +30,124 @@ impl Exit {
     }
 }
 
-/// An error on its way to the user, with the exit code it ends the run with.
+/// What a stage's error tells the user besides its message: the exit code it ends the run with
+/// and, where the remedy is known, the fix. One conversion turns any of them into a [`Failure`].
+pub trait Diagnose: Error + Send + Sync + 'static {
+    fn exit(&self) -> Exit {
+        Exit::Failed
+    }
+
+    fn hint(&self) -> Option<String> {
+        None
+    }
+}
+
+/// An error on its way to the user: what went wrong (with its causes), the fixes, the exit code.
 #[derive(Debug)]
 pub struct Failure {
     pub exit: Exit,
-    pub report: Report,
+    error: Box<dyn Error + Send + Sync>,
+    hints: Vec<String>,
 }
+
+impl<E: Diagnose> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Failure {
+            exit: error.exit(),
+            hints: error.hint().into_iter().collect(),
+            error: Box::new(error),
+        }
+    }
+}
+
+/// An error that is only a message.
+#[derive(Debug)]
+struct Message(String);
+
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Error for Message {}
 
 impl Failure {
+    /// A failure from an error of another library, with its exit code and fix.
     pub fn new<E>(exit: Exit, error: E, hint: Option<String>) -> Self
     where
-        E: std::error::Error + Send + Sync + 'static,
+        E: Error + Send + Sync + 'static,
     {
-        let report = Report::new(error);
-        let report = match hint {
-            Some(hint) => report.suggestion(hint),
-            None => report,
-        };
-        Failure { exit, report }
+        Failure {
+            exit,
+            error: Box::new(error),
+            hints: hint.into_iter().collect(),
+        }
     }
 
-    /// A failure from a message alone.
-    pub fn message(exit: Exit, message: impl Into<String>, hint: Option<String>) -> Self {
-        let report = Report::msg(message.into());
-        let report = match hint {
-            Some(hint) => report.suggestion(hint),
-            None => report,
-        };
-        Failure { exit, report }
+    /// A failure from a message and any number of fixes (repeats are dropped).
+    pub fn message(
+        exit: Exit,
+        message: impl Into<String>,
+        hints: impl IntoIterator<Item = String>,
+    ) -> Self {
+        let mut unique: Vec<String> = Vec::new();
+        for hint in hints {
+            if !unique.contains(&hint) {
+                unique.push(hint);
+            }
+        }
+        Failure {
+            exit,
+            error: Box::new(Message(message.into())),
+            hints: unique,
+        }
     }
-}
 
-impl From<crate::settings::SettingsError> for Failure {
-    fn from(error: crate::settings::SettingsError) -> Self {
-        let hint = error.hint();
-        Failure::new(Exit::Usage, error, hint)
+    /// What went wrong, in one line or a few.
+    pub fn headline(&self) -> String {
+        self.error.to_string()
     }
-}
 
-impl From<crate::cluster::ClusterError> for Failure {
-    fn from(error: crate::cluster::ClusterError) -> Self {
-        let hint = error.hint();
-        // A context that is not in the kubeconfig is a usage error, like a bad flag.
-        let exit = match error {
-            crate::cluster::ClusterError::UnknownContext { .. } => Exit::Usage,
-            _ => Exit::Failed,
-        };
-        Failure::new(exit, error, Some(hint))
+    /// The causes under the headline, outermost first, each said once: a cause whose text the
+    /// line above already contains is left out, and a Kubernetes API error is said in one line
+    /// (its message and code), never as the whole Status it carries.
+    pub fn causes(&self) -> Vec<String> {
+        let mut causes: Vec<String> = Vec::new();
+        let mut above = self.error.to_string();
+        let mut next = self.error.source();
+        while let Some(cause) = next {
+            let (text, deeper) = match cause.downcast_ref::<kube::Error>() {
+                Some(api) => (kube_error(api), None),
+                None => (cause.to_string(), cause.source()),
+            };
+            if !text.is_empty() && !above.contains(&text) {
+                causes.push(text.clone());
+            }
+            above = text;
+            next = deeper;
+        }
+        causes
     }
-}
 
-impl From<crate::apply::ApplyError> for Failure {
-    fn from(error: crate::apply::ApplyError) -> Self {
-        let hint = error.hint();
-        Failure::new(Exit::Failed, error, hint)
-    }
-}
-
-impl From<crate::release::lock::LockError> for Failure {
-    fn from(error: crate::release::lock::LockError) -> Self {
-        let hint = error.hint();
-        let exit = match error {
-            crate::release::lock::LockError::Held { .. } => Exit::Locked,
-            crate::release::lock::LockError::Api { .. } => Exit::Failed,
-        };
-        Failure::new(exit, error, Some(hint))
-    }
-}
-
-impl From<crate::release::ReleaseError> for Failure {
-    fn from(error: crate::release::ReleaseError) -> Self {
-        Failure::new(
-            Exit::Failed,
-            error,
-            Some("`kubectl get secrets -l todo-deploy.io/owner=todo-deploy` lists the release records".to_owned()),
-        )
+    pub fn hints(&self) -> &[String] {
+        &self.hints
     }
 }
 
-impl From<crate::docker::DockerError> for Failure {
-    fn from(error: crate::docker::DockerError) -> Self {
-        let hint = error.hint();
-        Failure::new(Exit::Failed, error, Some(hint))
-    }
-}
-
-impl From<crate::build::BuildError> for Failure {
-    fn from(error: crate::build::BuildError) -> Self {
-        let hint = error.hint();
-        Failure::new(Exit::Failed, error, hint)
-    }
-}
-
-impl From<crate::load::LoadError> for Failure {
-    fn from(error: crate::load::LoadError) -> Self {
-        let hint = error.hint();
-        Failure::new(Exit::Failed, error, hint)
+/// A Kubernetes client error in one line: the server's message and code, or the transport's
+/// deepest cause (`Connection refused (os error 111)`).
+pub fn kube_error(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if !status.message.is_empty() => {
+            format!("{} ({})", status.message, status.code)
+        }
+        other => {
+            let mut deepest: &dyn Error = other;
+            while let Some(source) = deepest.source() {
+                deepest = source;
+            }
+            deepest.to_string()
+        }
     }
 }

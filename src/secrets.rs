@@ -45,8 +45,18 @@ pub enum SecretsError {
     },
 }
 
+impl crate::outcome::Diagnose for SecretsError {
+    fn exit(&self) -> crate::outcome::Exit {
+        crate::outcome::Exit::Usage
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(self.fix())
+    }
+}
+
 impl SecretsError {
-    pub fn hint(&self) -> String {
+    fn fix(&self) -> String {
         match self {
             SecretsError::Read { .. } => {
                 "check the path given to `--env-file` (or `secret.envFile`)".to_owned()

@@ -13,6 +13,7 @@ use crate::cli::GlobalArgs;
 use crate::config::source::FieldPath;
 use crate::config::validate::{Problems, is_dns_label};
 use crate::config::{self, ConfigError, LoaderKind, PullPolicy};
+use crate::outcome::{Diagnose, Exit};
 use crate::plan::{
     ClusterTarget, ConfigMapPlan, ImageRef, IngressPlan, IngressRoute, Plan, SecretPlan,
     ServicePlan,
@@ -61,11 +62,15 @@ pub enum SettingsError {
     },
 }
 
-impl SettingsError {
-    pub fn hint(&self) -> Option<String> {
+impl Diagnose for SettingsError {
+    fn exit(&self) -> Exit {
+        Exit::Usage
+    }
+
+    fn hint(&self) -> Option<String> {
         match self {
             SettingsError::Config(error) => error.hint(),
-            SettingsError::Secrets(error) => Some(error.hint()),
+            SettingsError::Secrets(error) => error.hint(),
             SettingsError::Context { .. } => Some(
                 "check the file permissions in the build context, and its `.dockerignore`"
                     .to_owned(),

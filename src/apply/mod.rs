@@ -100,8 +100,8 @@ pub enum ApplyError {
     },
 }
 
-impl ApplyError {
-    pub fn hint(&self) -> Option<String> {
+impl crate::outcome::Diagnose for ApplyError {
+    fn hint(&self) -> Option<String> {
         match self {
             ApplyError::Conflict { conflicts, .. } => {
                 let managers: Vec<String> = conflicts.iter().map(|c| format!("`{}`", c.manager)).collect();

@@ -84,8 +84,8 @@ fn shortened(instruction: &str) -> String {
     format!("{}…", cut.trim_end())
 }
 
-impl BuildError {
-    pub fn hint(&self) -> Option<String> {
+impl crate::outcome::Diagnose for BuildError {
+    fn hint(&self) -> Option<String> {
         match self {
             BuildError::Context { .. } => Some(
                 "check the file permissions in the build context, and its `.dockerignore`"

@@ -252,7 +252,7 @@ async fn conclude(
         hints.push(format!(
             "nothing changed since revision {revision}, which is deployed but not healthy; `todo-deploy status` shows the pods"
         ));
-        return Err(messages::failure(Exit::Failed, message, hints));
+        return Err(Failure::message(Exit::Failed, message, hints));
     }
     let last_good = history
         .iter()
@@ -262,7 +262,7 @@ async fn conclude(
         if args.no_rollback {
             hints.push("the failed revision is left in place (`--no-rollback`); `todo-deploy rollback` goes back".to_owned());
         }
-        return Err(messages::failure(Exit::Failed, message, hints));
+        return Err(Failure::message(Exit::Failed, message, hints));
     };
     events.send(Event::Warning(format!(
         "revision {revision} failed; rolling back to revision {}",
@@ -334,10 +334,11 @@ async fn conclude(
         }
         Err(failure) => format!(
             "the rollback to revision {} failed as well: {}",
-            last_good.revision, failure.report
+            last_good.revision,
+            failure.headline()
         ),
     };
-    Err(messages::failure(
+    Err(Failure::message(
         Exit::Failed,
         format!("{message}\n{note}"),
         hints,

@@ -55,15 +55,7 @@ pub async fn run(
             {
                 None
             }
-            Err(error) => {
-                let hint = error.hint();
-                let exit = if matches!(error, lock::LockError::Held { .. }) {
-                    Exit::Locked
-                } else {
-                    Exit::Failed
-                };
-                return Err(Failure::new(exit, error, Some(hint)));
-            }
+            Err(error) => return Err(error.into()),
         };
         let removed = remove(&cluster, &plan, args, images.as_ref(), events).await;
         if let Some(lock) = lock {

@@ -1,8 +1,6 @@
 //! The words of the deploy commands: summaries of an apply, the diff of a dry run, and the
 //! failure reports of a rollout, each with the hint for its cause.
 
-use color_eyre::Section;
-
 use crate::apply::{self, ApplyReport, Change};
 use crate::outcome::{Exit, Failure};
 use crate::rollout::{Problem, RolloutState, Standing};
@@ -60,16 +58,6 @@ pub fn diff_text(report: &ApplyReport) -> String {
         out.push_str("no changes\n");
     }
     out
-}
-
-/// A failure with several hints, one suggestion each.
-pub fn failure(exit: Exit, message: String, mut hints: Vec<String>) -> Failure {
-    let mut report = color_eyre::Report::msg(message);
-    hints.dedup();
-    for hint in hints {
-        report = report.suggestion(hint);
-    }
-    Failure { exit, report }
 }
 
 /// What went wrong with each Deployment that is not rolled out, and what to do about it.

@@ -11,7 +11,7 @@ use kube::api::DynamicObject;
 
 use crate::apply::{self, ApplyOptions, ApplyReport, Object};
 use crate::cluster::Cluster;
-use crate::outcome::{Exit, Failure};
+use crate::outcome::Failure;
 use crate::release::{self, Record, RevisionStatus};
 use crate::rollout::{self, Outcome};
 use crate::ui::{Event, Events};
@@ -152,8 +152,7 @@ impl Deployer<'_> {
         record.description = format!("{}: apply failed: {error}", record.description);
         let _ = release::create(self.cluster, self.namespace, &record, self.events).await;
         let _ = self.trim().await;
-        let hint = error.hint();
-        Failure::new(Exit::Failed, error, hint)
+        error.into()
     }
 
     /// Deletes what the release has and `objects` (and `also_keep`) do not.

@@ -135,7 +135,7 @@ async fn roll_back(
                     ));
                 }
             }
-            Err(messages::failure(Exit::Failed, message, hints))
+            Err(Failure::message(Exit::Failed, message, hints))
         }
     }
 }

@@ -21,9 +21,13 @@ pub enum ConfigError {
     Invalid(Vec<Problem>),
 }
 
-impl ConfigError {
+impl crate::outcome::Diagnose for ConfigError {
+    fn exit(&self) -> crate::outcome::Exit {
+        crate::outcome::Exit::Usage
+    }
+
     /// What to do about it, where one fix covers the whole error.
-    pub fn hint(&self) -> Option<String> {
+    fn hint(&self) -> Option<String> {
         match self {
             ConfigError::Read { path, .. } => Some(format!(
                 "check the path `{}`; the default config is `config/todo-deploy.yaml` in the project root, another one is chosen with `--config`",

@@ -233,7 +233,7 @@ mod tests {
                     "cannot tell how to load images into the cluster of the kube context `{context}`"
                 )
             );
-            let hint = error.hint().unwrap();
+            let hint = crate::outcome::Diagnose::hint(&error).unwrap();
             for loader in [
                 "`minikube`",
                 "`kind`",

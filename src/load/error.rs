@@ -127,9 +127,11 @@ fn found_text(found: &Option<String>) -> String {
 /// The loaders to choose from, for messages.
 pub const CHOICES: &str = "`minikube` (`cluster.minikubeProfile`), `kind`, `k3d`, `containerd` (k3s, microk8s, kubeadm: `cluster.containerdSocket`), `docker` (the cluster uses this Docker engine), `registry` (`cluster.registry`) or `none`";
 
-impl LoadError {
+use crate::outcome::Diagnose;
+
+impl Diagnose for LoadError {
     /// What to do about it.
-    pub fn hint(&self) -> Option<String> {
+    fn hint(&self) -> Option<String> {
         let hint = match self {
             LoadError::UnknownContext { .. } => format!(
                 "choose a loader with `--loader` or `cluster.loader`: {CHOICES}"
@@ -152,7 +154,7 @@ impl LoadError {
             ),
             LoadError::NodeEngine { source, .. } => format!(
                 "start Podman's API socket: `sudo systemctl start podman.socket` (rootless Podman: `systemctl --user start podman.socket`), or set `CONTAINER_HOST`; {}",
-                source.hint()
+                source.hint().unwrap_or_default()
             ),
             LoadError::Engine { .. } | LoadError::Export { .. } => {
                 "is Docker still running? `docker info` checks".to_owned()

@@ -36,8 +36,21 @@ pub enum LockError {
     },
 }
 
+impl crate::outcome::Diagnose for LockError {
+    fn exit(&self) -> crate::outcome::Exit {
+        match self {
+            LockError::Held { .. } => crate::outcome::Exit::Locked,
+            LockError::Api { .. } => crate::outcome::Exit::Failed,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(self.fix())
+    }
+}
+
 impl LockError {
-    pub fn hint(&self) -> String {
+    fn fix(&self) -> String {
         match self {
             LockError::Held { .. } => format!(
                 "wait for that run to finish; if it was killed, its lock expires {LEASE_SECONDS}s after its last renewal"

@@ -42,6 +42,15 @@ pub enum ReleaseError {
     Corrupt { name: String, reason: String },
 }
 
+impl crate::outcome::Diagnose for ReleaseError {
+    fn hint(&self) -> Option<String> {
+        Some(
+            "`kubectl get secrets -l todo-deploy.io/owner=todo-deploy` lists the release records"
+                .to_owned(),
+        )
+    }
+}
+
 /// The name of a revision's record: `todo-deploy.<release>.v<revision>`.
 pub fn record_name(release: &str, revision: u32) -> String {
     format!("todo-deploy.{release}.v{revision}")

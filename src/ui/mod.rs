@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::cli::GlobalArgs;
+use crate::outcome::Failure;
 pub use events::{Event, Events};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -77,6 +78,23 @@ impl Printer {
         } else {
             eprintln!("warning: {text}");
         }
+    }
+
+    /// A failure as tools like cargo print them: `error: …`, its causes as `caused by: …`
+    /// lines, then `help: …` for each fix; colour only on a terminal.
+    pub fn failure(&self, failure: &Failure) {
+        let paint = |code: &str, label: &str| match self.color {
+            true => format!("\x1b[{code}m{label}\x1b[0m"),
+            false => label.to_owned(),
+        };
+        let mut text = format!("{}: {}\n", paint("1;31", "error"), failure.headline());
+        for cause in failure.causes() {
+            text.push_str(&format!("{}: {cause}\n", paint("1", "caused by")));
+        }
+        for hint in failure.hints() {
+            text.push_str(&format!("{}: {hint}\n", paint("1;36", "help")));
+        }
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
 
     /// Where progress bars draw: stderr on a terminal, nowhere otherwise (plain lines instead).

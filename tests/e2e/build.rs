@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use todo_deploy::build::{
     BuildError, BuildEvent, BuildOptions, BuiltImage, INPUTS_LABEL, Outcome, build_all,
 };
+use todo_deploy::outcome::Diagnose;
 
 use crate::support::docker::{CountingProxy, Scenario, engine, files_in_image, fixtures};
 

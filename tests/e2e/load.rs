@@ -15,6 +15,7 @@ use std::time::Instant;
 use todo_deploy::build::{BuiltImage, Outcome};
 use todo_deploy::config::LoaderKind;
 use todo_deploy::load::{self, LoadError, LoadEvent, NodeLoad, NodeOutcome};
+use todo_deploy::outcome::Diagnose;
 use todo_deploy::plan::ClusterTarget;
 use todo_deploy::ui::{Event, Events};
 

@@ -16,6 +16,7 @@ use clap::Parser;
 use futures_util::StreamExt;
 use todo_deploy::build::{BuildError, BuildEvent, BuildOptions, BuiltImage, build_all};
 use todo_deploy::cli::Cli;
+use todo_deploy::outcome::Diagnose;
 use todo_deploy::plan::{Plan, ServicePlan};
 use todo_deploy::settings::{self, CommandFlags, Purpose};
 use todo_deploy::ui::{Event, Events};
@@ -34,7 +35,10 @@ pub async fn engine() -> Option<Docker> {
     let missing = match todo_deploy::docker::connect(&|key| std::env::var(key).ok()).await {
         Ok(docker) if busybox.is_file() => return Some(docker),
         Ok(_) => "/bin/busybox (package `busybox-static`)".to_owned(),
-        Err(error) => format!("a Docker engine ({error}; {})", error.hint()),
+        Err(error) => format!(
+            "a Docker engine ({error}; {})",
+            error.hint().unwrap_or_default()
+        ),
     };
     if required_in_ci(&missing) {
         panic!("{missing} is required in CI: run ../shared/scripts/start-dockerd");
