@@ -5,18 +5,13 @@
 pub mod diff;
 mod prune;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
-use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::Value;
 
 pub use prune::{Pruned, Removal, delete_release, prune};
 
 use crate::cluster::{self, Cluster};
-use crate::render::Manifest;
+use crate::render::{Kind, Manifest, ObjectKey};
 use crate::ui::{Event, Events};
 
 /// The one field manager every apply uses.
@@ -52,8 +47,7 @@ impl Change {
 /// One applied object: what it was before, what the server made of it.
 #[derive(Debug, Clone)]
 pub struct Applied {
-    pub kind: String,
-    pub name: String,
+    pub key: ObjectKey,
     pub change: Change,
     pub before: Option<DynamicObject>,
     /// The server's answer (the would-be object in a dry run); `None` when a dry run could not
@@ -122,89 +116,72 @@ impl crate::outcome::Diagnose for ApplyError {
     }
 }
 
-/// An object to apply: its API resource and its body.
+/// An object to apply: its identity and its body.
 #[derive(Debug, Clone)]
 pub struct Object {
-    pub kind: String,
-    pub name: String,
-    pub resource: ApiResource,
-    pub namespaced: bool,
+    pub key: ObjectKey,
     pub body: Value,
 }
 
 impl Object {
     pub fn from_manifest(manifest: &Manifest) -> Object {
-        let (resource, namespaced) = match manifest {
-            Manifest::Namespace(_) => (ApiResource::erase::<Namespace>(&()), false),
-            Manifest::ConfigMap(_) => (ApiResource::erase::<ConfigMap>(&()), true),
-            Manifest::Secret(_) => (ApiResource::erase::<Secret>(&()), true),
-            Manifest::Service(_) => (ApiResource::erase::<Service>(&()), true),
-            Manifest::Deployment(_) => (ApiResource::erase::<Deployment>(&()), true),
-            Manifest::Ingress(_) => (ApiResource::erase::<Ingress>(&()), true),
-            Manifest::HorizontalPodAutoscaler(_) => {
-                (ApiResource::erase::<HorizontalPodAutoscaler>(&()), true)
-            }
-            Manifest::PodDisruptionBudget(_) => {
-                (ApiResource::erase::<PodDisruptionBudget>(&()), true)
-            }
-            Manifest::NetworkPolicy(_) => (ApiResource::erase::<NetworkPolicy>(&()), true),
-        };
         Object {
-            kind: manifest.kind().to_owned(),
-            name: manifest.name().to_owned(),
-            resource,
-            namespaced,
+            key: manifest.key(),
             body: manifest.to_json(),
         }
     }
 
     /// An object from its JSON (a revision record's manifest), if its kind is one we manage.
     pub fn from_json(body: Value) -> Option<Object> {
-        let kind = body["kind"].as_str()?.to_owned();
-        let api_version = body["apiVersion"].as_str()?;
-        let (resource, namespaced) = known_resources()
-            .into_iter()
-            .find(|(r, _)| r.kind == kind && r.api_version == api_version)?;
+        let kind = Kind::of_json(&body)?;
+        let name = body["metadata"]["name"].as_str()?.to_owned();
         Some(Object {
-            name: body["metadata"]["name"].as_str()?.to_owned(),
-            kind,
-            resource,
-            namespaced,
+            key: ObjectKey::new(kind, name),
             body,
         })
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.key.kind
+    }
+
+    pub fn name(&self) -> &str {
+        &self.key.name
     }
 }
 
 impl std::fmt::Display for Object {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.kind, self.name)
+        self.key.fmt(f)
     }
 }
 
-/// Every kind a release may hold, in apply order, and whether it lives in a namespace.
-pub fn known_resources() -> Vec<(ApiResource, bool)> {
-    vec![
-        (ApiResource::erase::<Namespace>(&()), false),
-        (ApiResource::erase::<ConfigMap>(&()), true),
-        (ApiResource::erase::<Secret>(&()), true),
-        (ApiResource::erase::<Service>(&()), true),
-        (ApiResource::erase::<Deployment>(&()), true),
-        (ApiResource::erase::<Ingress>(&()), true),
-        (ApiResource::erase::<HorizontalPodAutoscaler>(&()), true),
-        (ApiResource::erase::<PodDisruptionBudget>(&()), true),
-        (ApiResource::erase::<NetworkPolicy>(&()), true),
-    ]
-}
-
-fn api_for(cluster: &Cluster, namespace: &str, object: &Object) -> Api<DynamicObject> {
-    if object.namespaced {
-        Api::namespaced_with(cluster.client.clone(), namespace, &object.resource)
+fn api_for(cluster: &Cluster, namespace: &str, kind: Kind) -> Api<DynamicObject> {
+    if kind.namespaced() {
+        Api::namespaced_with(cluster.client.clone(), namespace, &kind.resource())
     } else {
-        Api::all_with(cluster.client.clone(), &object.resource)
+        Api::all_with(cluster.client.clone(), &kind.resource())
     }
 }
 
-/// Applies `objects` in order. Stops at the first error: later objects depend on earlier ones.
+/// Which objects may be applied together: each level needs only what earlier levels made
+/// (pods mount the ConfigMap and Secret; an Ingress and the policies name Services and
+/// Deployments).
+fn level(kind: Kind) -> u8 {
+    match kind {
+        Kind::Namespace => 0,
+        Kind::ConfigMap | Kind::Secret | Kind::Service => 1,
+        Kind::Deployment => 2,
+        Kind::Ingress
+        | Kind::HorizontalPodAutoscaler
+        | Kind::PodDisruptionBudget
+        | Kind::NetworkPolicy => 3,
+    }
+}
+
+/// Applies `objects`: every live object is read at once, then each dependency level is applied
+/// at once, level after level. Stops after the first level with an error: later objects depend
+/// on earlier ones. The report lists the objects in the order given.
 pub async fn apply(
     cluster: &Cluster,
     namespace: &str,
@@ -212,71 +189,118 @@ pub async fn apply(
     options: ApplyOptions,
     events: &Events,
 ) -> Result<ApplyReport, ApplyError> {
-    let mut params = PatchParams::apply(FIELD_MANAGER);
-    params.force = options.force_conflicts;
-    params.dry_run = options.dry_run;
-    let mut report = ApplyReport::default();
-    let mut namespace_missing = false;
-    for object in objects {
-        let api = api_for(cluster, namespace, object);
-        let label = object.to_string();
-        let before = cluster::retrying(events, &format!("read {label}"), || {
-            api.get_opt(&object.name)
-        })
-        .await
-        .map_err(|source| ApplyError::Api {
-            action: "read",
-            object: label.clone(),
-            source,
-        })?;
-        let is_namespace = object.kind == "Namespace";
-        if is_namespace
+    let reads = objects
+        .iter()
+        .map(|object| read(cluster, namespace, object, events));
+    let befores = futures::future::try_join_all(reads).await?;
+    if let Some(terminating) = objects.iter().zip(&befores).find(|(object, before)| {
+        object.kind() == Kind::Namespace
             && before
                 .as_ref()
                 .is_some_and(|ns| ns.data["status"]["phase"].as_str() == Some("Terminating"))
-        {
-            return Err(ApplyError::NamespaceTerminating { object: label });
-        }
-        if options.dry_run && object.namespaced && namespace_missing {
-            // The server cannot dry-run into a namespace that does not exist yet.
-            report.applied.push(Applied {
-                kind: object.kind.clone(),
-                name: object.name.clone(),
-                change: Change::Created,
-                before: None,
-                after: None,
-            });
-            continue;
-        }
-        let patch = Patch::Apply(&object.body);
-        let after = cluster::retrying(events, &format!("apply {label}"), || {
-            api.patch(&object.name, &params, &patch)
-        })
-        .await
-        .map_err(|error| explain(&label, error))?;
-        // By content, never by `resourceVersion`: a status write between the read and the
-        // apply (a controller counting replicas) moves it although nothing we own changed.
-        let change = match &before {
-            None => Change::Created,
-            Some(live) if diff::normalized(live) == diff::normalized(&after) => Change::Unchanged,
-            Some(_) => Change::Configured,
-        };
-        if is_namespace && before.is_none() {
-            namespace_missing = options.dry_run;
-        }
-        events.send(Event::Info(format!(
-            "{label} {}",
-            change.verb(options.dry_run)
-        )));
-        report.applied.push(Applied {
-            kind: object.kind.clone(),
-            name: object.name.clone(),
-            change,
-            before,
-            after: Some(after),
+    }) {
+        return Err(ApplyError::NamespaceTerminating {
+            object: terminating.0.to_string(),
         });
     }
-    Ok(report)
+    // The server cannot dry-run into a namespace that does not exist yet.
+    let namespace_missing = options.dry_run
+        && objects
+            .iter()
+            .zip(&befores)
+            .any(|(object, before)| object.kind() == Kind::Namespace && before.is_none());
+    let mut pending: Vec<(&Object, Option<DynamicObject>)> = objects.iter().zip(befores).collect();
+    pending.sort_by_key(|(object, _)| level(object.kind()));
+    let mut applied: Vec<Applied> = Vec::with_capacity(objects.len());
+    for group in pending.chunk_by(|a, b| level(a.0.kind()) == level(b.0.kind())) {
+        let writes = group.iter().map(|(object, before)| async move {
+            if namespace_missing && object.kind().namespaced() {
+                return Ok(Applied::new_in_missing_namespace(object));
+            }
+            write(cluster, namespace, object, before.clone(), options, events).await
+        });
+        // Said in the order given, whatever order the answers came in.
+        for result in futures::future::join_all(writes).await {
+            let done = result?;
+            events.send(Event::Info(format!(
+                "{} {}",
+                done.key,
+                done.change.verb(options.dry_run)
+            )));
+            applied.push(done);
+        }
+    }
+    applied.sort_by_key(|a| objects.iter().position(|o| o.key == a.key));
+    Ok(ApplyReport {
+        applied,
+        pruned: Vec::new(),
+    })
+}
+
+impl Applied {
+    /// An object a dry run could not send: its namespace does not exist yet.
+    fn new_in_missing_namespace(object: &Object) -> Applied {
+        Applied {
+            key: object.key.clone(),
+            change: Change::Created,
+            before: None,
+            after: None,
+        }
+    }
+}
+
+/// The live object, if there is one.
+async fn read(
+    cluster: &Cluster,
+    namespace: &str,
+    object: &Object,
+    events: &Events,
+) -> Result<Option<DynamicObject>, ApplyError> {
+    let api = api_for(cluster, namespace, object.kind());
+    cluster::retrying(events, &format!("read {object}"), || {
+        api.get_opt(object.name())
+    })
+    .await
+    .map_err(|source| ApplyError::Api {
+        action: "read",
+        object: object.to_string(),
+        source,
+    })
+}
+
+/// Applies one object and says what changed, by content: never by `resourceVersion`, which a
+/// status write between the read and the apply (a controller counting replicas) moves although
+/// nothing we own changed.
+async fn write(
+    cluster: &Cluster,
+    namespace: &str,
+    object: &Object,
+    before: Option<DynamicObject>,
+    options: ApplyOptions,
+    events: &Events,
+) -> Result<Applied, ApplyError> {
+    let mut params = PatchParams::apply(FIELD_MANAGER);
+    params.force = options.force_conflicts;
+    params.dry_run = options.dry_run;
+    let api = api_for(cluster, namespace, object.kind());
+    let label = object.to_string();
+    let patch = Patch::Apply(&object.body);
+    let after = cluster::retrying(events, &format!("apply {label}"), || {
+        api.patch(object.name(), &params, &patch)
+    })
+    .await
+    .map_err(|error| explain(&label, error))?;
+    let change = match &before {
+        None => Change::Created,
+        Some(live) if diff::normalized(live) == diff::normalized(&after) => Change::Unchanged,
+        Some(_) => Change::Configured,
+    };
+    Ok(Applied {
+        key: object.key.clone(),
+        change,
+        before,
+        after: Some(after),
+    })
 }
 
 /// Turns an apply error into what the user needs to know.
@@ -327,6 +351,11 @@ fn explain(object: &str, error: kube::Error) -> ApplyError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
+    use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
     use kube::api::ObjectMeta;
 
     #[test]
@@ -376,9 +405,8 @@ mod tests {
         for manifest in &manifests {
             let object = Object::from_manifest(manifest);
             let again = Object::from_json(object.body.clone()).expect("a known kind");
-            assert_eq!(again.resource, object.resource, "{object}");
-            assert_eq!(again.namespaced, object.namespaced, "{object}");
+            assert_eq!(again.key, object.key, "{object}");
         }
-        assert_eq!(known_resources().len(), manifests.len());
+        assert_eq!(Kind::ALL.len(), manifests.len());
     }
 }

@@ -3,29 +3,15 @@
 
 use std::collections::BTreeSet;
 
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
 
 use super::ApplyError;
 use crate::cluster::{self, Cluster};
-use crate::render::labels;
+use crate::render::{Kind, ObjectKey, labels};
 use crate::ui::{Event, Events};
 
 /// An object deleted (or, in a dry run, that would be).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pruned {
-    pub kind: String,
-    pub name: String,
-}
-
-/// The kinds a release may own, in reverse apply order: dependents go first.
-pub fn prunable_kinds() -> Vec<ApiResource> {
-    super::known_resources()
-        .into_iter()
-        .filter(|(_, namespaced)| *namespaced)
-        .map(|(resource, _)| resource)
-        .rev()
-        .collect()
-}
+pub type Pruned = ObjectKey;
 
 /// Deletes every object of `release` in `namespace` whose `(kind, name)` is not in `keep`.
 /// Deployments go with background propagation: their ReplicaSets and pods follow.
@@ -33,7 +19,7 @@ pub async fn prune(
     cluster: &Cluster,
     namespace: &str,
     release: &str,
-    keep: &BTreeSet<(String, String)>,
+    keep: &BTreeSet<ObjectKey>,
     dry_run: bool,
     events: &Events,
 ) -> Result<Vec<Pruned>, ApplyError> {
@@ -66,7 +52,7 @@ pub async fn delete_release(
     cluster: &Cluster,
     namespace: &str,
     release: &str,
-    keep: &BTreeSet<(String, String)>,
+    keep: &BTreeSet<ObjectKey>,
     params: &DeleteParams,
     removal: Removal,
     events: &Events,
@@ -74,27 +60,23 @@ pub async fn delete_release(
     let dry_run = params.dry_run;
     let selector = labels::release_selector(release);
     let mut pruned = Vec::new();
-    for resource in prunable_kinds() {
+    for kind in Kind::namespaced_in_delete_order() {
         let api: Api<DynamicObject> =
-            Api::namespaced_with(cluster.client.clone(), namespace, &resource);
+            Api::namespaced_with(cluster.client.clone(), namespace, &kind.resource());
         let list = ListParams::default().labels(&selector);
-        let listed = cluster::retrying(events, &format!("list {}s", resource.kind), || {
-            api.list(&list)
-        })
-        .await
-        .map_err(|source| ApplyError::Api {
-            action: "list",
-            object: format!("{}s", resource.kind),
-            source,
-        })?;
+        let listed = cluster::retrying(events, &format!("list {kind}s"), || api.list(&list))
+            .await
+            .map_err(|source| ApplyError::Api {
+                action: "list",
+                object: format!("{kind}s"),
+                source,
+            })?;
         for object in listed.items {
-            let name = object.metadata.name.clone().unwrap_or_default();
-            if keep.contains(&(resource.kind.clone(), name.clone()))
-                || object.metadata.deletion_timestamp.is_some()
-            {
+            let key = ObjectKey::new(kind, object.metadata.name.clone().unwrap_or_default());
+            if keep.contains(&key) || object.metadata.deletion_timestamp.is_some() {
                 continue;
             }
-            let label = format!("{}/{name}", resource.kind);
+            let (name, label) = (key.name.clone(), key.to_string());
             let deleted = cluster::retrying(events, &format!("delete {label}"), || {
                 api.delete(&name, params)
             })
@@ -117,10 +99,7 @@ pub async fn delete_release(
                 (Removal::Down, true) => "would be deleted",
             };
             events.send(Event::Info(format!("{label} {verb}")));
-            pruned.push(Pruned {
-                kind: resource.kind.clone(),
-                name,
-            });
+            pruned.push(key);
         }
     }
     Ok(pruned)

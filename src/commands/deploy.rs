@@ -18,7 +18,7 @@ use crate::load::{self, Loader};
 use crate::outcome::{Exit, Failure};
 use crate::plan::Plan;
 use crate::release::{self, ImageRecord, Record, RevisionStatus, lock};
-use crate::render;
+use crate::render::{self, Kind, Manifest, ObjectKey, Rendered};
 use crate::rollout::{self, Outcome};
 use crate::settings::{self, CommandFlags, Purpose};
 use crate::ui::{Event, Events, Printer, Ui};
@@ -65,10 +65,44 @@ async fn pipeline(
     printer: &Printer,
 ) -> Result<Exit, Failure> {
     let dry_run = args.dry_run || mode == Mode::Diff;
-    let build = !dry_run && !args.no_build;
-    let loads = !dry_run && !matches!(plan.cluster.loader, LoaderKind::None | LoaderKind::Docker);
-    // Everything that can be checked without changing anything comes first.
-    let docker = match build || loads {
+    let checked = check(plan, args, mode, env, events).await?;
+    let rendered = render::render(plan);
+    let objects: Vec<Object> = rendered.objects.iter().map(Object::from_manifest).collect();
+    let namespace = Object::from_manifest(&Manifest::Namespace(rendered.namespace.clone()));
+    if dry_run {
+        let mut all = vec![namespace];
+        all.extend(objects);
+        return dry(&checked.cluster, plan, &all, args, mode, events, printer).await;
+    }
+    lock::check(&checked.cluster, &plan.namespace, &plan.release, events).await?;
+    let built = ship(plan, args, env, &checked, events).await?;
+    let shipped = Shipped {
+        rendered: &rendered,
+        namespace: &namespace,
+        objects: &objects,
+        built: &built,
+    };
+    release(plan, args, env, &checked.cluster, shipped, events).await
+}
+
+/// What is known once everything that can be checked without changing anything was.
+struct Checked {
+    docker: Option<Docker>,
+    cluster: Cluster,
+}
+
+/// Connects to Docker (when something is built or loaded) and to the cluster, and refuses an
+/// `upgrade` of a release that is not installed.
+async fn check(
+    plan: &Plan,
+    args: &DeployArgs,
+    mode: Mode,
+    env: &dyn Fn(&str) -> Option<String>,
+    events: &Events,
+) -> Result<Checked, Failure> {
+    let dry_run = args.dry_run || mode == Mode::Diff;
+    let needs_docker = !dry_run && (!args.no_build || loads(plan));
+    let docker = match needs_docker {
         true => Some(docker::connect(env).await?),
         false => None,
     };
@@ -88,108 +122,113 @@ async fn pipeline(
             Some("install it with `todo-deploy up`".to_owned()),
         ));
     }
-    let manifests = render::render(plan);
-    let objects: Vec<Object> = manifests.iter().map(Object::from_manifest).collect();
-    if dry_run {
-        return dry(&cluster, plan, &objects, args, mode, events, printer).await;
-    }
-    lock::check(&cluster, &plan.namespace, &plan.release, events).await?;
-    // The loader checks its nodes run before a slow build, and may ask to build in their engine.
-    let loader = match (&docker, loads) {
+    Ok(Checked { docker, cluster })
+}
+
+/// Whether images are loaded onto the nodes.
+fn loads(plan: &Plan) -> bool {
+    !matches!(plan.cluster.loader, LoaderKind::None | LoaderKind::Docker)
+}
+
+/// Builds the images and gets them onto the nodes; nothing in the cluster changes. The loader
+/// checks its nodes before a slow build, and may ask to build in their engine (Minikube's).
+async fn ship(
+    plan: &Plan,
+    args: &DeployArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    checked: &Checked,
+    events: &Events,
+) -> Result<Vec<BuiltImage>, Failure> {
+    let loader = match (&checked.docker, loads(plan)) {
         (Some(docker), true) => {
-            Some(load::resolve(docker, &plan.cluster, &cluster.context, env, events).await?)
+            Some(load::resolve(docker, &plan.cluster, &checked.cluster.context, env, events).await?)
         }
         _ => None,
     };
-    let engine = match (loader.as_ref().and_then(Loader::build_engine), docker) {
+    let engine = match (
+        loader.as_ref().and_then(Loader::build_engine),
+        &checked.docker,
+    ) {
         (Some(endpoint), _) => Some(endpoint.connect().await?),
-        (None, docker) => docker,
+        (None, docker) => docker.clone(),
     };
-
-    let built = match (&engine, build) {
-        (Some(engine), true) => {
+    let interrupted = |stage: &str| {
+        Failure::message(
+            Exit::Interrupted,
+            format!("interrupted while {stage}; nothing was changed in the cluster"),
+            None,
+        )
+    };
+    let built = match (&engine, args.no_build) {
+        (Some(engine), false) => {
             let options = BuildOptions::default();
             tokio::select! {
                 built = build::build_all(engine, &plan.services, &options, events) => built?,
-                _ = super::interrupted() => return Err(Failure::message(
-                    Exit::Interrupted,
-                    "interrupted while building; nothing was changed in the cluster",
-                    None,
-                )),
+                _ = super::interrupted() => return Err(interrupted("building")),
             }
         }
-        (Some(engine), false) => existing_images(engine, plan, events).await,
+        (Some(engine), true) => existing_images(engine, plan, events).await,
         (None, _) => Vec::new(),
     };
     if let (Some(loader), Some(engine)) = (&loader, &engine) {
         tokio::select! {
             loaded = load::load_all(engine, loader, &built, events) => { loaded?; }
-            _ = super::interrupted() => return Err(Failure::message(
-                Exit::Interrupted,
-                "interrupted while loading images; nothing was changed in the cluster",
-                None,
-            )),
+            _ = super::interrupted() => return Err(interrupted("loading images")),
         }
     }
+    Ok(built)
+}
 
+/// What `release` deploys.
+struct Shipped<'a> {
+    rendered: &'a Rendered,
+    namespace: &'a Object,
+    objects: &'a [Object],
+    built: &'a [BuiltImage],
+}
+
+/// Changes the cluster: the namespace, then under the release lock the revision (apply, wait,
+/// record), rolled back if it fails.
+async fn release(
+    plan: &Plan,
+    args: &DeployArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    cluster: &Cluster,
+    shipped: Shipped<'_>,
+    events: &Events,
+) -> Result<Exit, Failure> {
     // The lock lives in the namespace, so the namespace comes first.
-    let (namespace, rest) = objects.split_at(1);
-    let namespace = apply::apply(
-        &cluster,
-        &plan.namespace,
-        namespace,
-        ApplyOptions::default(),
+    let options = ApplyOptions::default();
+    let namespace = std::slice::from_ref(shipped.namespace);
+    let namespace = apply::apply(cluster, &plan.namespace, namespace, options, events).await?;
+    let lock = lock::acquire(cluster, &plan.namespace, &plan.release, events).await?;
+    let deployer = Deployer {
+        cluster,
+        namespace: &plan.namespace,
+        release: &plan.release,
+        timeout: plan.timeout,
+        history_max: plan.history_max,
+        force_conflicts: args.force_conflicts,
         events,
-    )
-    .await?;
-    let lock = lock::acquire(&cluster, &plan.namespace, &plan.release, events).await?;
+    };
     let result = async {
-        let deployer = Deployer {
-            cluster: &cluster,
-            namespace: &plan.namespace,
-            release: &plan.release,
-            timeout: plan.timeout,
-            history_max: plan.history_max,
-            force_conflicts: args.force_conflicts,
-            events,
-        };
         // Read again under the lock: another run may have deployed since the first look.
-        let history = release::history(&cluster, &plan.namespace, &plan.release, events).await?;
-        let history = release::abandon_pending(&cluster, &plan.namespace, history, events).await?;
-        let record = Record {
-            release: plan.release.clone(),
-            revision: 0,
-            status: RevisionStatus::Pending,
-            time: String::new(),
-            tool_version: String::new(),
-            description: if !history.iter().any(|r| r.status == RevisionStatus::Deployed) {
-                "Install"
-            } else {
-                "Upgrade"
-            }
-            .to_owned(),
-            images: images(plan, &built),
-            config_digest: plan.config_digest.clone(),
-            manifests: release::redact_manifests(&manifests),
-        }
-        .next_after(&history);
+        let history = release::history(cluster, &plan.namespace, &plan.release, events).await?;
+        let history = release::abandon_pending(cluster, &plan.namespace, history, events).await?;
+        let record = new_record(plan, &history, &shipped);
         let current = history
             .last()
             .filter(|r| r.status == RevisionStatus::Deployed);
         let deployed = deployer
             .deploy(Revision {
                 record,
-                objects: rest,
+                objects: shipped.objects,
                 also_keep: None,
                 applied_before: namespace.applied,
                 current,
             })
             .await?;
-        if let Outcome::Failed(standings) | Outcome::TimedOut(standings) = &deployed.outcome
-            && standings
-                .iter()
-                .any(|s| matches!(s.problem, Some(rollout::Problem::ImageMissing { .. })))
-        {
+        if deployed.outcome.lacks_an_image() {
             // The node lost an image it was remembered to hold: ask it again next time.
             let references: Vec<String> =
                 plan.services.iter().map(|s| s.image.to_string()).collect();
@@ -200,6 +239,23 @@ async fn pipeline(
     .await;
     lock.release().await;
     result
+}
+
+/// The revision this run deploys, numbered after `history`.
+fn new_record(plan: &Plan, history: &[Record], shipped: &Shipped<'_>) -> Record {
+    let installed = history.iter().any(|r| r.status == RevisionStatus::Deployed);
+    Record {
+        release: plan.release.clone(),
+        revision: 0,
+        status: RevisionStatus::Pending,
+        time: String::new(),
+        tool_version: String::new(),
+        description: if installed { "Upgrade" } else { "Install" }.to_owned(),
+        images: images(plan, shipped.built),
+        config_digest: plan.config_digest.clone(),
+        manifests: release::redact_manifests(&shipped.rendered.all()),
+    }
+    .next_after(history)
 }
 
 /// What the end of the rollout means for the run: done, rolled back, or failed.
@@ -275,11 +331,11 @@ async fn conclude(
         .report
         .applied
         .iter()
-        .find(|a| a.kind == "Secret")
+        .find(|a| a.key.kind == Kind::Secret)
         .and_then(|a| a.before.as_ref())
         .and_then(revision::secret_object);
     let keep = match &previous_secret {
-        Some(secret) => Some(("Secret".to_owned(), secret.name.clone())),
+        Some(secret) => Some(secret.key.clone()),
         None => recorded_secret,
     };
     objects.extend(previous_secret);
@@ -396,10 +452,7 @@ async fn dry(
         force_conflicts: args.force_conflicts,
     };
     let mut report = apply::apply(cluster, &plan.namespace, objects, options, events).await?;
-    let keep: BTreeSet<(String, String)> = objects
-        .iter()
-        .map(|o| (o.kind.clone(), o.name.clone()))
-        .collect();
+    let keep: BTreeSet<ObjectKey> = objects.iter().map(|o| o.key.clone()).collect();
     report.pruned =
         apply::prune(cluster, &plan.namespace, &plan.release, &keep, true, events).await?;
     if mode == Mode::Diff {

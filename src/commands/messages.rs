@@ -3,6 +3,7 @@
 
 use crate::apply::{self, ApplyReport, Change};
 use crate::outcome::{Exit, Failure};
+use crate::render::Kind;
 use crate::rollout::{Problem, RolloutState, Standing};
 
 pub fn summary(report: &ApplyReport, dry_run: bool) -> String {
@@ -31,7 +32,7 @@ pub fn summary(report: &ApplyReport, dry_run: bool) -> String {
 pub fn diff_text(report: &ApplyReport) -> String {
     let mut out = String::new();
     for applied in &report.applied {
-        let title = format!("{}/{}", applied.kind, applied.name);
+        let title = applied.key.to_string();
         let mut before = applied.before.as_ref().map(apply::diff::normalized);
         let Some(after) = &applied.after else {
             out.push_str(&format!(
@@ -40,7 +41,7 @@ pub fn diff_text(report: &ApplyReport) -> String {
             continue;
         };
         let mut after = apply::diff::normalized(after);
-        if applied.kind == "Secret" {
+        if applied.key.kind == Kind::Secret {
             let mut empty = serde_json::json!({});
             apply::diff::mask_secret_data(before.as_mut().unwrap_or(&mut empty), &mut after);
         }
@@ -49,10 +50,7 @@ pub fn diff_text(report: &ApplyReport) -> String {
         }
     }
     for pruned in &report.pruned {
-        out.push_str(&format!(
-            "{}/{}: would be pruned\n",
-            pruned.kind, pruned.name
-        ));
+        out.push_str(&format!("{pruned}: would be pruned\n"));
     }
     if out.is_empty() {
         out.push_str("no changes\n");

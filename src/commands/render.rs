@@ -23,6 +23,6 @@ pub fn run(
     } else {
         SecretDisplay::Masked
     };
-    printer.data(&render::to_yaml(&manifests, display));
+    printer.data(&render::to_yaml(&manifests.all(), display));
     Ok(Exit::Success)
 }

@@ -13,6 +13,7 @@ use crate::apply::{self, ApplyOptions, ApplyReport, Object};
 use crate::cluster::Cluster;
 use crate::outcome::Failure;
 use crate::release::{self, Record, RevisionStatus};
+use crate::render::{Kind, ObjectKey};
 use crate::rollout::{self, Outcome};
 use crate::ui::{Event, Events};
 
@@ -42,7 +43,7 @@ pub struct Revision<'a> {
     pub record: Record,
     pub objects: &'a [Object],
     /// Kept from pruning besides `objects` (the live Secret during a rollback).
-    pub also_keep: Option<(String, String)>,
+    pub also_keep: Option<ObjectKey>,
     /// Applied before the lock was taken (the Namespace): part of this revision's report.
     pub applied_before: Vec<apply::Applied>,
     /// The revision deployed now, if it may stand for this one: when nothing is created,
@@ -159,12 +160,9 @@ impl Deployer<'_> {
     async fn prune(
         &self,
         objects: &[Object],
-        also_keep: Option<(String, String)>,
+        also_keep: Option<ObjectKey>,
     ) -> Result<Vec<apply::Pruned>, Failure> {
-        let mut keep: BTreeSet<(String, String)> = objects
-            .iter()
-            .map(|o| (o.kind.clone(), o.name.clone()))
-            .collect();
+        let mut keep: BTreeSet<ObjectKey> = objects.iter().map(|o| o.key.clone()).collect();
         keep.extend(also_keep);
         let pruned = apply::prune(
             self.cluster,
@@ -216,24 +214,16 @@ impl Deployer<'_> {
     }
 }
 
-/// The objects of a recorded revision, without its Secret: Secret values are never stored,
-/// so a rollback keeps the live Secret. Returns the Secret's name to keep it from pruning.
-pub fn recorded_objects(
-    record: &Record,
-    events: &Events,
-) -> (Vec<Object>, Option<(String, String)>) {
+/// The objects of a recorded revision, without its Namespace (the release is in it already)
+/// and without its Secret: Secret values are never stored, so a rollback keeps the live
+/// Secret. Returns the Secret's key to keep it from pruning.
+pub fn recorded_objects(record: &Record, events: &Events) -> (Vec<Object>, Option<ObjectKey>) {
     let mut secret = None;
     let mut objects = Vec::new();
     for manifest in &record.manifests {
-        if manifest["kind"] == "Secret" {
-            let name = manifest["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            secret = Some(("Secret".to_owned(), name));
-            continue;
-        }
         match Object::from_json(manifest.clone()) {
+            Some(object) if object.kind() == Kind::Namespace => {}
+            Some(object) if object.kind() == Kind::Secret => secret = Some(object.key),
             Some(object) => objects.push(object),
             None => events.send(Event::Warning(format!(
                 "revision {} holds a `{}` that this version cannot apply; skipped",
@@ -271,8 +261,8 @@ fn describe(description: &str, outcome: &Outcome) -> String {
 pub fn deployments(objects: &[Object]) -> Vec<String> {
     objects
         .iter()
-        .filter(|o| o.kind == "Deployment")
-        .map(|o| o.name.clone())
+        .filter(|o| o.kind() == Kind::Deployment)
+        .map(|o| o.name().to_owned())
         .collect()
 }
 

@@ -10,6 +10,7 @@ use crate::cluster;
 use crate::outcome::{Exit, Failure};
 use crate::plan::Plan;
 use crate::release::{self, Record, RevisionStatus, lock};
+use crate::render::Kind;
 use crate::rollout::{self, Outcome, Problem};
 use crate::settings::{self, CommandFlags, Purpose};
 use crate::ui::{Event, Events, Printer, Ui};
@@ -70,7 +71,7 @@ async fn roll_back(
         // The live Secret stays, so it is what this revision deploys.
         let digests = release::digest_of(&live.data.clone().unwrap_or_default());
         for manifest in &mut record.manifests {
-            if manifest["kind"] == "Secret" {
+            if Kind::of_json(manifest) == Some(Kind::Secret) {
                 if manifest["data"] != digests {
                     events.send(Event::Warning(format!(
                         "the Secret `{}` changed since revision {}; its values are not kept in the history, so the current ones stay",
@@ -196,7 +197,10 @@ async fn live_secret(
     namespace: &str,
     target: &Record,
 ) -> Option<Secret> {
-    let recorded = target.manifests.iter().find(|m| m["kind"] == "Secret")?;
+    let recorded = target
+        .manifests
+        .iter()
+        .find(|m| Kind::of_json(m) == Some(Kind::Secret))?;
     let name = recorded["metadata"]["name"].as_str()?;
     let api: Api<Secret> = Api::namespaced(cluster.client.clone(), namespace);
     api.get_opt(name).await.ok().flatten()

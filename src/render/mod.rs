@@ -1,6 +1,7 @@
 //! Plan → Manifests: the Kubernetes objects of a release, as typed `k8s-openapi` values, in the
 //! order they are applied. Pure: no I/O, so it is snapshot-tested as it is.
 
+mod kind;
 pub mod labels;
 mod network;
 mod policy;
@@ -17,6 +18,8 @@ use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
+
+pub use kind::{Kind, ObjectKey};
 
 use crate::plan::Plan;
 
@@ -37,18 +40,22 @@ pub enum Manifest {
 }
 
 impl Manifest {
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> Kind {
         match self {
-            Manifest::Namespace(_) => "Namespace",
-            Manifest::ConfigMap(_) => "ConfigMap",
-            Manifest::Secret(_) => "Secret",
-            Manifest::Service(_) => "Service",
-            Manifest::Deployment(_) => "Deployment",
-            Manifest::Ingress(_) => "Ingress",
-            Manifest::HorizontalPodAutoscaler(_) => "HorizontalPodAutoscaler",
-            Manifest::PodDisruptionBudget(_) => "PodDisruptionBudget",
-            Manifest::NetworkPolicy(_) => "NetworkPolicy",
+            Manifest::Namespace(_) => Kind::Namespace,
+            Manifest::ConfigMap(_) => Kind::ConfigMap,
+            Manifest::Secret(_) => Kind::Secret,
+            Manifest::Service(_) => Kind::Service,
+            Manifest::Deployment(_) => Kind::Deployment,
+            Manifest::Ingress(_) => Kind::Ingress,
+            Manifest::HorizontalPodAutoscaler(_) => Kind::HorizontalPodAutoscaler,
+            Manifest::PodDisruptionBudget(_) => Kind::PodDisruptionBudget,
+            Manifest::NetworkPolicy(_) => Kind::NetworkPolicy,
         }
+    }
+
+    pub fn key(&self) -> ObjectKey {
+        ObjectKey::new(self.kind(), self.name())
     }
 
     pub fn metadata(&self) -> &ObjectMeta {
@@ -94,14 +101,36 @@ impl fmt::Display for Manifest {
     }
 }
 
-/// Every object of a release, in apply order: Namespace, ConfigMap, Secret, Services,
+/// A release's objects: its Namespace, which holds the rest (and the release's lock and
+/// history), and the objects in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    pub namespace: Namespace,
+    /// In apply order.
+    pub objects: Vec<Manifest>,
+}
+
+impl Rendered {
+    /// Every object, the Namespace first: what `render` prints and a revision records.
+    pub fn all(&self) -> Vec<Manifest> {
+        let mut all = vec![Manifest::Namespace(self.namespace.clone())];
+        all.extend(self.objects.iter().cloned());
+        all
+    }
+}
+
+/// Every object of a release: the Namespace, and in apply order ConfigMap, Secret, Services,
 /// Deployments, Ingress, then the optional autoscalers, disruption budgets and network policies.
-pub fn render(plan: &Plan) -> Vec<Manifest> {
+pub fn render(plan: &Plan) -> Rendered {
+    Rendered {
+        namespace: namespace(plan),
+        objects: objects(plan),
+    }
+}
+
+fn objects(plan: &Plan) -> Vec<Manifest> {
     let checksum = labels::config_checksum(plan);
-    let mut manifests = vec![
-        Manifest::Namespace(namespace(plan)),
-        Manifest::ConfigMap(config_map(plan)),
-    ];
+    let mut manifests = vec![Manifest::ConfigMap(config_map(plan))];
     if !plan.secret.keys.is_empty() {
         manifests.push(Manifest::Secret(secret(plan)));
     }

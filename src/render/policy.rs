@@ -23,7 +23,7 @@ pub fn autoscaler(
         spec: Some(HorizontalPodAutoscalerSpec {
             scale_target_ref: CrossVersionObjectReference {
                 api_version: Some("apps/v1".to_owned()),
-                kind: "Deployment".to_owned(),
+                kind: super::Kind::Deployment.to_string(),
                 name: service.name.clone(),
             },
             min_replicas: Some(config.min_replicas),

@@ -65,6 +65,18 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// Whether the rollout failed because a node does not have an image.
+    pub fn lacks_an_image(&self) -> bool {
+        let (Outcome::Failed(standings) | Outcome::TimedOut(standings)) = self else {
+            return false;
+        };
+        standings
+            .iter()
+            .any(|s| matches!(s.problem, Some(Problem::ImageMissing { .. })))
+    }
+}
+
 /// Lines of the previous container's log shown for a crash loop.
 const LOG_LINES: i64 = 20;
 

@@ -62,9 +62,29 @@ pub struct DeploymentInfo {
     pub updated: i32,
     pub ready: i32,
     pub available: i32,
-    /// `complete`, `progressing`, `failed`.
-    pub rollout: String,
+    pub rollout: Rollout,
     pub message: String,
+}
+
+/// Where a Deployment's rollout stands, in one word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rollout {
+    Complete,
+    Progressing,
+    Failed,
+    Missing,
+}
+
+impl Rollout {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rollout::Complete => "complete",
+            Rollout::Progressing => "progressing",
+            Rollout::Failed => "failed",
+            Rollout::Missing => "missing",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -211,13 +231,14 @@ fn report(
         .map(|d| {
             let counts = conditions::counts(d);
             let (rollout, message) = match conditions::rollout_state(Some(d)) {
-                RolloutState::Complete => ("complete", String::new()),
-                RolloutState::DeadlineExceeded { message } => ("failed", message),
-                RolloutState::Progressing { waiting_for } => ("progressing", waiting_for),
-                RolloutState::NotObserved => {
-                    ("progressing", "the new spec is not observed yet".to_owned())
-                }
-                RolloutState::Missing => ("missing", String::new()),
+                RolloutState::Complete => (Rollout::Complete, String::new()),
+                RolloutState::DeadlineExceeded { message } => (Rollout::Failed, message),
+                RolloutState::Progressing { waiting_for } => (Rollout::Progressing, waiting_for),
+                RolloutState::NotObserved => (
+                    Rollout::Progressing,
+                    "the new spec is not observed yet".to_owned(),
+                ),
+                RolloutState::Missing => (Rollout::Missing, String::new()),
             };
             DeploymentInfo {
                 name: d.metadata.name.clone().unwrap_or_default(),
@@ -232,7 +253,7 @@ fn report(
                 updated: counts.updated,
                 ready: counts.ready,
                 available: counts.available,
-                rollout: rollout.to_owned(),
+                rollout,
                 message,
             }
         })
@@ -354,7 +375,7 @@ fn report(
     } else if !deployment_infos.is_empty()
         && deployment_infos
             .iter()
-            .all(|d| d.rollout == "complete" && d.available >= d.desired)
+            .all(|d| d.rollout == Rollout::Complete && d.available >= d.desired)
         && revision
             .as_ref()
             .is_none_or(|r| r.status == RevisionStatus::Deployed)
@@ -418,7 +439,7 @@ status: {observedGeneration: 1, replicas: 2, updatedReplicas: 2, readyReplicas: 
         degraded.status.as_mut().unwrap().available_replicas = Some(1);
         let report_degraded = report("todo", "todo", None, &[degraded], &[], &[], &[], &[], now);
         assert_eq!(report_degraded.health, Health::Degraded);
-        assert_eq!(report_degraded.deployments[0].rollout, "progressing");
+        assert_eq!(report_degraded.deployments[0].rollout, Rollout::Progressing);
         let absent = report("todo", "todo", None, &[], &[], &[], &[], &[], now);
         assert_eq!(absent.health, Health::NotDeployed);
     }

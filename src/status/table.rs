@@ -56,9 +56,9 @@ pub fn to_table(report: &StatusReport) -> String {
             .iter()
             .map(|d| {
                 let rollout = if d.message.is_empty() {
-                    d.rollout.clone()
+                    d.rollout.as_str().to_owned()
                 } else {
-                    format!("{}: {}", d.rollout, d.message)
+                    format!("{}: {}", d.rollout.as_str(), d.message)
                 };
                 vec![
                     d.name.clone(),
