@@ -1,9 +1,12 @@
 //! `todo-deploy`: parse the command line, install the error reporter, run the command, and map
 //! the outcome to an exit code. The only place that prints errors.
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 
 use todo_deploy::outcome::Exit;
+use todo_deploy::ui::Verbosity;
 use todo_deploy::{cli, commands, ui};
 
 fn main() {
@@ -14,7 +17,12 @@ fn main() {
         unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
     let cli = cli::Cli::parse();
-    let printer = ui::Printer::new(&cli.global, std::env::var_os("NO_COLOR").is_some());
+    let color = !cli.global.no_color && std::env::var_os("NO_COLOR").is_none();
+    let printer = ui::Printer::new(
+        verbosity(&cli.global),
+        color,
+        std::io::stderr().is_terminal(),
+    );
     let hook = color_eyre::config::HookBuilder::default().display_env_section(false);
     let hook = if printer.color {
         hook
@@ -39,4 +47,14 @@ fn main() {
         }
     };
     std::process::exit(exit.code());
+}
+
+/// `-q`, nothing, `-v`, `-vv`.
+fn verbosity(global: &cli::GlobalArgs) -> Verbosity {
+    match (global.quiet, global.verbose) {
+        (true, _) => Verbosity::Quiet,
+        (false, 0) => Verbosity::Normal,
+        (false, 1) => Verbosity::Verbose,
+        (false, _) => Verbosity::Debug,
+    }
 }

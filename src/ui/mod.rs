@@ -7,13 +7,12 @@ mod load;
 mod rollout;
 mod style;
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use indicatif::{MultiProgress, ProgressDrawTarget};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::cli::GlobalArgs;
 pub use events::{Event, Events};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -33,17 +32,13 @@ pub struct Printer {
 }
 
 impl Printer {
-    pub fn new(global: &GlobalArgs, no_color_env: bool) -> Self {
-        let verbosity = match (global.quiet, global.verbose) {
-            (true, _) => Verbosity::Quiet,
-            (false, 0) => Verbosity::Normal,
-            (false, 1) => Verbosity::Verbose,
-            (false, _) => Verbosity::Debug,
-        };
-        let interactive = std::io::stderr().is_terminal();
+    /// A printer for a resolved `verbosity`. `color` is whether the user allows colour (no
+    /// `--no-color`, no `NO_COLOR`); it is used only when `interactive`, that is when stderr is
+    /// a terminal.
+    pub fn new(verbosity: Verbosity, color: bool, interactive: bool) -> Self {
         Printer {
             verbosity,
-            color: interactive && !global.no_color && !no_color_env,
+            color: interactive && color,
             interactive,
         }
     }
