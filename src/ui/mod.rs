@@ -1,19 +1,24 @@
-//! The one place that writes to the terminal. The [`Printer`] owns verbosity, colour and the
-//! progress draw target: stages never print, commands hand their output here.
+//! The one place that writes to the terminal. The [`Printer`] owns verbosity and colour; the
+//! [`Ui`] task hands each progress event to its view, and the views draw on a shared screen
+//! (bars on a terminal, plain lines elsewhere): stages never print, commands hand their output
+//! here.
 
 mod build;
 pub mod events;
 mod load;
 mod rollout;
+mod screen;
 mod style;
+#[cfg(test)]
+mod testing;
 
 use std::io::Write;
 
-use indicatif::{MultiProgress, ProgressDrawTarget};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub use events::{Event, Events};
+use screen::Screen;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Verbosity {
@@ -21,6 +26,17 @@ pub enum Verbosity {
     Normal,
     Verbose,
     Debug,
+}
+
+/// How much a line matters, which decides the verbosity that shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// A step worth a line in the normal output.
+    Info,
+    /// Detail for `-v`.
+    Detail,
+    /// Shown even when quiet.
+    Warning,
 }
 
 #[derive(Debug, Clone)]
@@ -53,33 +69,40 @@ impl Printer {
 
     /// A progress line on stderr, unless quiet.
     pub fn info(&self, text: &str) {
-        if self.verbosity >= Verbosity::Normal {
-            eprintln!("{text}");
-        }
+        self.say(Level::Info, text);
     }
 
     /// Detail shown with `-v`.
     pub fn verbose(&self, text: &str) {
-        if self.verbosity >= Verbosity::Verbose {
-            eprintln!("{text}");
-        }
+        self.say(Level::Detail, text);
     }
 
     /// A warning, shown even when quiet.
     pub fn warn(&self, text: &str) {
-        if self.color {
-            eprintln!("\x1b[33mwarning\x1b[0m: {text}");
-        } else {
-            eprintln!("warning: {text}");
+        self.say(Level::Warning, text);
+    }
+
+    fn say(&self, level: Level, text: &str) {
+        if self.shows(level) {
+            eprintln!("{}", self.line(level, text));
         }
     }
 
-    /// Where progress bars draw: stderr on a terminal, nowhere otherwise (plain lines instead).
-    pub fn draw_target(&self) -> ProgressDrawTarget {
-        if self.interactive && self.verbosity >= Verbosity::Normal {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
+    /// Whether lines of `level` are shown at this verbosity.
+    fn shows(&self, level: Level) -> bool {
+        match level {
+            Level::Info => self.verbosity >= Verbosity::Normal,
+            Level::Detail => self.verbosity >= Verbosity::Verbose,
+            Level::Warning => true,
+        }
+    }
+
+    /// The line as written: a warning says so, in yellow with colour.
+    fn line(&self, level: Level, text: &str) -> String {
+        match (level, self.color) {
+            (Level::Warning, true) => format!("\x1b[33mwarning\x1b[0m: {text}"),
+            (Level::Warning, false) => format!("warning: {text}"),
+            _ => text.to_owned(),
         }
     }
 }
@@ -93,7 +116,8 @@ pub struct Ui {
 impl Ui {
     pub fn start(printer: &Printer) -> Ui {
         let (events, receiver) = Events::channel();
-        let task = tokio::spawn(draw(printer.clone(), receiver));
+        let views = Views::new(printer, Screen::stderr(printer));
+        let task = tokio::spawn(draw(views, receiver));
         Ui { events, task }
     }
 
@@ -104,19 +128,39 @@ impl Ui {
     }
 }
 
-async fn draw(printer: Printer, mut receiver: mpsc::UnboundedReceiver<Event>) {
-    let bars = MultiProgress::with_draw_target(printer.draw_target());
-    let mut build = build::BuildView::new(&printer, &bars);
-    let mut load = load::LoadView::new(&printer, &bars);
-    let mut rollout = rollout::RolloutView::new(&printer, &bars);
+async fn draw(mut views: Views, mut receiver: mpsc::UnboundedReceiver<Event>) {
     while let Some(event) = receiver.recv().await {
+        views.show(event);
+    }
+}
+
+/// Every view and the screen they share. Each event goes to the one view that knows it.
+struct Views {
+    screen: Screen,
+    build: build::BuildView,
+    load: load::LoadView,
+    rollout: rollout::RolloutView,
+}
+
+impl Views {
+    fn new(printer: &Printer, screen: Screen) -> Self {
+        Views {
+            screen,
+            build: build::BuildView::new(printer),
+            load: load::LoadView::new(printer),
+            rollout: rollout::RolloutView::new(printer),
+        }
+    }
+
+    fn show(&mut self, event: Event) {
+        let screen = &mut self.screen;
         match event {
-            Event::Build(event) => build.handle(event),
-            Event::Load(event) => load.handle(event),
-            Event::Rollout(event) => rollout.handle(event),
-            Event::Info(line) => bars.suspend(|| printer.info(&line)),
-            Event::Detail(line) => bars.suspend(|| printer.verbose(&line)),
-            Event::Warning(line) => bars.suspend(|| printer.warn(&line)),
+            Event::Build(event) => self.build.handle(event, screen),
+            Event::Load(event) => self.load.handle(event, screen),
+            Event::Rollout(event) => self.rollout.handle(event, screen),
+            Event::Info(line) => screen.say(Level::Info, &line),
+            Event::Detail(line) => screen.say(Level::Detail, &line),
+            Event::Warning(line) => screen.say(Level::Warning, &line),
         }
     }
 }
