@@ -10,6 +10,8 @@ mod rollout;
 mod screen;
 mod style;
 #[cfg(test)]
+mod terminal_tests;
+#[cfg(test)]
 mod testing;
 
 use std::io::Write;
