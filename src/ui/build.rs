@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use indicatif::ProgressBar;
+
 use super::screen::{Row, Screen};
 use super::style;
 use super::{Level, Printer, Verbosity};
@@ -43,9 +45,11 @@ impl BuildView {
             }
             BuildEvent::Started { service, image } => {
                 screen.plain(Level::Info, &format!("build {service}: building `{image}`"));
-                let style = style::running(self.color, "{pos:>2}/{len:2} {wide_msg}");
-                let message = format!("sending the build context for `{image}`");
-                self.service(&service).row = Some(screen.add(&service, style, message));
+                let bar = ProgressBar::hidden()
+                    .with_prefix(service.clone())
+                    .with_style(style::running(self.color, "{pos:>2}/{len:2} {wide_msg}"))
+                    .with_message(format!("sending the build context for `{image}`"));
+                self.service(&service).row = Some(screen.add(bar));
             }
             BuildEvent::Step {
                 service,

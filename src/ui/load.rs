@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use indicatif::BinaryBytes;
+use indicatif::{BinaryBytes, ProgressBar};
 
 use super::screen::{Row, Screen};
 use super::style;
@@ -51,13 +51,15 @@ impl LoadView {
                     BinaryBytes(size)
                 );
                 screen.plain(Level::Info, &line);
-                let style = style::running(
-                    self.color,
-                    "{binary_bytes:>10}/{binary_total_bytes:<10} {binary_bytes_per_sec:>12} {wide_msg}",
-                );
-                let row = screen.add(&service, style, format!("`{image}` to {nodes}"));
-                row.bar.set_length(size);
-                self.sending.insert(service, row);
+                let bar = ProgressBar::hidden()
+                    .with_prefix(service.clone())
+                    .with_style(style::running(
+                        self.color,
+                        "{binary_bytes:>10}/{binary_total_bytes:<10} {binary_bytes_per_sec:>12} {wide_msg}",
+                    ))
+                    .with_message(format!("`{image}` to {nodes}"));
+                bar.set_length(size);
+                self.sending.insert(service, screen.add(bar));
             }
             LoadEvent::Progress { service, sent } => {
                 if let Some(row) = self.sending.get(&service) {

@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use indicatif::ProgressBar;
+
 use super::screen::{Row, Screen};
 use super::style;
 use super::{Level, Printer};
@@ -53,13 +55,8 @@ impl RolloutView {
                     false => format!("waiting for {waiting_for}"),
                 };
                 let below = latest.map(|l| format!("\n{:LATEST_INDENT$}{l}", ""));
-                let row = self.row(&deployment, screen);
-                row.bar.update(|bar| {
-                    bar.set_len(length);
-                    bar.set_pos(position);
-                });
-                row.bar
-                    .set_message(format!("{text}{}", below.unwrap_or_default()));
+                let message = format!("{text}{}", below.unwrap_or_default());
+                self.draw(screen, deployment, (position, length), message);
             }
             RolloutEvent::Ready {
                 deployment,
@@ -75,15 +72,34 @@ impl RolloutView {
         }
     }
 
-    /// The Deployment's row, added below the others the first time.
-    fn row(&mut self, deployment: &str, screen: &mut Screen) -> Row {
-        self.rows
-            .entry(deployment.to_owned())
-            .or_insert_with(|| {
-                let style = style::running(self.color, "{msg}");
-                screen.add(deployment, style, String::new())
-            })
-            .clone()
+    /// The Deployment's row at `filled`, saying `message`: added below the others the first
+    /// time, set up before it is drawn.
+    fn draw(
+        &mut self,
+        screen: &mut Screen,
+        deployment: String,
+        filled: (u64, u64),
+        message: String,
+    ) {
+        let (position, length) = filled;
+        match self.rows.get(&deployment) {
+            Some(row) => {
+                row.bar.update(|bar| {
+                    bar.set_len(length);
+                    bar.set_pos(position);
+                });
+                row.bar.set_message(message);
+            }
+            None => {
+                let bar = ProgressBar::hidden()
+                    .with_prefix(deployment.clone())
+                    .with_style(style::running(self.color, "{msg}"))
+                    .with_message(message)
+                    .with_position(position);
+                bar.set_length(length);
+                self.rows.insert(deployment, screen.add(bar));
+            }
+        }
     }
 }
 

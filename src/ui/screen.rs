@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
 
 use super::style;
 use super::{Level, Printer, Verbosity};
@@ -107,22 +107,23 @@ impl Screen {
         }
     }
 
-    /// A running row at the bottom of the region: `prefix` and `message` in `style`, its
-    /// spinner turning. Without rows, a hidden bar that shows nothing.
-    pub fn add(&mut self, prefix: &str, style: ProgressStyle, message: String) -> Row {
-        self.place(prefix, style, message, true)
+    /// Puts `bar`, set up by the view (prefix, style, message, length, position), at the bottom
+    /// of the region and draws it, its spinner turning. Without rows it stays hidden.
+    pub fn add(&mut self, bar: ProgressBar) -> Row {
+        self.place(bar, true)
     }
 
     /// A row that is finished as soon as it appears.
     pub fn done(&mut self, prefix: &str, ok: bool, text: &str) {
-        let row = self.place(prefix, style::line(), String::new(), false);
+        let bar = ProgressBar::hidden()
+            .with_prefix(prefix.to_owned())
+            .with_style(style::line())
+            .with_message(style::done_line(self.printer.color, ok, prefix, text));
+        let row = self.place(bar, false);
         self.finish(&row, ok, text);
     }
 
-    fn place(&mut self, prefix: &str, style: ProgressStyle, message: String, turn: bool) -> Row {
-        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden())
-            .with_prefix(prefix.to_owned())
-            .with_style(style);
+    fn place(&mut self, bar: ProgressBar, turn: bool) -> Row {
         let Surface::Rows {
             bars,
             rows,
@@ -132,16 +133,18 @@ impl Screen {
         else {
             return Row { id: 0, bar };
         };
-        let bar = bars.add(bar);
-        let row = Row { id: *next, bar };
+        let row = Row {
+            id: *next,
+            bar: bars.add(bar),
+        };
         *next += 1;
         rows.push(Placed {
             row: row.clone(),
             left: None,
         });
-        row.bar.set_message(message);
-        if let (Some(tick), true) = (tick, turn) {
-            row.bar.enable_steady_tick(*tick);
+        match (tick, turn) {
+            (Some(tick), true) => row.bar.enable_steady_tick(*tick),
+            _ => row.bar.tick(),
         }
         row
     }

@@ -250,3 +250,18 @@ fn a_finished_row_keeps_its_place_until_a_later_line() {
         terminal.contents()
     ));
 }
+
+/// A rollout's bar is never full before the rollout is done, not even for one frame: not for
+/// the previous rollout's counts, not while an old replica is left, not as a row first appears.
+#[test]
+fn no_frame_shows_a_full_rollout_bar() {
+    let (terminal, mut views) = terminal();
+    show(&mut views, upgrading());
+    show(&mut views, upgraded());
+    let frames = terminal.frames();
+    assert!(frames.len() > 5, "{} frames", frames.len());
+    let full = frames
+        .iter()
+        .find(|frame| frame.contains("[====================]"));
+    assert_eq!(full, None);
+}

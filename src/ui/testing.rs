@@ -45,6 +45,8 @@ impl io::Write for Captured {
 #[derive(Clone)]
 pub struct Terminal {
     parser: Arc<Mutex<vt100::Parser>>,
+    /// What it showed after each draw.
+    frames: Arc<Mutex<Vec<String>>>,
     columns: u16,
     rows: u16,
 }
@@ -60,6 +62,7 @@ impl Terminal {
         let size = |n: u16| std::num::NonZeroU16::new(n).expect("a terminal has a size");
         Terminal {
             parser: Arc::new(Mutex::new(vt100::Parser::new(size(rows), size(columns), 0))),
+            frames: Arc::default(),
             columns,
             rows,
         }
@@ -87,6 +90,11 @@ impl Terminal {
             .rposition(|row| !row.is_empty())
             .map_or(0, |i| i + 1);
         rows[..shown].join("\n")
+    }
+
+    /// What it showed after each draw, first to last.
+    pub fn frames(&self) -> Vec<String> {
+        lock(&self.frames).clone()
     }
 
     fn write(&self, text: &str) -> io::Result<()> {
@@ -140,7 +148,10 @@ impl TermLike for Terminal {
         self.write("\r\x1b[2K")
     }
 
+    /// The end of a draw: the frame is what a user sees until the next one.
     fn flush(&self) -> io::Result<()> {
+        let frame = self.contents();
+        lock(&self.frames).push(frame);
         Ok(())
     }
 }
