@@ -10,6 +10,9 @@ pub enum RolloutEvent {
     Progress {
         deployment: String,
         counts: Counts,
+        /// Whether `counts` are this rollout's: not until the controller has observed the
+        /// applied spec (they are the previous rollout's), nor while the Deployment is missing.
+        observed: bool,
         /// What it waits for, e.g. `1 old replica pending termination`.
         waiting_for: String,
         /// The newest event of its new pods, e.g. `Pulled: Container image … already present`.

@@ -448,6 +448,10 @@ fn report(
         let event = RolloutEvent::Progress {
             deployment: standing.deployment.clone(),
             counts: standing.counts,
+            observed: !matches!(
+                standing.state,
+                RolloutState::Missing | RolloutState::NotObserved
+            ),
             waiting_for,
             latest,
         };

@@ -1,64 +1,43 @@
-//! How load events look. On a terminal: a bar per image with the bytes sent, the image's size
-//! and the throughput, then what was sent where. Elsewhere (a pipe, CI): a line when an image is
-//! already on a node, when sending starts and when it ends, with the throughput.
+//! How load events look. On a terminal: a row per image sent, with the bytes sent, the image's
+//! size and the throughput, that ends saying what was sent where; a line per node that had the
+//! image already. Elsewhere (a pipe, CI): a line when an image is already on a node, when
+//! sending starts and when it ends, with the throughput.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use indicatif::{BinaryBytes, MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{BinaryBytes, ProgressBar};
 
-use super::Printer;
-use super::style::{done_style, style};
+use super::screen::{Row, Screen};
+use super::style;
+use super::{Level, Printer};
 use crate::load::LoadEvent;
 
 pub struct LoadView {
-    printer: Printer,
-    /// The bars, on a terminal.
-    bars: Option<MultiProgress>,
-    /// Per service: the bar sending its image.
-    sending: BTreeMap<String, ProgressBar>,
-    /// Per service: the bar saying which nodes had the image already, and those nodes.
-    present: BTreeMap<String, (ProgressBar, Vec<String>)>,
+    color: bool,
+    /// Per service: the row sending its image.
+    sending: BTreeMap<String, Row>,
 }
 
 impl LoadView {
-    /// `bars` is the UI's shared set of bars; hidden, it means plain lines.
-    pub fn new(printer: &Printer, bars: &MultiProgress) -> Self {
+    pub fn new(printer: &Printer) -> Self {
         LoadView {
-            printer: printer.clone(),
-            bars: (!bars.is_hidden()).then(|| bars.clone()),
+            color: printer.color,
             sending: BTreeMap::new(),
-            present: BTreeMap::new(),
         }
     }
 
-    pub fn handle(&mut self, event: LoadEvent) {
-        if self.bars.is_some() {
-            self.draw(event);
-        } else if let Some(line) = line(event) {
-            self.printer.info(&line);
-        }
-    }
-
-    fn draw(&mut self, event: LoadEvent) {
-        let color = self.printer.color;
+    /// Shows `event` both ways: as a row on a terminal, as plain lines elsewhere.
+    pub fn handle(&mut self, event: LoadEvent, screen: &mut Screen) {
         match event {
             LoadEvent::AlreadyPresent {
                 service,
                 image,
                 node,
             } => {
-                let bar = match self.present.remove(&service) {
-                    Some((bar, mut nodes)) => {
-                        nodes.push(node);
-                        (bar, nodes)
-                    }
-                    None => (self.add_bar(&service, 0), vec![node]),
-                };
-                bar.0.set_style(done_style(color, true));
-                bar.0
-                    .finish_with_message(format!("`{image}` is already on {}", listed(&bar.1)));
-                self.present.insert(service, bar);
+                let text = format!("`{image}` is already on `{node}`");
+                screen.plain(Level::Info, &format!("load {service}: {text}"));
+                screen.done(&service, true, &text);
             }
             LoadEvent::Started {
                 service,
@@ -66,19 +45,31 @@ impl LoadView {
                 nodes,
                 size,
             } => {
-                let bar = self.add_bar(&service, size);
-                bar.set_style(running_style(color));
-                bar.set_message(format!("`{image}` to {}", listed(&nodes)));
-                bar.enable_steady_tick(Duration::from_millis(120));
-                self.sending.insert(service, bar);
+                let nodes = listed(&nodes);
+                let line = format!(
+                    "load {service}: sending `{image}` ({}) to {nodes}",
+                    BinaryBytes(size)
+                );
+                screen.plain(Level::Info, &line);
+                let bar = ProgressBar::hidden()
+                    .with_prefix(service.clone())
+                    .with_style(style::running(
+                        self.color,
+                        "{binary_bytes:>10}/{binary_total_bytes:<10} {binary_bytes_per_sec:>12} {wide_msg}",
+                    ))
+                    .with_message(format!("`{image}` to {nodes}"));
+                bar.set_length(size);
+                self.sending.insert(service, screen.add(bar));
             }
             LoadEvent::Progress { service, sent } => {
-                if let Some(bar) = self.sending.get(&service) {
-                    // The size is the engine's estimate; the archive can be larger.
-                    if bar.length().is_some_and(|length| sent > length) {
-                        bar.set_length(sent);
-                    }
-                    bar.set_position(sent);
+                if let Some(row) = self.sending.get(&service) {
+                    row.bar.update(|bar| {
+                        // The size is the engine's estimate; the archive can be larger.
+                        if bar.len().is_some_and(|length| sent > length) {
+                            bar.set_len(sent);
+                        }
+                        bar.set_pos(sent);
+                    });
                 }
             }
             LoadEvent::Finished {
@@ -88,77 +79,24 @@ impl LoadView {
                 bytes,
                 elapsed,
             } => {
-                if let Some(bar) = self.sending.remove(&service) {
-                    bar.set_style(done_style(color, true));
-                    bar.finish_with_message(format!(
-                        "`{image}` sent to {}: {}",
-                        listed(&nodes),
-                        rate(bytes, elapsed)
-                    ));
-                }
+                let text = format!(
+                    "sent `{image}` to {}: {}",
+                    listed(&nodes),
+                    rate(bytes, elapsed)
+                );
+                self.end(screen, &service, true, &text);
             }
-            LoadEvent::Failed { service } => {
-                if let Some(bar) = self.sending.remove(&service) {
-                    bar.set_style(done_style(color, false));
-                    bar.abandon_with_message("failed");
-                }
-            }
+            LoadEvent::Failed { service } => self.end(screen, &service, false, "failed"),
         }
     }
 
-    fn add_bar(&self, service: &str, length: u64) -> ProgressBar {
-        let bar = ProgressBar::new(length).with_prefix(service.to_owned());
-        match &self.bars {
-            Some(bars) => bars.add(bar),
-            None => bar,
+    /// The end of a load: its plain line, or its row's last look.
+    fn end(&mut self, screen: &mut Screen, service: &str, ok: bool, text: &str) {
+        screen.plain(Level::Info, &format!("load {service}: {text}"));
+        if let Some(row) = self.sending.remove(service) {
+            screen.finish(&row, ok, text);
         }
     }
-}
-
-impl Drop for LoadView {
-    /// A bar still running when the UI stops is left as it was, not animated forever.
-    fn drop(&mut self) {
-        for bar in self.sending.values() {
-            if !bar.is_finished() {
-                bar.abandon();
-            }
-        }
-    }
-}
-
-/// The plain line for an event, if it gets one.
-fn line(event: LoadEvent) -> Option<String> {
-    let line = match event {
-        LoadEvent::AlreadyPresent {
-            service,
-            image,
-            node,
-        } => format!("load {service}: `{image}` is already on `{node}`"),
-        LoadEvent::Started {
-            service,
-            image,
-            nodes,
-            size,
-        } => format!(
-            "load {service}: sending `{image}` ({}) to {}",
-            BinaryBytes(size),
-            listed(&nodes)
-        ),
-        LoadEvent::Progress { .. } => return None,
-        LoadEvent::Finished {
-            service,
-            image,
-            nodes,
-            bytes,
-            elapsed,
-        } => format!(
-            "load {service}: sent `{image}` to {}: {}",
-            listed(&nodes),
-            rate(bytes, elapsed)
-        ),
-        LoadEvent::Failed { service } => format!("load {service}: failed"),
-    };
-    Some(line)
 }
 
 fn listed(nodes: &[String]) -> String {
@@ -181,18 +119,11 @@ fn rate(bytes: u64, elapsed: Duration) -> String {
     )
 }
 
-fn running_style(color: bool) -> ProgressStyle {
-    let template = if color {
-        "{spinner:.cyan} {prefix:>10.bold} [{bar:20.cyan/blue}] {binary_bytes:>10}/{binary_total_bytes:<10} {binary_bytes_per_sec:>12} {wide_msg}"
-    } else {
-        "{spinner} {prefix:>10} [{bar:20}] {binary_bytes:>10}/{binary_total_bytes:<10} {binary_bytes_per_sec:>12} {wide_msg}"
-    };
-    style(template).progress_chars("=> ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ui::Verbosity;
+    use crate::ui::testing::{Captured, Terminal, printer};
 
     fn events() -> Vec<LoadEvent> {
         let service = || "backend".to_owned();
@@ -226,33 +157,36 @@ mod tests {
 
     #[test]
     fn plain_lines_say_where_and_how_fast() {
-        let lines: Vec<String> = events().into_iter().filter_map(line).collect();
+        let printer = printer(Verbosity::Normal, false);
+        let captured = Captured::default();
+        let mut screen = captured.screen(&printer);
+        let mut view = LoadView::new(&printer);
+        for event in events() {
+            view.handle(event, &mut screen);
+        }
         assert_eq!(
-            lines,
-            [
-                "load frontend: `todo-frontend:def` is already on `minikube`",
-                "load backend: sending `todo-backend:abc` (3.00 MiB) to `minikube`, `minikube-m02`",
-                "load backend: sent `todo-backend:abc` to `minikube`, `minikube-m02`: 4.00 MiB in 0.5s (8.00 MiB/s)",
-                "load backend: failed",
-            ]
+            captured.text(),
+            "load frontend: `todo-frontend:def` is already on `minikube`\n\
+             load backend: sending `todo-backend:abc` (3.00 MiB) to `minikube`, `minikube-m02`\n\
+             load backend: sent `todo-backend:abc` to `minikube`, `minikube-m02`: 4.00 MiB in 0.5s (8.00 MiB/s)\n\
+             load backend: failed\n"
         );
     }
 
     #[test]
-    fn bars_take_every_event() {
-        let printer = Printer {
-            verbosity: super::super::Verbosity::Normal,
-            color: false,
-            interactive: true,
-        };
-        let bars = MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden());
-        let mut view = LoadView::new(&printer, &bars);
-        // Hidden bars mean plain lines; force the bar path to check it keeps its state.
-        view.bars = Some(bars);
+    fn rows_end_as_lines_saying_what_was_sent_where() {
+        let printer = printer(Verbosity::Normal, true);
+        let terminal = Terminal::new(140, 10);
+        let mut screen = terminal.screen(&printer);
+        let mut view = LoadView::new(&printer);
         for event in events() {
-            view.draw(event);
+            view.handle(event, &mut screen);
         }
         assert!(view.sending.is_empty());
-        assert_eq!(view.present["frontend"].1, ["minikube"]);
+        assert_eq!(
+            terminal.contents(),
+            "✓   frontend `todo-frontend:def` is already on `minikube`\n\
+             ✓    backend sent `todo-backend:abc` to `minikube`, `minikube-m02`: 4.00 MiB in 0.5s (8.00 MiB/s)"
+        );
     }
 }

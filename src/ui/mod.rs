@@ -1,21 +1,27 @@
-//! The one place that writes to the terminal. The [`Printer`] owns verbosity, colour and the
-//! progress draw target: stages never print, commands hand their output here.
+//! The one place that writes to the terminal. The [`Printer`] owns verbosity and colour; the
+//! [`Ui`] task hands each progress event to its view, and the views draw on a shared screen
+//! (bars on a terminal, plain lines elsewhere): stages never print, commands hand their output
+//! here.
 
 mod build;
 pub mod events;
 mod load;
 mod rollout;
+mod screen;
 mod style;
+#[cfg(test)]
+mod terminal_tests;
+#[cfg(test)]
+mod testing;
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
-use indicatif::{MultiProgress, ProgressDrawTarget};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::cli::GlobalArgs;
 use crate::outcome::Failure;
 pub use events::{Event, Events};
+use screen::Screen;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Verbosity {
@@ -23,6 +29,17 @@ pub enum Verbosity {
     Normal,
     Verbose,
     Debug,
+}
+
+/// How much a line matters, which decides the verbosity that shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// A step worth a line in the normal output.
+    Info,
+    /// Detail for `-v`.
+    Detail,
+    /// Shown even when quiet.
+    Warning,
 }
 
 #[derive(Debug, Clone)]
@@ -34,17 +51,13 @@ pub struct Printer {
 }
 
 impl Printer {
-    pub fn new(global: &GlobalArgs, no_color_env: bool) -> Self {
-        let verbosity = match (global.quiet, global.verbose) {
-            (true, _) => Verbosity::Quiet,
-            (false, 0) => Verbosity::Normal,
-            (false, 1) => Verbosity::Verbose,
-            (false, _) => Verbosity::Debug,
-        };
-        let interactive = std::io::stderr().is_terminal();
+    /// A printer for a resolved `verbosity`. `color` is whether the user allows colour (no
+    /// `--no-color`, no `NO_COLOR`); it is used only when `interactive`, that is when stderr is
+    /// a terminal.
+    pub fn new(verbosity: Verbosity, color: bool, interactive: bool) -> Self {
         Printer {
             verbosity,
-            color: interactive && !global.no_color && !no_color_env,
+            color: interactive && color,
             interactive,
         }
     }
@@ -59,24 +72,22 @@ impl Printer {
 
     /// A progress line on stderr, unless quiet.
     pub fn info(&self, text: &str) {
-        if self.verbosity >= Verbosity::Normal {
-            eprintln!("{text}");
-        }
+        self.say(Level::Info, text);
     }
 
     /// Detail shown with `-v`.
     pub fn verbose(&self, text: &str) {
-        if self.verbosity >= Verbosity::Verbose {
-            eprintln!("{text}");
-        }
+        self.say(Level::Detail, text);
     }
 
     /// A warning, shown even when quiet.
     pub fn warn(&self, text: &str) {
-        if self.color {
-            eprintln!("\x1b[33mwarning\x1b[0m: {text}");
-        } else {
-            eprintln!("warning: {text}");
+        self.say(Level::Warning, text);
+    }
+
+    fn say(&self, level: Level, text: &str) {
+        if self.shows(level) {
+            eprintln!("{}", self.line(level, text));
         }
     }
 
@@ -97,12 +108,21 @@ impl Printer {
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
 
-    /// Where progress bars draw: stderr on a terminal, nowhere otherwise (plain lines instead).
-    pub fn draw_target(&self) -> ProgressDrawTarget {
-        if self.interactive && self.verbosity >= Verbosity::Normal {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
+    /// Whether lines of `level` are shown at this verbosity.
+    fn shows(&self, level: Level) -> bool {
+        match level {
+            Level::Info => self.verbosity >= Verbosity::Normal,
+            Level::Detail => self.verbosity >= Verbosity::Verbose,
+            Level::Warning => true,
+        }
+    }
+
+    /// The line as written: a warning says so, in yellow with colour.
+    fn line(&self, level: Level, text: &str) -> String {
+        match (level, self.color) {
+            (Level::Warning, true) => format!("\x1b[33mwarning\x1b[0m: {text}"),
+            (Level::Warning, false) => format!("warning: {text}"),
+            _ => text.to_owned(),
         }
     }
 }
@@ -116,7 +136,8 @@ pub struct Ui {
 impl Ui {
     pub fn start(printer: &Printer) -> Ui {
         let (events, receiver) = Events::channel();
-        let task = tokio::spawn(draw(printer.clone(), receiver));
+        let views = Views::new(printer, Screen::stderr(printer));
+        let task = tokio::spawn(draw(views, receiver));
         Ui { events, task }
     }
 
@@ -127,19 +148,39 @@ impl Ui {
     }
 }
 
-async fn draw(printer: Printer, mut receiver: mpsc::UnboundedReceiver<Event>) {
-    let bars = MultiProgress::with_draw_target(printer.draw_target());
-    let mut build = build::BuildView::new(&printer, &bars);
-    let mut load = load::LoadView::new(&printer, &bars);
-    let mut rollout = rollout::RolloutView::new(&printer, &bars);
+async fn draw(mut views: Views, mut receiver: mpsc::UnboundedReceiver<Event>) {
     while let Some(event) = receiver.recv().await {
+        views.show(event);
+    }
+}
+
+/// Every view and the screen they share. Each event goes to the one view that knows it.
+struct Views {
+    screen: Screen,
+    build: build::BuildView,
+    load: load::LoadView,
+    rollout: rollout::RolloutView,
+}
+
+impl Views {
+    fn new(printer: &Printer, screen: Screen) -> Self {
+        Views {
+            screen,
+            build: build::BuildView::new(printer),
+            load: load::LoadView::new(printer),
+            rollout: rollout::RolloutView::new(printer),
+        }
+    }
+
+    fn show(&mut self, event: Event) {
+        let screen = &mut self.screen;
         match event {
-            Event::Build(event) => build.handle(event),
-            Event::Load(event) => load.handle(event),
-            Event::Rollout(event) => rollout.handle(event),
-            Event::Info(line) => bars.suspend(|| printer.info(&line)),
-            Event::Detail(line) => bars.suspend(|| printer.verbose(&line)),
-            Event::Warning(line) => bars.suspend(|| printer.warn(&line)),
+            Event::Build(event) => self.build.handle(event, screen),
+            Event::Load(event) => self.load.handle(event, screen),
+            Event::Rollout(event) => self.rollout.handle(event, screen),
+            Event::Info(line) => screen.say(Level::Info, &line),
+            Event::Detail(line) => screen.say(Level::Detail, &line),
+            Event::Warning(line) => screen.say(Level::Warning, &line),
         }
     }
 }

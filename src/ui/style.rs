@@ -1,4 +1,5 @@
-//! The look shared by every progress bar: a template with a safe fallback, and the finished line.
+//! The look shared by every row: the layout of a running row, and the line a finished one
+//! leaves (a green tick or a red cross, plain without colour).
 
 use indicatif::ProgressStyle;
 
@@ -7,13 +8,28 @@ pub fn style(template: &str) -> ProgressStyle {
     ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
-/// The line a finished bar leaves: a green tick or a red cross (plain without colour).
-pub fn done_style(color: bool, ok: bool) -> ProgressStyle {
-    let template = match (color, ok) {
-        (true, true) => "\u{1b}[32m✓\u{1b}[0m {prefix:>10.bold} {wide_msg}",
-        (true, false) => "\u{1b}[31m✗\u{1b}[0m {prefix:>10.bold} {wide_msg}",
-        (false, true) => "✓ {prefix:>10} {wide_msg}",
-        (false, false) => "✗ {prefix:>10} {wide_msg}",
+/// A running row: spinner, name, a bar of 20, then the view's own placeholders (`rest`, e.g.
+/// `{pos}/{len} {wide_msg}`), so the columns of every view line up.
+pub fn running(color: bool, rest: &str) -> ProgressStyle {
+    let template = if color {
+        format!("{{spinner:.cyan}} {{prefix:>10.bold}} [{{bar:20.cyan/blue}}] {rest}")
+    } else {
+        format!("{{spinner}} {{prefix:>10}} [{{bar:20}}] {rest}")
     };
-    style(template)
+    style(&template).progress_chars("=> ")
+}
+
+/// The style of a row that is only its message: a finished row shows its [`done_line`].
+pub fn line() -> ProgressStyle {
+    style("{msg}")
+}
+
+/// What a finished row says, in the columns of a running one: `✓    backend built … in 1.2s`.
+pub fn done_line(color: bool, ok: bool, prefix: &str, text: &str) -> String {
+    match (color, ok) {
+        (true, true) => format!("\x1b[32m✓\x1b[0m \x1b[1m{prefix:>10}\x1b[0m {text}"),
+        (true, false) => format!("\x1b[31m✗\x1b[0m \x1b[1m{prefix:>10}\x1b[0m {text}"),
+        (false, true) => format!("✓ {prefix:>10} {text}"),
+        (false, false) => format!("✗ {prefix:>10} {text}"),
+    }
 }
