@@ -23,7 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinHandle;
 
-use super::{Project, repo_root, required_in_ci};
+use super::{Project, install_executable, repo_root, required_in_ci};
 
 pub const SERVICES: [&str; 2] = ["backend", "frontend"];
 
@@ -172,28 +172,27 @@ fn labelled(dockerfile: &str, scenario: &str) -> String {
     text
 }
 
-/// `/bin/busybox` under `root`, with the libraries it needs when it is not the static build:
-/// images are `FROM scratch`, so nothing else provides them.
+/// `/bin/busybox` under `root` (mode 0755), with the libraries it needs when it is not the
+/// static build: images are `FROM scratch`, so nothing else provides them.
 fn install_busybox(root: &Path) {
-    let mut files = vec![PathBuf::from("/bin/busybox")];
+    let busybox = Path::new("/bin/busybox");
+    install_executable(busybox, &root.join("bin/busybox"));
     // `ldd` fails on a static binary: then there is nothing more to copy.
-    if let Ok(output) = std::process::Command::new("ldd")
-        .arg("/bin/busybox")
-        .output()
-        && output.status.success()
-    {
-        let listing = String::from_utf8_lossy(&output.stdout);
-        let libraries = listing
-            .split_whitespace()
-            .filter(|word| word.starts_with('/'))
-            .map(PathBuf::from);
-        files.extend(libraries);
+    let Ok(output) = std::process::Command::new("ldd").arg(busybox).output() else {
+        return;
+    };
+    if !output.status.success() {
+        return;
     }
-    for file in files {
-        let target = root.join(file.strip_prefix("/").expect("an absolute path"));
-        std::fs::create_dir_all(target.parent().expect("a parent")).expect("mkdir");
-        std::fs::copy(&file, &target)
-            .unwrap_or_else(|error| panic!("copy `{}`: {error}", file.display()));
+    let listing = String::from_utf8_lossy(&output.stdout);
+    for library in listing
+        .split_whitespace()
+        .filter(|word| word.starts_with('/'))
+        .map(Path::new)
+    {
+        // The dynamic loader is run like a program: every library keeps 0755 to be safe.
+        let target = root.join(library.strip_prefix("/").expect("an absolute path"));
+        install_executable(library, &target);
     }
 }
 

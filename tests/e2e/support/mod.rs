@@ -126,6 +126,16 @@ impl Run {
     }
 }
 
+/// Copies the executable `from` to `to` with mode 0755. A file written with `std::fs::write` is
+/// 0644, the build context and the image keep that mode, and a real kubelet then fails with
+/// `exec: "/bin/busybox": permission denied`.
+pub fn install_executable(from: &Path, to: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(to.parent().expect("a parent")).expect("mkdir");
+    std::fs::copy(from, to).unwrap_or_else(|error| panic!("copy `{}`: {error}", from.display()));
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755)).expect("chmod 755");
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
