@@ -19,7 +19,7 @@ use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::Value;
 
-use super::{Project, Run, SECRETS, install_executable};
+use super::{Project, Run, install_executable, isolated, todo_deploy};
 
 /// How a fixture image behaves: the stand-in simulates it, a real cluster runs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +91,7 @@ impl Env {
                 })
                 .await
                 .expect("the stand-in starts");
-                let path = project.path().join("kubeconfig");
+                let path = project.kubeconfig();
                 standin
                     .write_kubeconfig(&path, context)
                     .expect("kubeconfig");
@@ -162,8 +162,12 @@ impl Env {
         &self.kubeconfig
     }
 
+    /// A `todo-deploy` command for this scenario (see [`Env::run`]): isolated in the project,
+    /// with the scenario's kubeconfig as `--kubeconfig` and `KUBECONFIG` (see
+    /// [`super::todo_deploy`]).
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_todo-deploy"));
+        let mut command =
+            tokio::process::Command::from(todo_deploy(self.project.path(), &self.kubeconfig));
         command.args(args.iter().take(1));
         command.args(self.base_args());
         let deploys = matches!(args.first(), Some(&"up") | Some(&"upgrade") | Some(&"diff"));
@@ -178,16 +182,16 @@ impl Env {
         command
             .args(args.iter().skip(1))
             .current_dir(self.project.path())
-            .env_remove("KUBECONFIG")
-            .env_remove("TODO_DEPLOY_CONFIG")
-            .env("NO_COLOR", "1")
-            .env("RUST_BACKTRACE", "0")
-            .env("XDG_CACHE_HOME", self.project.path().join(".cache"))
             .stdin(Stdio::null())
             .kill_on_drop(true);
-        for (key, value) in SECRETS {
-            command.env(key, value);
-        }
+        command
+    }
+
+    /// Another program (`kubectl`, a script) for this scenario, isolated like [`Env::command`].
+    pub fn tool(&self, program: &str) -> tokio::process::Command {
+        let mut command =
+            tokio::process::Command::from(isolated(program, self.project.path(), &self.kubeconfig));
+        command.current_dir(self.project.path()).kill_on_drop(true);
         command
     }
 
@@ -279,7 +283,7 @@ impl Drop for Env {
     fn drop(&mut self) {
         if self.standin.is_none() {
             // Leave a real cluster as we found it.
-            let _ = std::process::Command::new(env!("CARGO_BIN_EXE_todo-deploy"))
+            let _ = todo_deploy(self.project.path(), &self.kubeconfig)
                 .args(["down", "--delete-namespace", "--kubeconfig"])
                 .arg(&self.kubeconfig)
                 .args(["--namespace", &self.namespace, "-f", "e2e-values.yaml"])
