@@ -120,30 +120,12 @@ impl DockerProject {
 
     /// The plan `up` would build from, as `settings::resolve` makes it.
     pub fn plan(&self, tag: Option<&str>) -> Plan {
-        let config = self.project.path().join("config/todo-deploy.yaml");
-        let mut args: Vec<String> = vec![
-            "todo-deploy".into(),
-            "--config".into(),
-            config.display().to_string(),
-        ];
         let images = self
             .repositories
             .iter()
             .map(|(service, repo)| format!("services.{service}.image={repo}"));
-        for set in images.chain(self.sets.iter().cloned()) {
-            args.extend(["--set".to_owned(), set]);
-        }
-        args.push("render".into());
-        let cli = Cli::try_parse_from(&args).expect("valid flags");
-        let flags = CommandFlags {
-            tag,
-            ..CommandFlags::default()
-        };
-        // A build plan: contexts and digests resolved; the secret values do not matter here.
-        settings::resolve(&cli.global, &flags, Purpose::Deploy, &|_| {
-            Some("unused".to_owned())
-        })
-        .unwrap_or_else(|error| panic!("the plan resolves: {error} ({:?})", error.hint()))
+        let sets: Vec<String> = images.chain(self.sets.iter().cloned()).collect();
+        plan(&self.project, &[], &sets, tag)
     }
 
     /// Hides the temporary directory, the unique repositories, content tags and engine IDs.
@@ -158,6 +140,37 @@ impl DockerProject {
         ids.replace_all(&text, "[ID]")
             .replace(&self.scenario, "[SCENARIO]")
     }
+}
+
+/// The plan `up` would build from in `project`, as `settings::resolve` makes it: its default
+/// config, the `values` files (relative to the project) and the `sets`, in that order.
+pub fn plan(project: &Project, values: &[&str], sets: &[String], tag: Option<&str>) -> Plan {
+    let config = project.path().join("config/todo-deploy.yaml");
+    let mut args: Vec<String> = vec![
+        "todo-deploy".into(),
+        "--config".into(),
+        config.display().to_string(),
+    ];
+    for file in values {
+        args.extend([
+            "-f".to_owned(),
+            project.path().join(file).display().to_string(),
+        ]);
+    }
+    for set in sets {
+        args.extend(["--set".to_owned(), set.clone()]);
+    }
+    args.push("render".into());
+    let cli = Cli::try_parse_from(&args).expect("valid flags");
+    let flags = CommandFlags {
+        tag,
+        ..CommandFlags::default()
+    };
+    // A build plan: contexts and digests resolved; the secret values do not matter here.
+    settings::resolve(&cli.global, &flags, Purpose::Deploy, &|_| {
+        Some("unused".to_owned())
+    })
+    .unwrap_or_else(|error| panic!("the plan resolves: {error} ({:?})", error.hint()))
 }
 
 fn labelled(dockerfile: &str, scenario: &str) -> String {

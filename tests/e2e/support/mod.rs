@@ -4,6 +4,7 @@
 //! everything it printed.
 
 pub mod cluster;
+pub mod containers;
 pub mod docker;
 pub mod nodes;
 
