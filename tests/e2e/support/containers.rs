@@ -272,9 +272,11 @@ impl Drop for Containers {
     }
 }
 
-/// Removes every container with `label`, then every image with it. Images go without their
-/// parents (`noprune`): those are the build steps the scenarios' images of the same Dockerfiles
-/// share, and are in use by builds running beside this one.
+/// Removes every container with `label`, then every image with it, newest first (a step goes
+/// once the images built on it are gone). The label (from a build's labels) is in their content,
+/// so no other test's image is among them. Unlabelled parents stay (`noprune`): those are the
+/// build steps the scenarios' images of the same Dockerfiles share, in use by builds running
+/// beside this one.
 async fn remove_labelled(docker: &Docker, label: &str) {
     let filters = HashMap::from([("label".to_owned(), vec![label.to_owned()])]);
     let containers = ListContainersOptionsBuilder::new()
@@ -291,11 +293,26 @@ async fn remove_labelled(docker: &Docker, label: &str) {
             let _ = docker.remove_container(&id, Some(force)).await;
         }
     }
-    let images = ListImagesOptionsBuilder::new().filters(&filters).build();
-    for image in docker.list_images(Some(images)).await.unwrap_or_default() {
-        let keep_parents = RemoveImageOptionsBuilder::new().noprune(true).build();
-        let _ = docker
-            .remove_image(&image.id, Some(keep_parents), None)
-            .await;
+    let images = ListImagesOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    // Creation times are in seconds: a step and the image built on it can tie, and the step
+    // cannot go first. Passes until one removes nothing.
+    loop {
+        let mut listed = docker
+            .list_images(Some(images.clone()))
+            .await
+            .unwrap_or_default();
+        listed.sort_by_key(|image| std::cmp::Reverse(image.created));
+        let mut removed = false;
+        for image in listed {
+            let keep_parents = RemoveImageOptionsBuilder::new().noprune(true).build();
+            let removal = docker.remove_image(&image.id, Some(keep_parents), None);
+            removed |= removal.await.is_ok();
+        }
+        if !removed {
+            return;
+        }
     }
 }
