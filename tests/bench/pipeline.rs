@@ -670,7 +670,6 @@ async fn throughput(
         "docker save {} | docker exec -i {node} {IMPORT}",
         image.image
     );
-    // The pipe's `docker` CLI gets a home of its own: no user's Docker configuration.
     let sandbox = support::Project::new();
     let images = std::slice::from_ref(&image);
     let name = format!("docker.io/{}", image.image);
@@ -705,15 +704,7 @@ async fn throughput(
             while receiver.try_recv().is_ok() {}
 
             nodes.forget_images(node).await;
-            let mut sh = support::isolated("sh", sandbox.path(), &sandbox.kubeconfig());
-            sh.args(["-c", &pipe]).stdout(Stdio::null());
-            let started = Instant::now();
-            let status = tokio::process::Command::from(sh)
-                .status()
-                .await
-                .expect("sh runs");
-            assert!(status.success(), "{pipe}");
-            let cli = started.elapsed().as_secs_f64();
+            let cli = timed_pipe(&sandbox, &pipe).await;
             if discard {
                 t.stage_discard.push(stage);
                 t.pipe_discard.push(cli);
@@ -726,6 +717,20 @@ async fn throughput(
     nodes.discard_imports(node, None).await;
     nodes.forget_images(node).await;
     t
+}
+
+/// Runs the shell pipeline `pipe`; its duration in seconds. Its `docker` CLI gets a home of its
+/// own in `sandbox`: no user's Docker configuration.
+async fn timed_pipe(sandbox: &support::Project, pipe: &str) -> f64 {
+    let mut sh = support::isolated("sh", sandbox.path(), &sandbox.kubeconfig());
+    sh.args(["-c", pipe]).stdout(Stdio::null());
+    let started = Instant::now();
+    let status = tokio::process::Command::from(sh)
+        .status()
+        .await
+        .expect("sh runs");
+    assert!(status.success(), "{pipe}");
+    started.elapsed().as_secs_f64()
 }
 
 fn median(values: impl IntoIterator<Item = f64>) -> f64 {
