@@ -957,8 +957,10 @@ fn cpu_busy(span: Duration) -> f64 {
     1.0 - idle1.saturating_sub(idle0) as f64 / total
 }
 
+/// Whether `program args` runs and succeeds, in a home of its own (no user's configuration).
 fn tool_runs(program: &str, args: &[&str]) -> bool {
-    std::process::Command::new(program)
+    let sandbox = support::Project::new();
+    support::isolated(program, sandbox.path(), &sandbox.kubeconfig())
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
