@@ -431,27 +431,26 @@ async fn measured(env: &Env, side: Side, step: Step<'_>, watch: bool) -> Result<
 /// The baseline script for a step, run like a user would, from the project directory.
 fn baseline(env: &Env, step: Step<'_>) -> tokio::process::Command {
     let scripts = support::repo_root().join("scripts");
-    let mut command = match step {
-        Step::Install(tag) | Step::Upgrade(tag) => {
-            let mut c = tokio::process::Command::new(scripts.join("baseline-install"));
-            c.args(["--tag", tag]);
-            c
-        }
-        Step::Down => tokio::process::Command::new(scripts.join("baseline-down")),
+    let (script, tag) = match step {
+        Step::Install(tag) | Step::Upgrade(tag) => ("baseline-install", Some(tag)),
+        Step::Down => ("baseline-down", None),
     };
+    // Isolated like todo-deploy's side: the scenario's kubeconfig, a home of its own (so
+    // `docker` and `kubectl` read no user configuration either).
+    let mut command = tokio::process::Command::from(support::todo_deploy_script(
+        &scripts.join(script),
+        env.project.path(),
+        env.kubeconfig(),
+    ));
+    if let Some(tag) = tag {
+        command.args(["--tag", tag]);
+    }
     command
         .args(["-n", &env.namespace, "-f", "e2e-values.yaml"])
         .current_dir(env.project.path())
-        .env("KUBECONFIG", env.kubeconfig())
-        .env("TODO_DEPLOY", env!("CARGO_BIN_EXE_todo-deploy"))
         .env("BACKEND_IMAGE", "todo-e2e-backend")
         .env("FRONTEND_IMAGE", "todo-e2e-frontend")
-        .env_remove("TODO_DEPLOY_CONFIG")
-        .env("NO_COLOR", "1")
         .kill_on_drop(true);
-    for (key, value) in support::SECRETS {
-        command.env(key, value);
-    }
     command
 }
 
@@ -671,6 +670,7 @@ async fn throughput(
         "docker save {} | docker exec -i {node} {IMPORT}",
         image.image
     );
+    let sandbox = support::Project::new();
     let images = std::slice::from_ref(&image);
     let name = format!("docker.io/{}", image.image);
     let mut t = Throughput::default();
@@ -704,15 +704,7 @@ async fn throughput(
             while receiver.try_recv().is_ok() {}
 
             nodes.forget_images(node).await;
-            let started = Instant::now();
-            let status = tokio::process::Command::new("sh")
-                .args(["-c", &pipe])
-                .stdout(Stdio::null())
-                .status()
-                .await
-                .expect("sh runs");
-            assert!(status.success(), "{pipe}");
-            let cli = started.elapsed().as_secs_f64();
+            let cli = timed_pipe(&sandbox, &pipe).await;
             if discard {
                 t.stage_discard.push(stage);
                 t.pipe_discard.push(cli);
@@ -725,6 +717,20 @@ async fn throughput(
     nodes.discard_imports(node, None).await;
     nodes.forget_images(node).await;
     t
+}
+
+/// Runs the shell pipeline `pipe`; its duration in seconds. Its `docker` CLI gets a home of its
+/// own in `sandbox`: no user's Docker configuration.
+async fn timed_pipe(sandbox: &support::Project, pipe: &str) -> f64 {
+    let mut sh = support::isolated("sh", sandbox.path(), &sandbox.kubeconfig());
+    sh.args(["-c", pipe]).stdout(Stdio::null());
+    let started = Instant::now();
+    let status = tokio::process::Command::from(sh)
+        .status()
+        .await
+        .expect("sh runs");
+    assert!(status.success(), "{pipe}");
+    started.elapsed().as_secs_f64()
 }
 
 fn median(values: impl IntoIterator<Item = f64>) -> f64 {
@@ -951,8 +957,10 @@ fn cpu_busy(span: Duration) -> f64 {
     1.0 - idle1.saturating_sub(idle0) as f64 / total
 }
 
+/// Whether `program args` runs and succeeds, in a home of its own (no user's configuration).
 fn tool_runs(program: &str, args: &[&str]) -> bool {
-    std::process::Command::new(program)
+    let sandbox = support::Project::new();
+    support::isolated(program, sandbox.path(), &sandbox.kubeconfig())
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

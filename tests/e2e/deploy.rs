@@ -627,7 +627,8 @@ async fn kubectl_accepts_the_rendered_manifests() {
             "--field-manager=todo-deploy",
         ][..],
     ] {
-        let child = tokio::process::Command::new("kubectl")
+        let child = env
+            .tool("kubectl")
             .arg("--kubeconfig")
             .arg(env.kubeconfig())
             .args(dry_run)

@@ -3,6 +3,9 @@
 //! - `render`: the manifests, pinned by snapshots and checked by an independent schema validator;
 //! - `config_errors`: every kind of bad input, with the place and the fix in the message;
 //! - `secrets`: planted secret values never appear in any output;
+//! - `fixture_images`: the fixture images, run under Docker, behave as the stand-in simulates;
+//! - `isolation`: no test reaches a kubeconfig, home or Docker configuration outside its own
+//!   directory (every command is built by `support::todo_deploy` / `support::isolated`);
 //! - `deploy`, `down`, `release`: the commands against a cluster — the in-process API stand-in, or the real
 //!   cluster of `TODO_DEPLOY_E2E_KUBECONFIG` (scenarios that need the stand-in's fault injection
 //!   say so and skip there).
@@ -11,6 +14,8 @@ mod build;
 mod config_errors;
 mod deploy;
 mod down;
+mod fixture_images;
+mod isolation;
 mod load;
 mod measure;
 mod release;

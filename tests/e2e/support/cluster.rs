@@ -2,8 +2,12 @@
 //! by `TODO_DEPLOY_E2E_KUBECONFIG`. Scenarios are written once for both: they drive the real
 //! binary, read the cluster through kube-rs, and use the stand-in's extras (faults, images with
 //! behaviours, pod history) only through methods that say when they are not available.
+//!
+//! Also the fixture app every scenario deploys: its build contexts and Dockerfiles per [`App`],
+//! and the behaviour the stand-in is told for each image ([`behavior`]), both made from one
+//! table ([`FIXTURE_SERVICES`]); `fixture_images` runs the images to prove they match.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -15,7 +19,7 @@ use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::Value;
 
-use super::{Project, Run, SECRETS};
+use super::{Project, Run, install_executable, isolated, todo_deploy};
 
 /// How a fixture image behaves: the stand-in simulates it, a real cluster runs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +91,7 @@ impl Env {
                 })
                 .await
                 .expect("the stand-in starts");
-                let path = project.path().join("kubeconfig");
+                let path = project.kubeconfig();
                 standin
                     .write_kubeconfig(&path, context)
                     .expect("kubeconfig");
@@ -158,8 +162,12 @@ impl Env {
         &self.kubeconfig
     }
 
+    /// A `todo-deploy` command for this scenario (see [`Env::run`]): isolated in the project,
+    /// with the scenario's kubeconfig as `--kubeconfig` and `KUBECONFIG` (see
+    /// [`super::todo_deploy`]).
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_todo-deploy"));
+        let mut command =
+            tokio::process::Command::from(todo_deploy(self.project.path(), &self.kubeconfig));
         command.args(args.iter().take(1));
         command.args(self.base_args());
         let deploys = matches!(args.first(), Some(&"up") | Some(&"upgrade") | Some(&"diff"));
@@ -174,16 +182,16 @@ impl Env {
         command
             .args(args.iter().skip(1))
             .current_dir(self.project.path())
-            .env_remove("KUBECONFIG")
-            .env_remove("TODO_DEPLOY_CONFIG")
-            .env("NO_COLOR", "1")
-            .env("RUST_BACKTRACE", "0")
-            .env("XDG_CACHE_HOME", self.project.path().join(".cache"))
             .stdin(Stdio::null())
             .kill_on_drop(true);
-        for (key, value) in SECRETS {
-            command.env(key, value);
-        }
+        command
+    }
+
+    /// Another program (`kubectl`, a script) for this scenario, isolated like [`Env::command`].
+    pub fn tool(&self, program: &str) -> tokio::process::Command {
+        let mut command =
+            tokio::process::Command::from(isolated(program, self.project.path(), &self.kubeconfig));
+        command.current_dir(self.project.path()).kill_on_drop(true);
         command
     }
 
@@ -208,29 +216,13 @@ impl Env {
             return;
         };
         for image in self.images(extra).await {
-            let port = if image.contains("frontend") {
-                3000
-            } else {
-                8000
+            let service = match image.contains("frontend") {
+                true => "frontend",
+                false => "backend",
             };
-            let path = if image.contains("frontend") {
-                "/"
-            } else {
-                "/api/health"
-            };
-            let behavior = match app {
-                App::Healthy => Behavior::serve(&[path, "/api/health/live"], port),
-                App::Crashing => Behavior::crash(
-                    3,
-                    &["starting backend", "error: cannot connect to the database"],
-                ),
-                App::NotReady => Behavior::serve(&[], port),
-                App::Slow => Behavior::SlowStart {
-                    delay_secs: 3600.0,
-                    then: Box::new(Behavior::serve(&[path, "/api/health/live"], port)),
-                },
-            };
-            standin.node_images().add_image(&image, behavior);
+            standin
+                .node_images()
+                .add_image(&image, behavior(app, service));
         }
     }
 
@@ -291,7 +283,7 @@ impl Drop for Env {
     fn drop(&mut self) {
         if self.standin.is_none() {
             // Leave a real cluster as we found it.
-            let _ = std::process::Command::new(env!("CARGO_BIN_EXE_todo-deploy"))
+            let _ = todo_deploy(self.project.path(), &self.kubeconfig)
                 .args(["down", "--delete-namespace", "--kubeconfig"])
                 .arg(&self.kubeconfig)
                 .args(["--namespace", &self.namespace, "-f", "e2e-values.yaml"])
@@ -311,29 +303,97 @@ async fn client(kubeconfig: &std::path::Path) -> Client {
     Client::try_from(config).expect("a client")
 }
 
+/// A fixture service: its port, and the paths a healthy one answers 200 on (its probe paths in
+/// `e2e-values.yaml` among them). The images' `www/` and the stand-in's behaviours are both
+/// made from this table.
+pub struct FixtureService {
+    pub name: &'static str,
+    pub port: u16,
+    pub serves: &'static [&'static str],
+}
+
+pub const FIXTURE_SERVICES: [FixtureService; 2] = [
+    FixtureService {
+        name: "backend",
+        port: 8000,
+        serves: &["/api/health", "/api/health/live"],
+    },
+    FixtureService {
+        name: "frontend",
+        port: 3000,
+        serves: &["/", "/api/health/live"],
+    },
+];
+
+fn fixture_service(name: &str) -> &'static FixtureService {
+    FIXTURE_SERVICES
+        .iter()
+        .find(|service| service.name == name)
+        .unwrap_or_else(|| panic!("no fixture service `{name}`"))
+}
+
+/// How the stand-in simulates `service`'s image of `app`; `fixture_images` proves each image
+/// really behaves so under Docker.
+pub fn behavior(app: App, service: &str) -> Behavior {
+    let FixtureService { port, serves, .. } = *fixture_service(service);
+    match app {
+        App::Healthy => Behavior::serve(serves, port),
+        App::Crashing => Behavior::crash(
+            3,
+            &["starting backend", "error: cannot connect to the database"],
+        ),
+        // Every path answers 404, the liveness path too: on a real kubelet this fixture is also
+        // restarted by its liveness probe.
+        App::NotReady => Behavior::serve(&[], port),
+        // The image sleeps for the hour and then exits; no scenario lasts that long.
+        App::Slow => Behavior::SlowStart {
+            delay_secs: 3600.0,
+            then: Box::new(Behavior::serve(serves, port)),
+        },
+    }
+}
+
 /// Fixture services: FROM-scratch busybox images that really behave as the stand-in simulates
-/// them on a real cluster. The content (and so the content tag) differs per [`App`].
-fn write_fixture_app(project: &Project) {
-    for (service, paths) in [
-        ("backend", &["api/health/index.html", "api/health/live"][..]),
-        ("frontend", &["index.html"][..]),
-    ] {
-        let dir = format!("examples/todo-app/{service}");
-        for path in paths {
-            project.write(&format!("{dir}/www/{path}"), "ok\n");
+/// them (see [`behavior`]) on a real cluster. The content (and so the content tag) differs per
+/// [`App`]. Writes the contexts, [`App::Healthy`]'s Dockerfiles and `e2e-values.yaml`.
+pub fn write_fixture_app(project: &Project) {
+    for service in &FIXTURE_SERVICES {
+        let dir = format!("examples/todo-app/{}", service.name);
+        for path in service.serves {
+            project.write(
+                &format!("{dir}/www/{}", www_file(path, service.serves)),
+                "ok\n",
+            );
         }
         project.write(&format!("{dir}/empty/.keep"), "");
-        // The static busybox, so that a real cluster runs what the stand-in simulates.
-        if let Ok(busybox) = std::fs::read("/bin/busybox") {
-            std::fs::write(project.path().join(&dir).join("busybox"), busybox)
-                .expect("copy busybox");
+        // The static busybox, so that a real cluster runs what the stand-in simulates: mode
+        // 0755, or a real kubelet cannot run it.
+        let busybox = Path::new("/bin/busybox");
+        if busybox.is_file() {
+            install_executable(busybox, &project.path().join(&dir).join("busybox"));
         }
         project.write(&format!("{dir}/.dockerignore"), "*.log\n");
     }
     write_dockerfiles(project, App::Healthy);
-    project.write(
-        "e2e-values.yaml",
-        "# Small, fast fixture services for the end-to-end suite.
+    project.write("e2e-values.yaml", E2E_VALUES);
+}
+
+/// The file under `www/` that makes busybox `httpd` answer `path`: a directory's `index.html`
+/// for `/` and for a path another one lies under (`httpd` answers `/api/health` with a 302 to
+/// `/api/health/`, which a kubelet's probe follows like `wget` does), else a file of that name.
+fn www_file(path: &str, serves: &[&str]) -> String {
+    let relative = path.trim_start_matches('/');
+    let prefix = format!("{path}/");
+    if relative.is_empty() || serves.iter().any(|other| other.starts_with(&prefix)) {
+        format!("{relative}/index.html")
+            .trim_start_matches('/')
+            .to_owned()
+    } else {
+        relative.to_owned()
+    }
+}
+
+const E2E_VALUES: &str = "# Small, fast fixture services for the end-to-end suite.
 services:
   backend:
     image: todo-e2e-backend
@@ -354,13 +414,12 @@ services:
 rollout:
   timeout: 2m
   progressDeadlineSeconds: 60
-",
-    );
-}
+";
 
-/// The Dockerfiles of `app`: the command decides how the container behaves.
-fn write_dockerfiles(project: &Project, app: App) {
-    for (service, port) in [("backend", 8000), ("frontend", 3000)] {
+/// The Dockerfiles of `app`: the command decides how the container behaves. Every command that
+/// keeps running traps SIGTERM, so that PID 1 (`sh`) exits at once when the kubelet stops it.
+pub fn write_dockerfiles(project: &Project, app: App) {
+    for FixtureService { name, port, .. } in &FIXTURE_SERVICES {
         let command = match app {
             App::Healthy => format!("trap 'exit 0' TERM; httpd -f -p {port} -h /www & wait"),
             App::Crashing => {
@@ -371,7 +430,7 @@ fn write_dockerfiles(project: &Project, app: App) {
             App::Slow => "trap 'exit 0' TERM; sleep 3600 & wait".to_owned(),
         };
         project.write(
-            &format!("examples/todo-app/{service}/Dockerfile"),
+            &format!("examples/todo-app/{name}/Dockerfile"),
             &format!(
                 "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nCOPY empty /empty\nUSER 10001\nENTRYPOINT [\"/bin/busybox\"]\nCMD [\"sh\", \"-c\", {command:?}]\n"
             ),

@@ -24,7 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinHandle;
 
-use super::{Project, repo_root, required_in_ci};
+use super::{Project, install_executable, repo_root, required_in_ci};
 
 pub const SERVICES: [&str; 2] = ["backend", "frontend"];
 
@@ -124,30 +124,12 @@ impl DockerProject {
 
     /// The plan `up` would build from, as `settings::resolve` makes it.
     pub fn plan(&self, tag: Option<&str>) -> Plan {
-        let config = self.project.path().join("config/todo-deploy.yaml");
-        let mut args: Vec<String> = vec![
-            "todo-deploy".into(),
-            "--config".into(),
-            config.display().to_string(),
-        ];
         let images = self
             .repositories
             .iter()
             .map(|(service, repo)| format!("services.{service}.image={repo}"));
-        for set in images.chain(self.sets.iter().cloned()) {
-            args.extend(["--set".to_owned(), set]);
-        }
-        args.push("render".into());
-        let cli = Cli::try_parse_from(&args).expect("valid flags");
-        let flags = CommandFlags {
-            tag,
-            ..CommandFlags::default()
-        };
-        // A build plan: contexts and digests resolved; the secret values do not matter here.
-        settings::resolve(&cli.global, &flags, Purpose::Deploy, &|_| {
-            Some("unused".to_owned())
-        })
-        .unwrap_or_else(|error| panic!("the plan resolves: {error} ({:?})", error.hint()))
+        let sets: Vec<String> = images.chain(self.sets.iter().cloned()).collect();
+        plan(&self.project, &[], &sets, tag)
     }
 
     /// Hides the temporary directory, the unique repositories, content tags and engine IDs.
@@ -164,6 +146,37 @@ impl DockerProject {
     }
 }
 
+/// The plan `up` would build from in `project`, as `settings::resolve` makes it: its default
+/// config, the `values` files (relative to the project) and the `sets`, in that order.
+pub fn plan(project: &Project, values: &[&str], sets: &[String], tag: Option<&str>) -> Plan {
+    let config = project.path().join("config/todo-deploy.yaml");
+    let mut args: Vec<String> = vec![
+        "todo-deploy".into(),
+        "--config".into(),
+        config.display().to_string(),
+    ];
+    for file in values {
+        args.extend([
+            "-f".to_owned(),
+            project.path().join(file).display().to_string(),
+        ]);
+    }
+    for set in sets {
+        args.extend(["--set".to_owned(), set.clone()]);
+    }
+    args.push("render".into());
+    let cli = Cli::try_parse_from(&args).expect("valid flags");
+    let flags = CommandFlags {
+        tag,
+        ..CommandFlags::default()
+    };
+    // A build plan: contexts and digests resolved; the secret values do not matter here.
+    settings::resolve(&cli.global, &flags, Purpose::Deploy, &|_| {
+        Some("unused".to_owned())
+    })
+    .unwrap_or_else(|error| panic!("the plan resolves: {error} ({:?})", error.hint()))
+}
+
 fn labelled(dockerfile: &str, scenario: &str) -> String {
     let mut text = String::new();
     for line in dockerfile.lines() {
@@ -176,28 +189,27 @@ fn labelled(dockerfile: &str, scenario: &str) -> String {
     text
 }
 
-/// `/bin/busybox` under `root`, with the libraries it needs when it is not the static build:
-/// images are `FROM scratch`, so nothing else provides them.
+/// `/bin/busybox` under `root` (mode 0755), with the libraries it needs when it is not the
+/// static build: images are `FROM scratch`, so nothing else provides them.
 fn install_busybox(root: &Path) {
-    let mut files = vec![PathBuf::from("/bin/busybox")];
+    let busybox = Path::new("/bin/busybox");
+    install_executable(busybox, &root.join("bin/busybox"));
     // `ldd` fails on a static binary: then there is nothing more to copy.
-    if let Ok(output) = std::process::Command::new("ldd")
-        .arg("/bin/busybox")
-        .output()
-        && output.status.success()
-    {
-        let listing = String::from_utf8_lossy(&output.stdout);
-        let libraries = listing
-            .split_whitespace()
-            .filter(|word| word.starts_with('/'))
-            .map(PathBuf::from);
-        files.extend(libraries);
+    let Ok(output) = std::process::Command::new("ldd").arg(busybox).output() else {
+        return;
+    };
+    if !output.status.success() {
+        return;
     }
-    for file in files {
-        let target = root.join(file.strip_prefix("/").expect("an absolute path"));
-        std::fs::create_dir_all(target.parent().expect("a parent")).expect("mkdir");
-        std::fs::copy(&file, &target)
-            .unwrap_or_else(|error| panic!("copy `{}`: {error}", file.display()));
+    let listing = String::from_utf8_lossy(&output.stdout);
+    for library in listing
+        .split_whitespace()
+        .filter(|word| word.starts_with('/'))
+        .map(Path::new)
+    {
+        // The dynamic loader is run like a program: every library keeps 0755 to be safe.
+        let target = root.join(library.strip_prefix("/").expect("an absolute path"));
+        install_executable(library, &target);
     }
 }
 
