@@ -26,6 +26,8 @@ pub struct Cluster {
 pub enum ClusterError {
     #[error("cannot read the kubeconfig")]
     Kubeconfig(#[source] kube::config::KubeconfigError),
+    #[error("the kubeconfig names no current context")]
+    NoCurrentContext { available: Vec<String> },
     #[error("the kubeconfig has no context `{context}`")]
     UnknownContext {
         context: String,
@@ -56,7 +58,9 @@ impl crate::outcome::Diagnose for ClusterError {
     /// A context that is not in the kubeconfig is a usage error, like a bad flag.
     fn exit(&self) -> Exit {
         match self {
-            ClusterError::UnknownContext { .. } => Exit::Usage,
+            ClusterError::UnknownContext { .. } | ClusterError::NoCurrentContext { .. } => {
+                Exit::Usage
+            }
             _ => Exit::Failed,
         }
     }
@@ -72,16 +76,20 @@ impl ClusterError {
             ClusterError::Kubeconfig(_) => {
                 "pass `--kubeconfig FILE`, set `KUBECONFIG`, or create `~/.kube/config` (`minikube start` and `kind create cluster` write it)".to_owned()
             }
-            ClusterError::UnknownContext { available, .. } if available.is_empty() => {
+            ClusterError::NoCurrentContext { available } if !available.is_empty() => format!(
+                "choose one with `--context` (or `kubectl config use-context NAME`): {}",
+                quoted(available)
+            ),
+            ClusterError::UnknownContext { available, .. }
+            | ClusterError::NoCurrentContext { available }
+                if available.is_empty() =>
+            {
                 "the kubeconfig has no contexts; start a cluster (`minikube start`)".to_owned()
             }
-            ClusterError::UnknownContext { available, .. } => format!(
+            ClusterError::UnknownContext { available, .. }
+            | ClusterError::NoCurrentContext { available } => format!(
                 "use one of {} with `--context` or `cluster.context`",
-                available
-                    .iter()
-                    .map(|c| format!("`{c}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                quoted(available)
             ),
             ClusterError::Config { .. } | ClusterError::Client { .. } => {
                 "check the context's cluster and user entries with `kubectl config view`".to_owned()
@@ -100,14 +108,20 @@ pub async fn connect(target: &ClusterTarget, events: &Events) -> Result<Cluster,
         None => Kubeconfig::read(),
     }
     .map_err(ClusterError::Kubeconfig)?;
-    let context = match &target.context {
-        Some(context) => context.clone(),
-        None => kubeconfig.current_context.clone().unwrap_or_default(),
+    let available = || kubeconfig.contexts.iter().map(|c| c.name.clone()).collect();
+    let context = match (&target.context, &kubeconfig.current_context) {
+        (Some(context), _) => context.clone(),
+        (None, Some(current)) if !current.is_empty() => current.clone(),
+        (None, _) => {
+            return Err(ClusterError::NoCurrentContext {
+                available: available(),
+            });
+        }
     };
     if !kubeconfig.contexts.iter().any(|c| c.name == context) {
         return Err(ClusterError::UnknownContext {
             context,
-            available: kubeconfig.contexts.iter().map(|c| c.name.clone()).collect(),
+            available: available(),
         });
     }
     let options = KubeConfigOptions {
@@ -143,6 +157,12 @@ pub async fn connect(target: &ClusterTarget, events: &Events) -> Result<Cluster,
         source,
     })?;
     Ok(cluster)
+}
+
+/// `` `a`, `b` ``: names for a message.
+fn quoted(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    quoted.join(", ")
 }
 
 const ATTEMPTS: u32 = 5;

@@ -314,4 +314,23 @@ current-context: minikube
             run.stderr
         );
     }
+    project.write(
+        "no-current",
+        &project
+            .read("kubeconfig")
+            .replace("current-context: minikube\n", ""),
+    );
+    let run = project.run(&["status", "--kubeconfig", "no-current"]);
+    run.expect_code(USAGE);
+    assert!(
+        run.stderr
+            .contains("error: the kubeconfig names no current context"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("help: choose one with `--context`"),
+        "{}",
+        run.stderr
+    );
 }
