@@ -10,7 +10,7 @@ use kube::{Client, Config};
 
 use crate::outcome::Exit;
 use crate::plan::ClusterTarget;
-use crate::ui::{Event, Events};
+use crate::progress::{Event, Events};
 
 /// A connected cluster.
 #[derive(Clone)]
@@ -183,12 +183,13 @@ where
             Err(error) if attempt < ATTEMPTS => match retry_delay(&error) {
                 Some(server_delay) => {
                     let wait = server_delay.unwrap_or(delay);
-                    events.send(Event::Detail(format!(
-                        "retrying ({attempt}/{}) to {what} in {:.1}s: {}",
-                        ATTEMPTS - 1,
-                        wait.as_secs_f64(),
-                        short(&error)
-                    )));
+                    events.send(Event::Retrying {
+                        what: what.to_owned(),
+                        attempt,
+                        attempts: ATTEMPTS - 1,
+                        wait,
+                        error: short(&error),
+                    });
                     tokio::time::sleep(wait).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                     attempt += 1;

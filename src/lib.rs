@@ -12,6 +12,7 @@ pub mod docker;
 pub mod load;
 pub mod outcome;
 pub mod plan;
+pub mod progress;
 pub mod release;
 pub mod render;
 pub mod rollout;

@@ -6,12 +6,23 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::build::BuildInputs;
 use crate::config::{
     AutoscalingConfig, EnvConfig, LoaderKind, ProbesConfig, PullPolicy, ResourcesConfig,
     SecurityConfig, ServiceKind,
 };
 use crate::secrets::SecretValue;
+
+/// What a build needs to know about its inputs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildInputs {
+    /// The context directory (absolute).
+    pub context: PathBuf,
+    /// The Dockerfile (absolute); it may lie outside the context.
+    pub dockerfile: PathBuf,
+    pub args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub labels: BTreeMap<String, String>,
+}
 
 #[derive(Debug, Clone)]
 pub struct Plan {

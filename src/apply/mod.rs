@@ -3,16 +3,18 @@
 //! other field managers explained; and pruning of what the release no longer renders.
 
 pub mod diff;
+pub mod events;
 mod prune;
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::Value;
 
-pub use prune::{Pruned, Removal, delete_release, prune};
+pub use events::{ApplyEvent, Change, Removal};
+pub use prune::{Pruned, delete_release, prune};
 
 use crate::cluster::{self, Cluster};
+use crate::progress::Events;
 use crate::render::{Kind, Manifest, ObjectKey};
-use crate::ui::{Event, Events};
 
 /// The one field manager every apply uses.
 pub const FIELD_MANAGER: &str = "todo-deploy";
@@ -23,25 +25,6 @@ pub struct ApplyOptions {
     pub dry_run: bool,
     /// Take ownership of fields other managers own (`force=true`).
     pub force_conflicts: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    Created,
-    Configured,
-    Unchanged,
-}
-
-impl Change {
-    pub fn verb(self, dry_run: bool) -> &'static str {
-        match (self, dry_run) {
-            (Change::Created, false) => "created",
-            (Change::Configured, false) => "configured",
-            (Change::Unchanged, _) => "unchanged",
-            (Change::Created, true) => "would be created",
-            (Change::Configured, true) => "would be configured",
-        }
-    }
 }
 
 /// One applied object: what it was before, what the server made of it.
@@ -222,11 +205,11 @@ pub async fn apply(
         // Said in the order given, whatever order the answers came in.
         for result in futures::future::join_all(writes).await {
             let done = result?;
-            events.send(Event::Info(format!(
-                "{} {}",
-                done.key,
-                done.change.verb(options.dry_run)
-            )));
+            events.send(ApplyEvent::Applied {
+                key: done.key.clone(),
+                change: done.change,
+                dry_run: options.dry_run,
+            });
             applied.push(done);
         }
     }

@@ -5,10 +5,10 @@ use std::collections::BTreeSet;
 
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
 
-use super::ApplyError;
+use super::{ApplyError, ApplyEvent, Removal};
 use crate::cluster::{self, Cluster};
+use crate::progress::Events;
 use crate::render::{Kind, ObjectKey, labels};
-use crate::ui::{Event, Events};
 
 /// An object deleted (or, in a dry run, that would be).
 pub type Pruned = ObjectKey;
@@ -35,15 +35,6 @@ pub async fn prune(
         events,
     )
     .await
-}
-
-/// Why objects are deleted, for what the user is told.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Removal {
-    /// No longer in the config.
-    Prune,
-    /// `down`.
-    Down,
 }
 
 /// Deletes every object of `release` in `namespace` except those in `keep`, with `params`
@@ -92,13 +83,11 @@ pub async fn delete_release(
                     });
                 }
             }
-            let verb = match (removal, dry_run) {
-                (Removal::Prune, false) => "pruned (no longer in the config)",
-                (Removal::Prune, true) => "would be pruned (no longer in the config)",
-                (Removal::Down, false) => "deleted",
-                (Removal::Down, true) => "would be deleted",
-            };
-            events.send(Event::Info(format!("{label} {verb}")));
+            events.send(ApplyEvent::Removed {
+                key: key.clone(),
+                removal,
+                dry_run,
+            });
             pruned.push(key);
         }
     }

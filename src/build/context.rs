@@ -6,7 +6,6 @@
 //! Dockerfile and `.dockerignore` are always sent. Entries come out sorted, so the same inputs
 //! always give the same digest and the same tar stream.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
@@ -15,18 +14,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::ignore::{BadPattern, DockerIgnore};
-
-/// What a build needs to know about its inputs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BuildInputs {
-    /// The context directory (absolute).
-    pub context: PathBuf,
-    /// The Dockerfile (absolute); it may lie outside the context.
-    pub dockerfile: PathBuf,
-    pub args: BTreeMap<String, String>,
-    pub target: Option<String>,
-    pub labels: BTreeMap<String, String>,
-}
+pub use crate::plan::BuildInputs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum EntryKind {
@@ -247,9 +235,9 @@ mod tests {
         BuildInputs {
             context: root.to_path_buf(),
             dockerfile: root.join("Dockerfile"),
-            args: BTreeMap::new(),
+            args: Default::default(),
             target: None,
-            labels: BTreeMap::new(),
+            labels: Default::default(),
         }
     }
 

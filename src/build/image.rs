@@ -21,7 +21,7 @@ use super::error::{BuildError, FailedBuild};
 use super::output::{Output, failure_message, parse_step};
 use super::{BuildEvent, BuildOptions, BuiltImage, INPUTS_LABEL, Outcome, tar};
 use crate::plan::ServicePlan;
-use crate::ui::Events;
+use crate::progress::Events;
 
 pub(super) async fn build(
     docker: &Docker,

@@ -11,7 +11,7 @@
 
 pub mod context;
 mod error;
-mod events;
+pub mod events;
 pub mod ignore;
 mod image;
 pub mod output;
@@ -24,7 +24,7 @@ pub use error::{BuildError, FailedBuild};
 pub use events::BuildEvent;
 
 use crate::plan::{ImageRef, ServicePlan};
-use crate::ui::Events;
+use crate::progress::Events;
 
 /// The image label holding the full input digest (hex SHA-256 from [`context::input_digest`]).
 pub const INPUTS_LABEL: &str = "todo-deploy.inputs";

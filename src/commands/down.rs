@@ -167,9 +167,7 @@ async fn remove(
         )));
     } else {
         for revision in release::uninstall(cluster, &plan.namespace, &plan.release, events).await? {
-            events.send(Event::Detail(format!(
-                "revision {revision} is marked uninstalled; `todo-deploy history` keeps it"
-            )));
+            events.send(release::ReleaseEvent::Uninstalled { revision });
         }
     }
     Ok(deleted.len())

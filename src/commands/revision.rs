@@ -12,10 +12,10 @@ use kube::api::DynamicObject;
 use crate::apply::{self, ApplyOptions, ApplyReport, Object};
 use crate::cluster::Cluster;
 use crate::outcome::Failure;
+use crate::progress::{Event, Events};
 use crate::release::{self, Record, RevisionStatus};
 use crate::render::{Kind, ObjectKey};
 use crate::rollout::{self, Outcome};
-use crate::ui::{Event, Events};
 
 /// Where and how revisions are deployed.
 pub struct Deployer<'a> {

@@ -16,7 +16,7 @@
 
 pub mod detect;
 mod error;
-mod events;
+pub mod events;
 mod exec;
 pub mod memory;
 pub mod minikube;
@@ -42,7 +42,7 @@ pub use prune::{Removed, remove_images};
 use crate::build::BuiltImage;
 use crate::docker::{Endpoint, Origin};
 use crate::plan::ClusterTarget;
-use crate::ui::{Event, Events};
+use crate::progress::{Event, Events};
 use memory::Memory;
 use minikube::Route;
 use nodes::Node;

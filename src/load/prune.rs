@@ -9,7 +9,7 @@ use super::error::LoadError;
 use super::nodes::Node;
 use super::runtime::{Runtime, failed, normalize};
 use super::{Loader, Strategy};
-use crate::ui::{Event, Events};
+use crate::progress::{Event, Events};
 
 /// One reference removed from one place.
 #[derive(Debug, Clone, PartialEq, Eq)]

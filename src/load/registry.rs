@@ -11,7 +11,7 @@ use bollard::query_parameters::{PushImageOptionsBuilder, TagImageOptionsBuilder}
 use futures_util::StreamExt;
 
 use crate::build::BuiltImage;
-use crate::ui::Events;
+use crate::progress::Events;
 
 use super::error::LoadError;
 use super::events::LoadEvent;

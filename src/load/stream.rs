@@ -10,7 +10,7 @@ use futures_util::future::join_all;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::build::{BuiltImage, Outcome};
-use crate::ui::Events;
+use crate::progress::Events;
 
 use super::error::LoadError;
 use super::events::LoadEvent;

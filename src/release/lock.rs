@@ -11,8 +11,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams, Preconditions};
 use tokio::task::JoinHandle;
 
+use super::ReleaseEvent;
 use crate::cluster::{self, Cluster};
-use crate::ui::{Event, Events};
+use crate::progress::Events;
 
 /// How long a Lease stays valid without renewal.
 pub const LEASE_SECONDS: i32 = 30;
@@ -217,9 +218,10 @@ pub async fn acquire(
                 .and_then(|s| s.holder_identity.clone())
                 .unwrap_or_default();
             if !previous.is_empty() {
-                events.send(Event::Warning(format!(
-                    "taking over the expired lock of {previous} (not renewed for {LEASE_SECONDS}s)"
-                )));
+                events.send(ReleaseEvent::LockTakenOver {
+                    previous,
+                    lease_seconds: LEASE_SECONDS,
+                });
             }
             let transitions = stale
                 .spec
@@ -316,9 +318,7 @@ async fn renew(
                 if let Ok(mut held) = held.lock() {
                     held.lost = true;
                 }
-                events.send(Event::Warning(
-                    "the release lock was taken over by another run; this run's changes may now overlap with it".to_owned(),
-                ));
+                events.send(ReleaseEvent::LockLost);
                 return;
             }
             // Said once: an unreachable server is reported by the wait, once each way.
@@ -328,15 +328,14 @@ async fn renew(
                     && last_renewal.elapsed() > Duration::from_secs(LEASE_SECONDS as u64) =>
             {
                 warned = true;
-                events.send(Event::Warning(format!(
-                    "the release lock could not be renewed for {LEASE_SECONDS}s and may have expired: {}",
-                    cluster::short(&error)
-                )))
+                events.send(ReleaseEvent::LockMayHaveExpired {
+                    lease_seconds: LEASE_SECONDS,
+                    error: cluster::short(&error),
+                })
             }
-            Err(error) => events.send(Event::Detail(format!(
-                "renewing the release lock failed, retrying: {}",
-                cluster::short(&error)
-            ))),
+            Err(error) => events.send(ReleaseEvent::LockRenewalRetried {
+                error: cluster::short(&error),
+            }),
         }
     }
 }

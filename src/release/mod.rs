@@ -6,6 +6,7 @@
 //! The records carry labels of their own, never the release's instance label, so that pruning
 //! and `down` leave the history alone.
 
+pub mod events;
 pub mod lock;
 mod record;
 
@@ -19,7 +20,8 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 pub use record::{ABANDONED, ImageRecord, Record, RevisionStatus, digest_of, redact_manifests};
 
 use crate::cluster::{self, Cluster};
-use crate::ui::{Event, Events};
+use crate::progress::Events;
+pub use events::ReleaseEvent;
 
 /// The Secret type of revision records.
 pub const RECORD_TYPE: &str = "todo-deploy.io/release.v1";
@@ -94,10 +96,11 @@ pub async fn history(
         match decode(secret) {
             Ok(record) => records.push(record),
             // One bad record must not block every command: say which, and how to remove it.
-            Err(error) => events.send(Event::Warning(format!(
-                "{error}; it is skipped (`kubectl delete secret {} -n {namespace}` removes it)",
-                secret.metadata.name.as_deref().unwrap_or_default()
-            ))),
+            Err(error) => events.send(ReleaseEvent::RecordUnreadable {
+                name: secret.metadata.name.clone().unwrap_or_default(),
+                namespace: namespace.to_owned(),
+                reason: error.to_string(),
+            }),
         }
     }
     records.sort_by_key(|r| r.revision);
@@ -227,10 +230,9 @@ pub async fn abandon_pending(
     for record in history {
         if record.status == RevisionStatus::Pending {
             let record = record.abandoned();
-            events.send(Event::Warning(format!(
-                "revision {} was left pending by a run that stopped; it is marked failed",
-                record.revision
-            )));
+            events.send(ReleaseEvent::Abandoned {
+                revision: record.revision,
+            });
             update(cluster, namespace, &record, events).await?;
             settled.push(record);
         } else {

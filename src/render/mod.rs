@@ -1,7 +1,7 @@
 //! Plan → Manifests: the Kubernetes objects of a release, as typed `k8s-openapi` values, in the
 //! order they are applied. Pure: no I/O, so it is snapshot-tested as it is.
 
-mod kind;
+pub mod kind;
 pub mod labels;
 mod network;
 mod policy;

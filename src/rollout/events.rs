@@ -23,4 +23,12 @@ pub enum RolloutEvent {
         deployment: String,
         elapsed: Duration,
     },
+    /// A watch stream broke and is resumed.
+    WatchResumed { error: String },
+    /// The API server cannot be reached (said once per outage).
+    ConnectionLost { server: String },
+    /// It answers again, after `after`.
+    ConnectionBack { server: String, after: Duration },
+    /// `down`: this many pods of the release are still terminating.
+    Terminating { pods: usize },
 }

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use kube::Client;
 
+use super::RolloutEvent;
 use crate::cluster;
-use crate::ui::{Event, Events};
+use crate::progress::Events;
 
 /// A watch stream's failure, as the wait needs to know it.
 #[derive(Debug, Clone)]
@@ -58,10 +59,9 @@ impl Link {
     /// Notes a watch fault; the first that says the server is unreachable is reported.
     pub fn observe(&mut self, fault: &WatchFault, server: &str, events: &Events) {
         if !fault.unreachable {
-            events.send(Event::Detail(format!(
-                "watch interrupted, resuming: {}",
-                fault.message
-            )));
+            events.send(RolloutEvent::WatchResumed {
+                error: fault.message.clone(),
+            });
             return;
         }
         if self.lost.is_none() {
@@ -71,9 +71,9 @@ impl Link {
                 since,
                 at: tokio::time::Instant::now(),
             });
-            events.send(Event::Warning(format!(
-                "lost the connection to the API server at `{server}`; waiting for it to answer again"
-            )));
+            events.send(RolloutEvent::ConnectionLost {
+                server: server.to_owned(),
+            });
         }
     }
 
@@ -95,10 +95,10 @@ impl Link {
     /// The server answers again: say so, once.
     pub fn back(&mut self, server: &str, events: &Events) {
         if let Some(lost) = self.lost.take() {
-            events.send(Event::Warning(format!(
-                "the API server at `{server}` answers again (after {}s)",
-                lost.at.elapsed().as_secs()
-            )));
+            events.send(RolloutEvent::ConnectionBack {
+                server: server.to_owned(),
+                after: lost.at.elapsed(),
+            });
         }
     }
 }

@@ -6,7 +6,7 @@
 
 pub mod conditions;
 pub mod diagnosis;
-mod events;
+pub mod events;
 mod link;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,8 +29,8 @@ pub use events::RolloutEvent;
 use link::{Link, WatchFault};
 
 use crate::cluster::{self, Cluster};
+use crate::progress::{Event, Events};
 use crate::render::labels;
-use crate::ui::{Event, Events};
 
 /// What to wait for.
 #[derive(Debug, Clone)]
@@ -527,15 +527,12 @@ pub async fn wait_gone(
         let pods = left.iter().filter(|n| n.starts_with("Pod/")).count();
         if pods != last_pods {
             last_pods = pods;
-            events.send(Event::Info(format!(
-                "waiting for {pods} {} to terminate",
-                if pods == 1 { "pod" } else { "pods" }
-            )));
+            events.send(RolloutEvent::Terminating { pods });
         }
         tokio::select! {
             change = changes.recv() => {
                 if let Some(Err(fault)) = change {
-                    events.send(Event::Detail(format!("watch interrupted, resuming: {}", fault.message)));
+                    events.send(RolloutEvent::WatchResumed { error: fault.message });
                 }
             }
             _ = tokio::time::sleep_until(deadline) => return Gone::TimedOut(remaining(&stores)),

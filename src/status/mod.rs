@@ -13,10 +13,10 @@ use serde::Serialize;
 pub use table::to_table;
 
 use crate::cluster::{self, Cluster};
+use crate::progress::Events;
 use crate::release::{self, Record, RevisionStatus};
 use crate::render::labels;
 use crate::rollout::{RolloutState, conditions, diagnosis};
-use crate::ui::Events;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -4,7 +4,6 @@
 //! here.
 
 mod build;
-pub mod events;
 mod load;
 mod rollout;
 mod screen;
@@ -13,6 +12,7 @@ mod style;
 mod terminal_tests;
 #[cfg(test)]
 mod testing;
+mod words;
 
 use std::io::Write;
 
@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::outcome::Failure;
-pub use events::{Event, Events};
+pub use crate::progress::{Event, Events};
 use screen::Screen;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -178,6 +178,24 @@ impl Views {
             Event::Build(event) => self.build.handle(event, screen),
             Event::Load(event) => self.load.handle(event, screen),
             Event::Rollout(event) => self.rollout.handle(event, screen),
+            Event::Apply(event) => {
+                let (level, line) = words::apply(&event);
+                screen.say(level, &line);
+            }
+            Event::Release(event) => {
+                let (level, line) = words::release(&event);
+                screen.say(level, &line);
+            }
+            Event::Retrying {
+                what,
+                attempt,
+                attempts,
+                wait,
+                error,
+            } => {
+                let (level, line) = words::retrying(&what, attempt, attempts, wait, &error);
+                screen.say(level, &line);
+            }
             Event::Info(line) => screen.say(Level::Info, &line),
             Event::Detail(line) => screen.say(Level::Detail, &line),
             Event::Warning(line) => screen.say(Level::Warning, &line),

@@ -69,6 +69,26 @@ impl RolloutView {
                     None => screen.done(&deployment, true, &text),
                 }
             }
+            RolloutEvent::WatchResumed { error } => {
+                screen.say(Level::Detail, &format!("watch interrupted, resuming: {error}"));
+            }
+            RolloutEvent::ConnectionLost { server } => screen.say(
+                Level::Warning,
+                &format!(
+                    "lost the connection to the API server at `{server}`; waiting for it to answer again"
+                ),
+            ),
+            RolloutEvent::ConnectionBack { server, after } => screen.say(
+                Level::Warning,
+                &format!(
+                    "the API server at `{server}` answers again (after {}s)",
+                    after.as_secs()
+                ),
+            ),
+            RolloutEvent::Terminating { pods } => {
+                let noun = if pods == 1 { "pod" } else { "pods" };
+                screen.say(Level::Info, &format!("waiting for {pods} {noun} to terminate"));
+            }
         }
     }
 

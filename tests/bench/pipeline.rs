@@ -38,7 +38,7 @@ use kube::runtime::watcher;
 use todo_deploy::config::LoaderKind;
 use todo_deploy::load::{self, NodeOutcome};
 use todo_deploy::plan::ClusterTarget;
-use todo_deploy::ui::Events;
+use todo_deploy::progress::Events;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use support::cluster::{App, Env};

@@ -13,7 +13,7 @@ use std::time::Duration;
 use k8s_standin::Behavior;
 use todo_deploy::build::{BuildOptions, build_all};
 use todo_deploy::plan::ServicePlan;
-use todo_deploy::ui::Events;
+use todo_deploy::progress::Events;
 
 use crate::support::Project;
 use crate::support::cluster::{self, App, FIXTURE_SERVICES};

@@ -17,7 +17,7 @@ use todo_deploy::config::LoaderKind;
 use todo_deploy::load::{self, LoadError, LoadEvent, NodeLoad, NodeOutcome};
 use todo_deploy::outcome::Diagnose;
 use todo_deploy::plan::ClusterTarget;
-use todo_deploy::ui::{Event, Events};
+use todo_deploy::progress::{Event, Events};
 
 use crate::support::docker::engine;
 use crate::support::nodes::{Containerd, FakeNodes, MinikubeHome, random_bytes};

@@ -18,8 +18,8 @@ use todo_deploy::build::{BuildError, BuildEvent, BuildOptions, BuiltImage, build
 use todo_deploy::cli::Cli;
 use todo_deploy::outcome::Diagnose;
 use todo_deploy::plan::{Plan, ServicePlan};
+use todo_deploy::progress::{Event, Events};
 use todo_deploy::settings::{self, CommandFlags, Purpose};
-use todo_deploy::ui::{Event, Events};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinHandle;

@@ -1,20 +1,35 @@
 //! Progress events: how stages tell the user what is happening without printing. A stage gets an
-//! [`Events`] sender and reports what it does; the UI task turns events into bars or lines, and
-//! tests collect them instead.
+//! [`Events`] sender and reports what it does, in its own typed events; the `ui` task turns them
+//! into bars or lines (the wording lives there), and tests collect them instead. A leaf: it
+//! knows the stages' event types (each in a file of its own) and nothing else of theirs.
+
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::build::BuildEvent;
-use crate::load::LoadEvent;
-use crate::rollout::RolloutEvent;
+use crate::apply::events::ApplyEvent;
+use crate::build::events::BuildEvent;
+use crate::load::events::LoadEvent;
+use crate::release::events::ReleaseEvent;
+use crate::rollout::events::RolloutEvent;
 
 /// Everything a stage can report.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Build(BuildEvent),
     Load(LoadEvent),
+    Apply(ApplyEvent),
     Rollout(RolloutEvent),
-    /// A step worth a line in the normal output (`applied Deployment/backend`).
+    Release(ReleaseEvent),
+    /// An API call failed in a way worth another try, which comes after `wait`.
+    Retrying {
+        what: String,
+        attempt: u32,
+        attempts: u32,
+        wait: Duration,
+        error: String,
+    },
+    /// A command's step worth a line in the normal output.
     Info(String),
     /// Detail for `-v`: choices made and why.
     Detail(String),
@@ -37,6 +52,18 @@ impl From<LoadEvent> for Event {
 impl From<RolloutEvent> for Event {
     fn from(event: RolloutEvent) -> Self {
         Event::Rollout(event)
+    }
+}
+
+impl From<ApplyEvent> for Event {
+    fn from(event: ApplyEvent) -> Self {
+        Event::Apply(event)
+    }
+}
+
+impl From<ReleaseEvent> for Event {
+    fn from(event: ReleaseEvent) -> Self {
+        Event::Release(event)
     }
 }
 
