@@ -116,10 +116,14 @@ impl Drop for StandIn {
     }
 }
 
+/// The namespaces a new cluster has.
+const BOOTSTRAP_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
+
 fn bootstrap(api: &Api, opts: &Options) {
     let ns = resources::by_kind("Namespace");
     if let Some(ns) = ns {
-        for n in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        for n in BOOTSTRAP_NAMESPACES {
             let _ = api.create(
                 ns,
                 "",
@@ -204,15 +208,31 @@ impl StandIn {
                 });
             }
         });
-        // Let the namespace controller publish its bootstrap objects.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        Ok(StandIn {
+        let standin = StandIn {
             ctx,
             addr,
             images,
             clock,
             tasks: vec![server, controllers],
-        })
+        };
+        // Ready once the namespace controller has published the bootstrap namespaces' content.
+        standin
+            .wait_for(Duration::from_secs(10), |s| {
+                BOOTSTRAP_NAMESPACES
+                    .iter()
+                    .all(|ns| {
+                        s.get(&format!("/api/v1/namespaces/{ns}/serviceaccounts/default"))
+                            .is_some()
+                            && s.get(&format!(
+                                "/api/v1/namespaces/{ns}/configmaps/kube-root-ca.crt"
+                            ))
+                            .is_some()
+                    })
+                    .then_some(())
+            })
+            .await
+            .ok_or_else(|| std::io::Error::other("the namespace controller did not start"))?;
+        Ok(standin)
     }
 
     /// `http://127.0.0.1:PORT`

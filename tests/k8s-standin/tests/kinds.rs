@@ -12,6 +12,28 @@ use k8s_standin::Behavior;
 use serde_json::{Value, json};
 
 #[tokio::test]
+async fn a_started_stand_in_has_its_bootstrap_objects() {
+    let s = k8s_standin::StandIn::start(k8s_standin::Options::default())
+        .await
+        .expect("start");
+    // No waiting: `start` returns once the namespace controller has published them.
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        assert!(
+            s.get(&format!("/api/v1/namespaces/{ns}/serviceaccounts/default"))
+                .is_some(),
+            "{ns}"
+        );
+        assert!(
+            s.get(&format!(
+                "/api/v1/namespaces/{ns}/configmaps/kube-root-ca.crt"
+            ))
+            .is_some(),
+            "{ns}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn status_body_bytes_match_the_server() {
     let s = standin("transcripts").await;
     let r = raw(
@@ -357,20 +379,19 @@ async fn follow_logs_until_the_container_stops() {
         |p| p["status"]["phase"] == "Running",
     )
     .await;
-    let follow = raw(
-        &s,
-        "GET",
-        "/api/v1/namespaces/logs/pods/t/log?follow=true",
-        None,
-        None,
-    );
-    let stop = async {
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        call(&s, "DELETE", "/api/v1/namespaces/logs/pods/t", None).await
-    };
-    let (r, (code, _)) = tokio::join!(follow, stop);
+    let mut follow = stream(&s, "/api/v1/namespaces/logs/pods/t/log?follow=true").await;
+    assert_eq!(follow.status, 200);
+    // The stream is open once the lines so far have arrived; then the pod goes.
+    let first = follow
+        .next(Duration::from_secs(5))
+        .await
+        .expect("the log so far");
+    assert_eq!(String::from_utf8_lossy(&first), "hello\nworld\n");
+    let (code, _) = call(&s, "DELETE", "/api/v1/namespaces/logs/pods/t", None).await;
     assert_eq!(code, 200);
-    let r = r.expect("follow");
-    assert_eq!(r.status, 200);
-    assert_eq!(String::from_utf8_lossy(&r.body), "hello\nworld\n");
+    assert_eq!(
+        follow.rest(Duration::from_secs(5)).await.as_deref(),
+        Some(""),
+        "the stream ends when the container stops, with nothing more"
+    );
 }

@@ -315,9 +315,15 @@ async fn paused_deployment_reports_and_holds() {
         (c["status"].as_str(), c["message"].as_str()),
         (Some("Unknown"), Some("Deployment is paused"))
     );
-    // A template change while paused creates no new ReplicaSet.
-    apply(&s, p, &deployment("p", "pause", 1, "probe-busybox:2"), "").await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A template change while paused creates no new ReplicaSet: once the controller has
+    // observed the new generation (its sync of the paused Deployment), there is still one.
+    let (_, applied) = apply(&s, p, &deployment("p", "pause", 1, "probe-busybox:2"), "").await;
+    let generation = applied["metadata"]["generation"].clone();
+    assert_eq!(generation, 3, "pausing was generation 2");
+    wait_obj(&s, p, Duration::from_secs(5), |d| {
+        d["status"]["observedGeneration"] == generation
+    })
+    .await;
     assert_eq!(s.list("ReplicaSet", Some("pause")).len(), 1);
     patch(
         &s,

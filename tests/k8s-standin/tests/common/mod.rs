@@ -234,6 +234,69 @@ pub async fn watch(s: &StandIn, path_and_query: &str) -> WatchStream {
     WatchStream { rx }
 }
 
+/// A streamed response body (e.g. `follow=true` logs), read chunk by chunk.
+pub struct BodyStream {
+    pub status: u16,
+    rx: tokio::sync::mpsc::UnboundedReceiver<Bytes>,
+}
+
+impl BodyStream {
+    /// The next chunk within `timeout`; `None` on timeout or at the end.
+    pub async fn next(&mut self, timeout: Duration) -> Option<Bytes> {
+        tokio::time::timeout(timeout, self.rx.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Everything until the body ends, as text; `None` if it has not ended within `timeout`.
+    pub async fn rest(&mut self, timeout: Duration) -> Option<String> {
+        let end = tokio::time::Instant::now() + timeout;
+        let mut out = Vec::new();
+        loop {
+            let left = end.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.rx.recv()).await {
+                Ok(Some(b)) => out.extend_from_slice(&b),
+                Ok(None) => return Some(String::from_utf8_lossy(&out).into_owned()),
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+/// Opens a GET whose body is read as it arrives.
+pub async fn stream(s: &StandIn, path_and_query: &str) -> BodyStream {
+    let addr = s.url().trim_start_matches("http://").to_string();
+    let stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(conn);
+    let req = Request::builder()
+        .method("GET")
+        .uri(path_and_query)
+        .header("host", addr)
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let resp = sender.send_request(req).await.expect("response");
+    let status = resp.status().as_u16();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut body = resp.into_body();
+        while let Some(Ok(f)) = body.frame().await {
+            if let Some(d) = f.data_ref()
+                && tx.send(d.clone()).is_err()
+            {
+                return;
+            }
+        }
+    });
+    BodyStream { status, rx }
+}
+
 /// A transcript file.
 pub fn transcript(name: &str) -> Value {
     let p = format!(
