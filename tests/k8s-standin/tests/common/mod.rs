@@ -355,3 +355,50 @@ pub async fn wait_obj(
         .await
         .unwrap_or_else(|| panic!("timed out waiting on {path}: {:?}", s.get(path)))
 }
+
+/// Replaces the generated suffix after `prefix-` in every string (ReplicaSet hashes,
+/// pod suffixes), so names can be compared across runs: `web-749b599875` -> `web-<id>`.
+pub fn hide_generated(v: &Value, prefix: &str) -> Value {
+    match v {
+        Value::String(s) => Value::String(hide_in_str(s, &format!("{prefix}-"))),
+        Value::Array(a) => Value::Array(a.iter().map(|x| hide_generated(x, prefix)).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), hide_generated(x, prefix)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn hide_in_str(s: &str, needle: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find(needle) {
+        out.push_str(&rest[..i + needle.len()]);
+        rest = &rest[i + needle.len()..];
+        let end = rest
+            .find(|c: char| !c.is_ascii_alphanumeric() && c != '-')
+            .unwrap_or(rest.len());
+        if end > 0 {
+            out.push_str("<id>");
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The recorded watch events of one kind and name prefix, from a transcript's event list
+/// (`{"watch": ..., "event": {"type", "object"}}` items), in order.
+pub fn recorded_events<'a>(events: &'a Value, kind: &str) -> Vec<&'a Value> {
+    events
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| &e["event"])
+                .filter(|e| e["object"]["kind"] == kind)
+                .collect()
+        })
+        .unwrap_or_default()
+}
