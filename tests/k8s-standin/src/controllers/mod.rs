@@ -136,11 +136,11 @@ pub fn start(
     }
     let env = Arc::new(Env {
         api,
-        clock,
+        clock: clock.clone(),
         images,
         logs,
         node,
-        recorder: events::Recorder::default(),
+        recorder: events::Recorder::new(clock.clone()),
         ready_since: Mutex::new(HashMap::new()),
         progress_marks: Mutex::new(HashMap::new()),
         work_tx,
