@@ -62,7 +62,7 @@ use tokio::task::JoinHandle;
 
 pub use api::{Api, DeleteOpts, PatchType, Req};
 pub use faults::{Fault, FaultFilter};
-pub use node::{Behavior, NodeImages};
+pub use node::{Behavior, ImageConfig, NodeImages, OnSigterm};
 pub use status::ApiError;
 pub use store::PodRecord;
 

@@ -226,6 +226,80 @@ async fn liveness_restarts_and_slow_start() {
         && e["message"] == "Container web failed liveness probe, will be restarted"));
     assert!(evs.iter().any(|e| e["involvedObject"]["name"] == name
         && e["message"] == "Liveness probe failed: HTTP probe failed with statuscode: 404"));
+    // The default image exits on SIGTERM: the killed instance `Completed` with 0.
+    let last = &p["status"]["containerStatuses"][0]["lastState"]["terminated"];
+    assert_eq!(
+        (last["exitCode"].as_i64(), last["reason"].as_str()),
+        (Some(0), Some("Completed"))
+    );
+}
+
+#[tokio::test]
+async fn a_liveness_kill_waits_for_a_process_that_ignores_sigterm() {
+    let s = standin("l").await;
+    // probe-busybox ignores SIGTERM (tests/common): killed (137) when the grace period ends.
+    let mut d = deployment("live", "l", 1, "probe-busybox:1");
+    d["spec"]["template"]["spec"]["containers"][0]["livenessProbe"] = json!({"httpGet": {"path": "/healthz", "port": 8000}, "periodSeconds": 1, "failureThreshold": 2});
+    apply(&s, "/apis/apps/v1/namespaces/l/deployments/live", &d, "").await;
+    let p = s
+        .wait_for(Duration::from_secs(5), |s| {
+            pod(s, "live").filter(|p| p["status"]["containerStatuses"][0]["restartCount"] == 1)
+        })
+        .await
+        .expect("restarted");
+    let cs = &p["status"]["containerStatuses"][0];
+    let last = &cs["lastState"]["terminated"];
+    assert_eq!(
+        (last["exitCode"].as_i64(), last["reason"].as_str()),
+        (Some(137), Some("Error"))
+    );
+    assert!(
+        cs["state"]["running"].is_object(),
+        "restarted in the same sync: {cs}"
+    );
+}
+
+#[tokio::test]
+async fn deleted_pods_stop_as_their_image_answers_sigterm() {
+    let s = standin("g").await;
+    s.node_images()
+        .add_image("exits:1", Behavior::serve(&["/api/health"], 8000));
+    let mut w = watch(&s, "/api/v1/namespaces/g/pods?watch=1").await;
+    for (name, image) in [("ignores", "probe-busybox:1"), ("exits", "exits:1")] {
+        let (code, _) = call(&s, "POST", "/api/v1/namespaces/g/pods", Some(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"terminationGracePeriodSeconds": 2, "containers": [{"name": "c", "image": image}]}}))).await;
+        assert_eq!(code, 201);
+        wait_obj(
+            &s,
+            &format!("/api/v1/namespaces/g/pods/{name}"),
+            Duration::from_secs(5),
+            |p| p["status"]["phase"] == "Running",
+        )
+        .await;
+        let (code, _) = call(
+            &s,
+            "DELETE",
+            &format!("/api/v1/namespaces/g/pods/{name}"),
+            None,
+        )
+        .await;
+        assert_eq!(code, 200);
+    }
+    let mut deleted = std::collections::BTreeMap::new();
+    let terminated = |e: &Value| {
+        let t = &e["object"]["status"]["containerStatuses"][0]["state"]["terminated"];
+        (t["exitCode"].clone(), t["reason"].clone())
+    };
+    w.until(Duration::from_secs(5), |e| {
+        if e["type"] == "DELETED" {
+            let name = e["object"]["metadata"]["name"].as_str().unwrap_or("");
+            deleted.insert(name.to_string(), terminated(e));
+        }
+        deleted.len() == 2
+    })
+    .await;
+    assert_eq!(deleted.get("exits"), Some(&(json!(0), json!("Completed"))));
+    assert_eq!(deleted.get("ignores"), Some(&(json!(137), json!("Error"))));
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
-use k8s_standin::{Behavior, Options, StandIn};
+use k8s_standin::{Behavior, ImageConfig, OnSigterm, Options, StandIn};
 use serde_json::{Value, json};
 
 /// A stand-in at time scale 0.02 with the transcript images and a namespace.
@@ -20,8 +20,15 @@ pub async fn standin(ns: &str) -> StandIn {
     .await
     .expect("start stand-in");
     let images = s.node_images();
-    images.add_image("probe-busybox:1", Behavior::serve(&["/api/health"], 8000));
-    images.add_image("probe-busybox:2", Behavior::serve(&["/api/health"], 8000));
+    // busybox httpd as PID 1 ignores SIGTERM: deleted pods end with 137 after their grace (04, 08).
+    let busybox = ImageConfig::default().on_sigterm(OnSigterm::Ignore);
+    for tag in ["probe-busybox:1", "probe-busybox:2"] {
+        images.add_image_with(
+            tag,
+            Behavior::serve(&["/api/health"], 8000),
+            busybox.clone(),
+        );
+    }
     images.add_image(
         "probe-crash:1",
         Behavior::crash(
