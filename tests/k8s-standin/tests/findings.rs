@@ -1,22 +1,27 @@
-//! 10-real-cluster-findings.json: liveness failures restart the container
-//! (d); the rest of the recording is replayed here as it is modelled.
+//! 10-real-cluster-findings.json: a root image under `runAsNonRoot` (b) and
+//! liveness failures restarting the container (d), replayed from the
+//! recorded requests and compared with the recorded responses.
 
 mod common;
 
 use std::time::Duration;
 
 use common::*;
-use k8s_standin::{Behavior, StandIn};
+use k8s_standin::{Behavior, ImageConfig, StandIn};
 use serde_json::{Value, json};
 
 const NS: &str = "findings";
-/// The recorded todo backend image: serves `/api/health` on 8000, exits 0 on SIGTERM.
+/// The recorded todo backend image: serves `/api/health` on 8000, exits 0 on
+/// SIGTERM, and has no numeric `USER` (b: "image will run as root").
 const IMAGE: &str = "rc-backend:16ac6f5d8534";
 
 async fn findings() -> (StandIn, Value) {
     let s = standin(NS).await;
-    s.node_images()
-        .add_image(IMAGE, Behavior::serve(&["/api/health"], 8000));
+    s.node_images().add_image_with(
+        IMAGE,
+        Behavior::serve(&["/api/health"], 8000),
+        ImageConfig::default().user(""),
+    );
     (s, transcript("10-real-cluster-findings.json"))
 }
 
@@ -197,6 +202,123 @@ async fn liveness_failures_restart_the_container_then_back_off() {
         hide_generated(
             &normalize(&d["deployment"]["response"]["body"]["status"]),
             "liveness"
+        )
+    );
+}
+
+/// A pod status without what differs between runs: times, IPs, and the pod's
+/// `name_namespace(uid)` in messages.
+fn comparable_status(pod: &Value) -> Value {
+    let key = format!(
+        "{}_{}({})",
+        pod["metadata"]["name"].as_str().unwrap_or(""),
+        pod["metadata"]["namespace"].as_str().unwrap_or(""),
+        pod["metadata"]["uid"].as_str().unwrap_or("")
+    );
+    let text = serde_json::to_string(&pod["status"])
+        .unwrap_or_default()
+        .replace(&key, "<pod>");
+    let mut st: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    for k in ["podIP", "podIPs", "startTime"] {
+        st[k] = json!("<x>");
+    }
+    normalize(&st)
+}
+
+#[tokio::test]
+async fn a_root_image_under_run_as_non_root_is_refused() {
+    let (s, t) = findings().await;
+    let b = &t["b_run_as_non_root_with_root_image"];
+    let (code, _) = replay(&s, &b["apply"]).await;
+    assert_eq!(code, b["apply"]["response"]["status"]);
+    let recorded_pod = &b["pods"]["response"]["body"]["items"][0];
+    // Recorded 12 s after the apply: two attempts so far, each `Pulled` then `Failed`.
+    let pod = s
+        .wait_for(Duration::from_secs(10), |s| {
+            let pod = s
+                .list("Pod", Some(NS))
+                .into_iter()
+                .find(|p| waiting_reason(p) == "CreateContainerConfigError")?;
+            let name = pod["metadata"]["name"].as_str()?.to_string();
+            let failed = s.list("Event", Some(NS)).into_iter().find(|e| {
+                e["involvedObject"]["name"] == name.as_str() && e["reason"] == "Failed"
+            })?;
+            (failed["count"] == 2).then_some(pod)
+        })
+        .await
+        .expect("two refused attempts");
+    assert_eq!(comparable_status(&pod), comparable_status(recorded_pod));
+    let name = pod["metadata"]["name"].as_str().expect("name");
+    let ours: Vec<Value> = s
+        .list("Event", Some(NS))
+        .into_iter()
+        .filter(|e| e["involvedObject"]["name"] == name)
+        .collect();
+    let recorded_events = b["events"]["response"]["body"]["items"]
+        .as_array()
+        .expect("events");
+    for reason in ["Pulled", "Failed"] {
+        let want = recorded_events
+            .iter()
+            .find(|e| {
+                e["reason"] == reason
+                    && e["involvedObject"]["name"] == recorded_pod["metadata"]["name"]
+            })
+            .expect("recorded event");
+        let got = ours
+            .iter()
+            .find(|e| e["reason"] == reason)
+            .unwrap_or_else(|| panic!("no {reason} event"));
+        let hide = |e: &Value| {
+            let pod = e["involvedObject"]["name"].as_str().unwrap_or("");
+            let uid = e["involvedObject"]["uid"].as_str().unwrap_or("");
+            e["message"]
+                .as_str()
+                .unwrap_or("")
+                .replace(&format!("{pod}_findings({uid})"), "<pod>")
+        };
+        assert_eq!(hide(got), hide(want), "{reason}");
+        for k in ["type", "source", "count"] {
+            assert_eq!(got[k], want[k], "{k} of {reason}");
+        }
+        assert_eq!(
+            got["involvedObject"]["fieldPath"],
+            want["involvedObject"]["fieldPath"]
+        );
+    }
+    assert!(
+        !ours
+            .iter()
+            .any(|e| e["reason"] == "Created" || e["reason"] == "Started"),
+        "no container was created"
+    );
+    // The next attempt waits for the pod worker's error back-off (at least 10 s).
+    let second = std::time::Instant::now();
+    s.wait_for(Duration::from_secs(10), |s| {
+        s.list("Event", Some(NS))
+            .into_iter()
+            .find(|e| e["involvedObject"]["name"] == name && e["reason"] == "Failed")
+            .filter(|e| e["count"] == 3)
+    })
+    .await
+    .expect("a third attempt");
+    assert!(
+        second.elapsed() >= Duration::from_millis(200) - Duration::from_millis(10),
+        "10 s at 0.02, less the polling: {:?}",
+        second.elapsed()
+    );
+    let dep = wait_obj(
+        &s,
+        "/apis/apps/v1/namespaces/findings/deployments/rootimg",
+        Duration::from_secs(5),
+        |d| d["status"]["unavailableReplicas"] == 1,
+    )
+    .await;
+    assert_eq!(
+        hide_generated(&normalize(&dep["status"]), "rootimg"),
+        hide_generated(
+            &normalize(&b["deployment"]["response"]["body"]["status"]),
+            "rootimg"
         )
     );
 }

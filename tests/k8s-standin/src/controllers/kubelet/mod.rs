@@ -2,7 +2,8 @@
 //! (sandbox start, every container's step, the status write, the next
 //! wake-up) and graceful termination when a pod is deleted. Containers'
 //! lifecycles are in `container.rs`, probes in `probe.rs`, the restart
-//! back-off in `backoff.rs`, the status shapes in `status.rs`.
+//! back-off in `backoff.rs`, the `runAsNonRoot` check in `security.rs`, the
+//! status shapes in `status.rs`.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -18,6 +19,7 @@ use crate::util::{TimeScale, now_rfc3339, random_u64};
 mod backoff;
 mod container;
 mod probe;
+mod security;
 mod status;
 
 use backoff::RestartBackoff;
@@ -80,6 +82,8 @@ struct Ctr {
     pull_failures: u32,
     /// ErrImagePull shown; ImagePullBackOff due at this instant.
     pull_backoff_at: Option<Instant>,
+    /// CreateContainerConfigError attempts in a row.
+    config_errors: u32,
     /// The (scheduled) instant the running instance started.
     started_at: Option<Instant>,
     /// Probes are refused until then (SlowStart).
@@ -160,6 +164,7 @@ fn new_container(clock: &TimeScale, spec: &Value, now: Instant) -> Ctr {
         stopping: None,
         pull_failures: 0,
         pull_backoff_at: None,
+        config_errors: 0,
         started_at: None,
         warm_until: None,
         behavior: None,
