@@ -30,6 +30,9 @@ pub struct Ctx {
     pub logs: Logs,
     /// "127.0.0.1:PORT"
     pub address: String,
+    /// Every request passes it before being served; an injected status write
+    /// holds it until it is done, so the next request sees the write.
+    pub gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Parsed query string.
@@ -164,6 +167,7 @@ pub async fn handle(
     ctx: Arc<Ctx>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, std::io::Error> {
+    drop(ctx.gate.lock().await);
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let path_q = req
@@ -245,7 +249,48 @@ pub async fn handle(
         Ok(b) => b.to_bytes(),
         Err(e) => return Err(std::io::Error::other(e)),
     };
-    Ok(route(&ctx, t, method, &query, &ua, &content_type, body).await)
+    let single_get =
+        (method == Method::GET && !query.flag("watch") && t.sub.is_none()).then(|| {
+            (
+                t.res,
+                t.namespace.clone().unwrap_or_default(),
+                t.name.clone(),
+            )
+        });
+    let resp = route(&ctx, t, method, &query, &ua, &content_type, body).await;
+    if let Some((res, ns, Some(name))) = single_get
+        && resp.status() == StatusCode::OK
+    {
+        status_write_after_get(&ctx, res, ns, name, path_q).await;
+    }
+    Ok(resp)
+}
+
+/// An armed status-only write for this GET: takes the gate before the
+/// response goes out and writes in the background, so the client's next
+/// request waits for it.
+async fn status_write_after_get(
+    ctx: &Arc<Ctx>,
+    res: &'static Resource,
+    ns: String,
+    name: String,
+    path: String,
+) {
+    let applies = ctx
+        .api
+        .get(res, &ns, &name)
+        .is_ok_and(|o| crate::faults::status_write_applies(&o));
+    if !applies || !ctx.faults.take_status_write(&path) {
+        return;
+    }
+    let guard = ctx.gate.clone().lock_owned().await;
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        ctx.faults
+            .write_status(&ctx.api, res, &ns, &name, &path)
+            .await;
+        drop(guard);
+    });
 }
 
 async fn route(

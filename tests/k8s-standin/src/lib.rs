@@ -28,9 +28,12 @@
 //!   namespace), [`StandIn::pod_history`] ([`PodRecord`]s),
 //!   [`StandIn::api`] for direct writes through the same storage code.
 //! - Node: [`StandIn::node_images`] → [`NodeImages::add_image`] with a
-//!   [`Behavior`].
+//!   [`Behavior`], or [`NodeImages::add_image_with`] and an [`ImageConfig`]
+//!   (the image's `USER`, what it does on SIGTERM: [`OnSigterm`]).
 //! - Faults: [`StandIn::fail_next`], [`StandIn::fail_next_matching`] with
-//!   [`Fault`] and [`FaultFilter`]; [`StandIn::cut_watches`].
+//!   [`Fault`] and [`FaultFilter`]; [`StandIn::status_write_after_next_get`]
+//!   (a controller's status-only write between a GET and the next request,
+//!   [`StandIn::injected_status_writes`]); [`StandIn::cut_watches`].
 //! - Time: [`StandIn::set_time_scale`]; [`StandIn::set_watch_history_limit`]
 //!   makes old resourceVersions expire (410) on demand.
 
@@ -61,7 +64,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 pub use api::{Api, DeleteOpts, PatchType, Req};
-pub use faults::{Fault, FaultFilter};
+pub use faults::{Fault, FaultFilter, StatusWrite};
 pub use node::{Behavior, ImageConfig, NodeImages, OnSigterm};
 pub use status::ApiError;
 pub use store::PodRecord;
@@ -176,6 +179,7 @@ impl StandIn {
             faults: Arc::new(faults::Faults::default()),
             logs: logs.clone(),
             address: addr.to_string(),
+            gate: Arc::new(tokio::sync::Mutex::new(())),
         });
         let controllers = controllers::start(
             api.clone(),
@@ -315,6 +319,24 @@ impl StandIn {
     /// Faults injected so far: (method, path, fault).
     pub fn injected_faults(&self) -> Vec<(String, String, Fault)> {
         self.ctx.faults.injected()
+    }
+
+    /// Right after the next GET of a single object matching `filter` is
+    /// answered, the object's controller writes its status — every
+    /// condition's `lastUpdateTime` moves to the current second; spec,
+    /// metadata, `observedGeneration` and counts stay — so its
+    /// `resourceVersion` moves although nothing a client applied changed, as
+    /// on a busy cluster (10 (c)). The server answers no further request
+    /// until the write is stored. Applies to objects with such conditions (a
+    /// Deployment); other matching GETs are served as usual and leave it
+    /// armed. One write per call; see [`StandIn::injected_status_writes`].
+    pub fn status_write_after_next_get(&self, filter: FaultFilter) {
+        self.ctx.faults.arm_status_write(filter);
+    }
+
+    /// The status-only writes [`StandIn::status_write_after_next_get`] made so far.
+    pub fn injected_status_writes(&self) -> Vec<StatusWrite> {
+        self.ctx.faults.status_writes()
     }
 
     /// Ends every open watch stream abruptly.

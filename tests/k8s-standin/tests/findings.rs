@@ -1,13 +1,15 @@
-//! 10-real-cluster-findings.json: a root image under `runAsNonRoot` (b) and
-//! liveness failures restarting the container (d), replayed from the
-//! recorded requests and compared with the recorded responses.
+//! 10-real-cluster-findings.json, replayed from the recorded requests and
+//! compared with the recorded responses: the Deployment's status writes
+//! during and after a rollout (a), a root image under `runAsNonRoot` (b), the
+//! no-op applies after the rollout and a status-only write between a GET and
+//! an apply (c), liveness failures restarting the container (d).
 
 mod common;
 
 use std::time::Duration;
 
 use common::*;
-use k8s_standin::{Behavior, ImageConfig, StandIn};
+use k8s_standin::{Behavior, FaultFilter, ImageConfig, StandIn};
 use serde_json::{Value, json};
 
 const NS: &str = "findings";
@@ -321,4 +323,132 @@ async fn a_root_image_under_run_as_non_root_is_refused() {
             "rootimg"
         )
     );
+}
+
+const WEB: &str = "/apis/apps/v1/namespaces/findings/deployments/web";
+
+/// What `kubectl rollout status` waits for: the new generation observed and
+/// every replica updated and available.
+fn rolled_out(d: &Value) -> bool {
+    let st = &d["status"];
+    let want = &d["spec"]["replicas"];
+    st["observedGeneration"] == d["metadata"]["generation"]
+        && &st["updatedReplicas"] == want
+        && &st["replicas"] == want
+        && &st["availableReplicas"] == want
+}
+
+/// Creates `web` by the recorded apply and waits until it has rolled out.
+async fn rolled_out_web(s: &StandIn, t: &Value) -> Value {
+    let (code, _) = replay(s, &t["a_status_updates_after_rollout"]["steps"][0]).await;
+    assert_eq!(code, 201);
+    wait_obj(s, WEB, Duration::from_secs(10), rolled_out).await
+}
+
+#[tokio::test]
+async fn no_op_applies_after_a_rollout_change_nothing() {
+    let (s, t) = findings().await;
+    rolled_out_web(&s, &t).await;
+    // Recorded: six GET-then-apply pairs; each apply's answer is the GET's object, same
+    // resourceVersion, generation and managedFields.
+    for pair in t["c_noop_apply_after_rollout"].as_array().expect("pairs") {
+        assert_eq!(pair["resourceVersion_get"], pair["resourceVersion_apply"]);
+        assert_eq!(
+            pair["get"]["response"]["body"],
+            pair["apply"]["response"]["body"]
+        );
+        let (code, got) = replay(&s, &pair["get"]).await;
+        assert_eq!(code, pair["get"]["response"]["status"]);
+        let (code, applied) = replay(&s, &pair["apply"]).await;
+        assert_eq!(code, pair["apply"]["response"]["status"]);
+        assert_eq!(applied, got, "{}", pair["apply"]["note"]);
+        assert_eq!(got["metadata"]["generation"], pair["generation_get"]);
+    }
+    assert!(s.injected_status_writes().is_empty());
+}
+
+#[tokio::test]
+async fn a_status_write_between_get_and_apply_moves_only_the_resource_version() {
+    let (s, t) = findings().await;
+    rolled_out_web(&s, &t).await;
+    let pair = &t["c_noop_apply_after_rollout"][0];
+    s.status_write_after_next_get(FaultFilter::method_path("GET", "/deployments/web"));
+    // Another object's GET leaves the write armed.
+    let (code, _) = call(
+        &s,
+        "GET",
+        "/api/v1/namespaces/findings/configmaps/kube-root-ca.crt",
+        None,
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert!(s.injected_status_writes().is_empty());
+    let (_, got) = replay(&s, &pair["get"]).await;
+    let rv = got["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("rv")
+        .to_string();
+    let mut w = watch(
+        &s,
+        &format!("/apis/apps/v1/namespaces/findings/deployments?watch=1&resourceVersion={rv}"),
+    )
+    .await;
+    // The client's next request is answered after the controller's write.
+    let (code, applied) = replay(&s, &pair["apply"]).await;
+    assert_eq!(code, 200);
+    let moved = applied["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("rv")
+        .to_string();
+    assert!(
+        moved.parse::<u64>().ok() > rv.parse::<u64>().ok(),
+        "{rv} -> {moved}"
+    );
+    let writes = s.injected_status_writes();
+    assert_eq!(writes.len(), 1);
+    assert_eq!(writes[0].path, WEB);
+    assert_eq!(writes[0].resource_version_before, rv);
+    assert_eq!(writes[0].resource_version_after, moved);
+    // Exactly one write, through /status: spec, labels, generation, the apply's
+    // managed fields, observedGeneration and counts are as the GET showed them.
+    let events = w
+        .until(Duration::from_secs(5), |e| {
+            e["object"]["metadata"]["resourceVersion"] == moved.as_str()
+        })
+        .await;
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["object"], applied);
+    assert_eq!(applied["spec"], got["spec"]);
+    for k in ["generation", "labels", "annotations", "uid"] {
+        assert_eq!(applied["metadata"][k], got["metadata"][k], "{k}");
+    }
+    let managers = |d: &Value| -> Vec<Value> {
+        d["metadata"]["managedFields"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|m| {
+                        json!([
+                            m["manager"],
+                            m["operation"],
+                            m["subresource"],
+                            m["fieldsV1"]
+                        ])
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(managers(&applied), managers(&got));
+    assert_eq!(
+        applied["metadata"]["managedFields"][0], got["metadata"]["managedFields"][0],
+        "the apply's entry, time included"
+    );
+    assert_eq!(normalize(&applied["status"]), normalize(&got["status"]));
+    assert_ne!(applied["status"], got["status"], "lastUpdateTime moved");
+    // One write per arming: the next pair is a plain no-op again.
+    let (_, again) = replay(&s, &pair["get"]).await;
+    let (_, applied_again) = replay(&s, &pair["apply"]).await;
+    assert_eq!(again, applied_again);
+    assert_eq!(s.injected_status_writes().len(), 1);
 }
