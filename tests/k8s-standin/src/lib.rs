@@ -35,7 +35,8 @@
 //!   (a controller's status-only write between a GET and the next request,
 //!   [`StandIn::injected_status_writes`]); [`StandIn::cut_watches`].
 //! - Time: [`StandIn::set_time_scale`]; [`StandIn::set_watch_history_limit`]
-//!   makes old resourceVersions expire (410) on demand.
+//!   makes old resourceVersions expire (410) on demand; [`StandIn::settled`]
+//!   waits until the controllers have handled every change so far.
 
 pub mod aggregated;
 pub mod api;
@@ -109,6 +110,8 @@ pub struct StandIn {
     images: NodeImages,
     clock: util::TimeScale,
     tasks: Vec<JoinHandle<()>>,
+    /// The resourceVersion up to which the controllers have handled every change.
+    handled: tokio::sync::watch::Receiver<u64>,
 }
 
 impl Drop for StandIn {
@@ -181,6 +184,7 @@ impl StandIn {
             address: addr.to_string(),
             gate: Arc::new(tokio::sync::Mutex::new(())),
         });
+        let (idle, handled) = tokio::sync::watch::channel(0);
         let controllers = controllers::start(
             api.clone(),
             clock.clone(),
@@ -193,6 +197,7 @@ impl StandIn {
                 pods: opts.node_pods,
                 missing_cluster_dns_events: opts.missing_cluster_dns_events,
             },
+            idle,
         );
         bootstrap(&api, &opts);
         let sctx = ctx.clone();
@@ -218,6 +223,7 @@ impl StandIn {
             images,
             clock,
             tasks: vec![server, controllers],
+            handled,
         };
         // Ready once the namespace controller has published the bootstrap namespaces' content.
         standin
@@ -368,6 +374,18 @@ impl StandIn {
     /// The current global resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.ctx.api.lock().rv
+    }
+
+    /// Returns once the controllers and the kubelet have handled every change
+    /// stored so far, and everything those changes caused at once (a new
+    /// Deployment: its ReplicaSet and pods exist and are bound). Work their
+    /// timers schedule for later (container starts, probes, back-offs,
+    /// deadlines) is not waited for. Wait on this, not on time, before
+    /// asserting that something did not happen.
+    pub async fn settled(&self) {
+        let target = self.resource_version();
+        let mut handled = self.handled.clone();
+        let _ = handled.wait_for(|rv| *rv >= target).await;
     }
 
     /// Polls `f` until it returns `Some`, or `None` after `timeout`.

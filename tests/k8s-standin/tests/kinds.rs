@@ -34,6 +34,34 @@ async fn a_started_stand_in_has_its_bootstrap_objects() {
 }
 
 #[tokio::test]
+async fn settled_means_every_change_so_far_was_handled() {
+    let s = standin("st").await;
+    let (code, _) = apply(
+        &s,
+        "/apis/apps/v1/namespaces/st/deployments/web",
+        &deployment("web", "st", 3, "probe-busybox:1"),
+        "",
+    )
+    .await;
+    assert_eq!(code, 201);
+    s.settled().await;
+    // What the apply caused at once: the ReplicaSet, its pods, their binding, the status.
+    let rss = s.list("ReplicaSet", Some("st"));
+    assert_eq!(rss.len(), 1);
+    assert_eq!(rss[0]["status"]["replicas"], 3);
+    let pods = s.list("Pod", Some("st"));
+    assert_eq!(pods.len(), 3);
+    assert!(pods.iter().all(|p| p["spec"]["nodeName"] == "minikube"));
+    let d = s
+        .get("/apis/apps/v1/namespaces/st/deployments/web")
+        .expect("deployment");
+    assert_eq!(d["status"]["observedGeneration"], 1);
+    assert_eq!(d["status"]["updatedReplicas"], 3);
+    // Settled again with nothing new: at once.
+    s.settled().await;
+}
+
+#[tokio::test]
 async fn status_body_bytes_match_the_server() {
     let s = standin("transcripts").await;
     let r = raw(
