@@ -452,3 +452,84 @@ async fn a_status_write_between_get_and_apply_moves_only_the_resource_version() 
     assert_eq!(again, applied_again);
     assert_eq!(s.injected_status_writes().len(), 1);
 }
+
+/// A Deployment watch event without times, uids, resourceVersions and hashes:
+/// generation, revision, status (every field's presence, condition order and
+/// reasons) and who wrote the object how.
+fn deployment_shape(d: &Value) -> Value {
+    let managers: Vec<Value> = d["metadata"]["managedFields"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|m| json!([m["manager"], m["operation"], m["subresource"]]))
+                .collect()
+        })
+        .unwrap_or_default();
+    hide_generated(
+        &json!({
+            "generation": d["metadata"]["generation"],
+            "annotations": d["metadata"]["annotations"],
+            "status": normalize(&d["status"]),
+            "managers": managers,
+        }),
+        "web",
+    )
+}
+
+/// Whether a status shows some but not all pods ready (the recording's two pods
+/// became ready 15 ms apart, the stand-in's may become ready in one sync).
+fn partly_ready(shape: &Value) -> bool {
+    let st = &shape["status"];
+    st["readyReplicas"].as_i64().is_some_and(|r| r > 0) && st["readyReplicas"] != st["replicas"]
+}
+
+#[tokio::test]
+async fn a_deployments_status_writes_during_and_after_a_rollout() {
+    let (s, t) = findings().await;
+    let a = &t["a_status_updates_after_rollout"];
+    let want: Vec<Value> = a["deployment_watch"]
+        .as_array()
+        .expect("watch")
+        .iter()
+        .map(|e| deployment_shape(&e["event"]["object"]))
+        .collect();
+    let rv = s.resource_version();
+    let mut w = watch(
+        &s,
+        &format!("/apis/apps/v1/namespaces/findings/deployments?watch=1&resourceVersion={rv}"),
+    )
+    .await;
+    let (code, _) = replay(&s, &a["steps"][0]).await;
+    assert_eq!(code, 201);
+    let events = w
+        .until(Duration::from_secs(10), |e| rolled_out(&e["object"]))
+        .await;
+    let got: Vec<Value> = events
+        .iter()
+        .map(|e| deployment_shape(&e["object"]))
+        .collect();
+    // Recorded: ADDED; the revision with NewReplicaSetCreated (no observedGeneration yet);
+    // observedGeneration with Available False appended after Progressing; 2 replicas
+    // updated with Progressing ReplicaSetUpdated moved last; 1 ready; all ready with
+    // Available True and NewReplicaSetAvailable.
+    let want_coalesced: Vec<Value> = want.iter().filter(|w| !partly_ready(w)).cloned().collect();
+    assert!(
+        got == want || got == want_coalesced,
+        "got {got:#?}\nwant {want:#?}"
+    );
+    // No further write once rolled out: what the GET satisfying `kubectl rollout status`
+    // returned is the last event, as recorded.
+    s.settled().await;
+    let d = s.get(WEB).expect("web");
+    let last = &events.last().expect("events")["object"];
+    assert_eq!(
+        d["metadata"]["resourceVersion"],
+        last["metadata"]["resourceVersion"]
+    );
+    let recorded_get = &a["steps"][1]["response"]["body"];
+    assert_eq!(
+        recorded_get["metadata"]["resourceVersion"],
+        a["deployment_watch"][5]["event"]["object"]["metadata"]["resourceVersion"]
+    );
+    assert_eq!(deployment_shape(&d), deployment_shape(recorded_get));
+}
