@@ -162,6 +162,33 @@ fn discovery(ctx: &Ctx, path: &str) -> Option<Value> {
     }
 }
 
+/// A request header as text, or `default`.
+fn header(req: &Request<Incoming>, name: http::header::HeaderName, default: &str) -> String {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(default)
+        .to_string()
+}
+
+/// What an injected fault answers.
+fn fault_response(fault: Fault) -> Result<Response<Body>, std::io::Error> {
+    match fault {
+        Fault::Status500 => Ok(error_response(&status::internal_error("injected fault"))),
+        Fault::TooManyRequests { retry_after_secs } => {
+            let mut r = error_response(&status::too_many_requests(retry_after_secs));
+            if let Ok(v) = http::HeaderValue::from_str(&retry_after_secs.to_string()) {
+                r.headers_mut().insert(http::header::RETRY_AFTER, v);
+            }
+            Ok(r)
+        }
+        Fault::DropConnection => Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "injected drop",
+        )),
+    }
+}
+
 /// Serves one request.
 pub async fn handle(
     ctx: Arc<Ctx>,
@@ -176,40 +203,12 @@ pub async fn handle(
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| path.clone());
     if let Some(fault) = ctx.faults.take(method.as_str(), &path_q) {
-        return match fault {
-            Fault::Status500 => Ok(error_response(&status::internal_error("injected fault"))),
-            Fault::TooManyRequests { retry_after_secs } => {
-                let mut r = error_response(&status::too_many_requests(retry_after_secs));
-                if let Ok(v) = http::HeaderValue::from_str(&retry_after_secs.to_string()) {
-                    r.headers_mut().insert(http::header::RETRY_AFTER, v);
-                }
-                Ok(r)
-            }
-            Fault::DropConnection => Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionAborted,
-                "injected drop",
-            )),
-        };
+        return fault_response(fault);
     }
     let query = Query::parse(req.uri().query());
-    let accept = req
-        .headers()
-        .get(http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let ua = req
-        .headers()
-        .get(http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let content_type = req
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json")
-        .to_string();
+    let accept = header(&req, http::header::ACCEPT, "");
+    let ua = header(&req, http::header::USER_AGENT, "");
+    let content_type = header(&req, http::header::CONTENT_TYPE, "application/json");
     if method == Method::GET {
         if matches!(path.as_str(), "/healthz" | "/readyz" | "/livez") {
             return Ok(full(200, "ok", "text/plain; charset=utf-8"));

@@ -75,22 +75,15 @@ fn waiting_reason(pod: &Value) -> &str {
         .unwrap_or("")
 }
 
-#[tokio::test]
-async fn liveness_failures_restart_the_container_then_back_off() {
-    let (s, t) = findings().await;
-    let d = &t["d_liveness_failure_restarts"];
-    let recorded: Vec<&Value> = d["pod_watch"]
-        .as_array()
-        .expect("pod watch")
-        .iter()
-        .map(|e| &e["event"])
-        .collect();
+/// The pod watch until `CrashLoopBackOff`, compared with the recorded one
+/// shape by shape; returns the events.
+async fn pod_watch_matches(s: &StandIn, d: &Value) -> Vec<Value> {
     let mut w = watch(
-        &s,
+        s,
         "/api/v1/namespaces/findings/pods?watch=1&labelSelector=app%3Dliveness",
     )
     .await;
-    let (code, _) = replay(&s, &d["apply"]).await;
+    let (code, _) = replay(s, &d["apply"]).await;
     assert_eq!(code, d["apply"]["response"]["status"]);
     let events = w
         .until(Duration::from_secs(20), |e| {
@@ -101,18 +94,22 @@ async fn liveness_failures_restart_the_container_then_back_off() {
         .iter()
         .map(|e| container_shape(&e["object"]))
         .collect();
-    let want: Vec<Value> = recorded
+    let want: Vec<Value> = d["pod_watch"]
+        .as_array()
+        .expect("pod watch")
         .iter()
-        .map(|e| container_shape(&e["object"]))
+        .map(|e| container_shape(&e["event"]["object"]))
         .collect();
-    // Killed (Completed, exit 0) and restarted in one status write, three times; the fourth
-    // kill backs off 20 s.
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         assert_eq!(g, w, "pod watch event {i} differs from the recording");
     }
     assert_eq!(got.len(), want.len(), "{got:#?}");
+    events
+}
 
-    // Each lastState is the instance before: its containerID, startedAt and finishedAt.
+/// Each restart's `lastState` is the instance before (its containerID and
+/// start); every instance has a new `containerd://` id.
+fn restarts_keep_the_previous_instance(events: &[Value]) {
     let statuses: Vec<&Value> = events
         .iter()
         .map(|e| &e["object"]["status"]["containerStatuses"][0])
@@ -133,6 +130,56 @@ async fn liveness_failures_restart_the_container_then_back_off() {
         );
         assert_ne!(pair[1]["containerID"], pair[0]["containerID"]);
     }
+}
+
+/// Both probes' `Unhealthy` and the `Killing` event as recorded, and the
+/// kubelet's events about the pod stopping at the spam filter's 25, as recorded.
+fn liveness_events_match(s: &StandIn, d: &Value, pod: &str) {
+    let ours: Vec<Value> = s
+        .list("Event", Some(NS))
+        .into_iter()
+        .filter(|e| e["involvedObject"]["name"] == pod)
+        .collect();
+    let theirs: Vec<&Value> = d["events"]["response"]["body"]["items"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| {
+            e["involvedObject"]["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("liveness-"))
+        })
+        .collect();
+    for want in theirs
+        .iter()
+        .filter(|e| e["reason"] == "Unhealthy" || e["reason"] == "Killing")
+    {
+        let got = ours
+            .iter()
+            .find(|e| e["message"] == want["message"])
+            .unwrap_or_else(|| panic!("no event {}", want["message"]));
+        for k in ["type", "reason", "source"] {
+            assert_eq!(got[k], want[k], "{k} of {}", want["message"]);
+        }
+        assert_eq!(got["involvedObject"]["fieldPath"], "spec.containers{web}");
+    }
+    let total = |evs: &mut dyn Iterator<Item = &Value>| -> i64 {
+        evs.filter(|e| e["source"]["component"] == "kubelet")
+            .map(|e| e["count"].as_i64().unwrap_or(1))
+            .sum()
+    };
+    assert_eq!(total(&mut theirs.iter().copied()), 25);
+    assert_eq!(total(&mut ours.iter()), 25);
+}
+
+#[tokio::test]
+async fn liveness_failures_restart_the_container_then_back_off() {
+    let (s, t) = findings().await;
+    let d = &t["d_liveness_failure_restarts"];
+    // Killed (Completed, exit 0) and restarted in one status write, three times; the
+    // fourth kill backs off 20 s.
+    let events = pod_watch_matches(&s, d).await;
+    restarts_keep_the_previous_instance(&events);
     let pod = &events.last().expect("events")["object"];
     let cs = &pod["status"]["containerStatuses"][0];
     assert_eq!(
@@ -147,50 +194,12 @@ async fn liveness_failures_restart_the_container_then_back_off() {
         cs["containerID"],
         cs["lastState"]["terminated"]["containerID"]
     );
-    let want_pod = &recorded.last().expect("recorded")["object"];
+    let recorded_pod = &d["pod_watch"][7]["event"]["object"];
     assert_eq!(
         normalize(&pod["status"]["conditions"]),
-        normalize(&want_pod["status"]["conditions"])
+        normalize(&recorded_pod["status"]["conditions"])
     );
-
-    // Events: both probes' Unhealthy and the Killing, as recorded; the kubelet's events
-    // about the pod stop at the spam filter's 25, as recorded.
-    let name = pod["metadata"]["name"].as_str().expect("name");
-    let ours: Vec<Value> = s
-        .list("Event", Some(NS))
-        .into_iter()
-        .filter(|e| e["involvedObject"]["name"] == name)
-        .collect();
-    let theirs: Vec<&Value> = d["events"]["response"]["body"]["items"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .filter(|e| {
-            e["involvedObject"]["name"]
-                .as_str()
-                .is_some_and(|n| n.starts_with("liveness-"))
-        })
-        .collect();
-    for reason in ["Unhealthy", "Killing"] {
-        for want in theirs.iter().filter(|e| e["reason"] == reason) {
-            let got = ours
-                .iter()
-                .find(|e| e["message"] == want["message"])
-                .unwrap_or_else(|| panic!("no event {}", want["message"]));
-            for k in ["type", "reason", "source"] {
-                assert_eq!(got[k], want[k], "{k} of {}", want["message"]);
-            }
-            assert_eq!(got["involvedObject"]["fieldPath"], "spec.containers{web}");
-        }
-    }
-    let total = |evs: &mut dyn Iterator<Item = &Value>| -> i64 {
-        evs.filter(|e| e["source"]["component"] == "kubelet")
-            .map(|e| e["count"].as_i64().unwrap_or(1))
-            .sum()
-    };
-    assert_eq!(total(&mut theirs.iter().copied()), 25);
-    assert_eq!(total(&mut ours.iter()), 25);
-
+    liveness_events_match(&s, d, pod["metadata"]["name"].as_str().expect("name"));
     // The Deployment never becomes available.
     let dep = wait_obj(
         &s,
@@ -227,58 +236,35 @@ fn comparable_status(pod: &Value) -> Value {
     normalize(&st)
 }
 
-#[tokio::test]
-async fn a_root_image_under_run_as_non_root_is_refused() {
-    let (s, t) = findings().await;
-    let b = &t["b_run_as_non_root_with_root_image"];
-    let (code, _) = replay(&s, &b["apply"]).await;
-    assert_eq!(code, b["apply"]["response"]["status"]);
-    let recorded_pod = &b["pods"]["response"]["body"]["items"][0];
-    // Recorded 12 s after the apply: two attempts so far, each `Pulled` then `Failed`.
-    let pod = s
-        .wait_for(Duration::from_secs(10), |s| {
-            let pod = s
-                .list("Pod", Some(NS))
-                .into_iter()
-                .find(|p| waiting_reason(p) == "CreateContainerConfigError")?;
-            let name = pod["metadata"]["name"].as_str()?.to_string();
-            let failed = s.list("Event", Some(NS)).into_iter().find(|e| {
-                e["involvedObject"]["name"] == name.as_str() && e["reason"] == "Failed"
-            })?;
-            (failed["count"] == 2).then_some(pod)
-        })
-        .await
-        .expect("two refused attempts");
-    assert_eq!(comparable_status(&pod), comparable_status(recorded_pod));
-    let name = pod["metadata"]["name"].as_str().expect("name");
+/// The refused pod's `Pulled` and `Failed` events as recorded (messages with
+/// the pod's key, type, source, count), and no container created.
+fn refusal_events_match(s: &StandIn, b: &Value, pod: &str) {
     let ours: Vec<Value> = s
         .list("Event", Some(NS))
         .into_iter()
-        .filter(|e| e["involvedObject"]["name"] == name)
+        .filter(|e| e["involvedObject"]["name"] == pod)
         .collect();
-    let recorded_events = b["events"]["response"]["body"]["items"]
-        .as_array()
-        .expect("events");
+    let recorded_pod = &b["pods"]["response"]["body"]["items"][0]["metadata"]["name"];
+    let hide = |e: &Value| {
+        let pod = e["involvedObject"]["name"].as_str().unwrap_or("");
+        let uid = e["involvedObject"]["uid"].as_str().unwrap_or("");
+        e["message"]
+            .as_str()
+            .unwrap_or("")
+            .replace(&format!("{pod}_findings({uid})"), "<pod>")
+    };
     for reason in ["Pulled", "Failed"] {
-        let want = recorded_events
-            .iter()
-            .find(|e| {
-                e["reason"] == reason
-                    && e["involvedObject"]["name"] == recorded_pod["metadata"]["name"]
+        let want = b["events"]["response"]["body"]["items"]
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|e| e["reason"] == reason && &e["involvedObject"]["name"] == recorded_pod)
             })
             .expect("recorded event");
         let got = ours
             .iter()
             .find(|e| e["reason"] == reason)
             .unwrap_or_else(|| panic!("no {reason} event"));
-        let hide = |e: &Value| {
-            let pod = e["involvedObject"]["name"].as_str().unwrap_or("");
-            let uid = e["involvedObject"]["uid"].as_str().unwrap_or("");
-            e["message"]
-                .as_str()
-                .unwrap_or("")
-                .replace(&format!("{pod}_findings({uid})"), "<pod>")
-        };
         assert_eq!(hide(got), hide(want), "{reason}");
         for k in ["type", "source", "count"] {
             assert_eq!(got[k], want[k], "{k} of {reason}");
@@ -294,16 +280,46 @@ async fn a_root_image_under_run_as_non_root_is_refused() {
             .any(|e| e["reason"] == "Created" || e["reason"] == "Started"),
         "no container was created"
     );
-    // The next attempt waits for the pod worker's error back-off (at least 10 s).
-    let second = std::time::Instant::now();
+}
+
+/// The refused pod's `Failed` event, once its count is `n`.
+async fn failed_count(s: &StandIn, pod: &str, n: i64) -> Value {
     s.wait_for(Duration::from_secs(10), |s| {
         s.list("Event", Some(NS))
             .into_iter()
-            .find(|e| e["involvedObject"]["name"] == name && e["reason"] == "Failed")
-            .filter(|e| e["count"] == 3)
+            .find(|e| e["involvedObject"]["name"] == pod && e["reason"] == "Failed")
+            .filter(|e| e["count"] == n)
     })
     .await
-    .expect("a third attempt");
+    .unwrap_or_else(|| panic!("{n} refused attempts"))
+}
+
+#[tokio::test]
+async fn a_root_image_under_run_as_non_root_is_refused() {
+    let (s, t) = findings().await;
+    let b = &t["b_run_as_non_root_with_root_image"];
+    let (code, _) = replay(&s, &b["apply"]).await;
+    assert_eq!(code, b["apply"]["response"]["status"]);
+    let pod = s
+        .wait_for(Duration::from_secs(10), |s| {
+            s.list("Pod", Some(NS))
+                .into_iter()
+                .find(|p| waiting_reason(p) == "CreateContainerConfigError")
+        })
+        .await
+        .expect("CreateContainerConfigError");
+    let name = pod["metadata"]["name"].as_str().expect("name");
+    // Recorded 12 s after the apply: two attempts so far, each `Pulled` then `Failed`.
+    failed_count(&s, name, 2).await;
+    let pod = s
+        .get(&format!("/api/v1/namespaces/findings/pods/{name}"))
+        .expect("pod");
+    let recorded_pod = &b["pods"]["response"]["body"]["items"][0];
+    assert_eq!(comparable_status(&pod), comparable_status(recorded_pod));
+    refusal_events_match(&s, b, name);
+    // The next attempt waits for the pod worker's error back-off (at least 10 s).
+    let second = std::time::Instant::now();
+    failed_count(&s, name, 3).await;
     assert!(
         second.elapsed() >= Duration::from_millis(200) - Duration::from_millis(10),
         "10 s at 0.02, less the polling: {:?}",
@@ -367,6 +383,39 @@ async fn no_op_applies_after_a_rollout_change_nothing() {
     assert!(s.injected_status_writes().is_empty());
 }
 
+/// `after` is `before` with a status-only write: same spec, labels, generation,
+/// appliers' managed fields, observedGeneration and counts; moved update times.
+fn only_the_status_write_differs(before: &Value, after: &Value) {
+    assert_eq!(after["spec"], before["spec"]);
+    for k in ["generation", "labels", "annotations", "uid"] {
+        assert_eq!(after["metadata"][k], before["metadata"][k], "{k}");
+    }
+    let managers = |d: &Value| -> Vec<Value> {
+        d["metadata"]["managedFields"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|m| {
+                        json!([
+                            m["manager"],
+                            m["operation"],
+                            m["subresource"],
+                            m["fieldsV1"]
+                        ])
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(managers(after), managers(before));
+    assert_eq!(
+        after["metadata"]["managedFields"][0], before["metadata"]["managedFields"][0],
+        "the apply's entry, time included"
+    );
+    assert_eq!(normalize(&after["status"]), normalize(&before["status"]));
+    assert_ne!(after["status"], before["status"], "lastUpdateTime moved");
+}
+
 #[tokio::test]
 async fn a_status_write_between_get_and_apply_moves_only_the_resource_version() {
     let (s, t) = findings().await;
@@ -418,34 +467,7 @@ async fn a_status_write_between_get_and_apply_moves_only_the_resource_version() 
         .await;
     assert_eq!(events.len(), 1, "{events:#?}");
     assert_eq!(events[0]["object"], applied);
-    assert_eq!(applied["spec"], got["spec"]);
-    for k in ["generation", "labels", "annotations", "uid"] {
-        assert_eq!(applied["metadata"][k], got["metadata"][k], "{k}");
-    }
-    let managers = |d: &Value| -> Vec<Value> {
-        d["metadata"]["managedFields"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|m| {
-                        json!([
-                            m["manager"],
-                            m["operation"],
-                            m["subresource"],
-                            m["fieldsV1"]
-                        ])
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    assert_eq!(managers(&applied), managers(&got));
-    assert_eq!(
-        applied["metadata"]["managedFields"][0], got["metadata"]["managedFields"][0],
-        "the apply's entry, time included"
-    );
-    assert_eq!(normalize(&applied["status"]), normalize(&got["status"]));
-    assert_ne!(applied["status"], got["status"], "lastUpdateTime moved");
+    only_the_status_write_differs(&got, &applied);
     // One write per arming: the next pair is a plain no-op again.
     let (_, again) = replay(&s, &pair["get"]).await;
     let (_, applied_again) = replay(&s, &pair["apply"]).await;

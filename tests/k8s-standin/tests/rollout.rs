@@ -50,6 +50,58 @@ fn recorded_replicasets(t: &Value) -> Vec<(String, Value)> {
     last.into_iter().collect()
 }
 
+/// The ReplicaSets as recorded: annotations, owner, final sizes, names and
+/// selectors by pod-template hash.
+fn replicasets_match(s: &k8s_standin::StandIn, t: &Value) {
+    // ReplicaSets: annotations as recorded, old one scaled to 0, the new one to 2.
+    let rss = s.list("ReplicaSet", Some("transcripts"));
+    assert_eq!(rss.len(), 2);
+    for (rev, recorded) in recorded_replicasets(t) {
+        let rs = rss
+            .iter()
+            .find(|r| r["metadata"]["annotations"][REVISION] == rev.as_str())
+            .unwrap_or_else(|| panic!("ReplicaSet of revision {rev}"));
+        assert_eq!(
+            rs["metadata"]["annotations"], recorded["metadata"]["annotations"],
+            "revision {rev}"
+        );
+        assert_eq!(rs["spec"]["replicas"], recorded["spec"]["replicas"]);
+        assert_eq!(
+            hide_generated(&normalize(&rs["metadata"]["ownerReferences"]), "roll"),
+            hide_generated(&normalize(&recorded["metadata"]["ownerReferences"]), "roll")
+        );
+        let hash = rs["metadata"]["labels"]["pod-template-hash"]
+            .as_str()
+            .expect("hash");
+        assert_eq!(
+            rs["metadata"]["name"].as_str(),
+            Some(format!("roll-{hash}").as_str())
+        );
+        assert_eq!(
+            rs["spec"]["selector"]["matchLabels"]["pod-template-hash"],
+            hash
+        );
+    }
+}
+
+/// Pod history: once two pods are ready, never fewer (maxUnavailable 0), as recorded.
+fn never_fewer_than_two_ready(s: &k8s_standin::StandIn) {
+    let history = s.pod_history();
+    let mut ready: std::collections::BTreeMap<String, bool> = Default::default();
+    let mut seen_two = false;
+    for r in history
+        .iter()
+        .filter(|r| r.deployment.as_deref() == Some("roll"))
+    {
+        ready.insert(r.name.clone(), r.ready);
+        let n = ready.values().filter(|x| **x).count();
+        seen_two |= n >= 2;
+        if seen_two {
+            assert!(n >= 2, "ready pods dropped to {n} at {}", r.time);
+        }
+    }
+}
+
 #[tokio::test]
 async fn rolling_update_status_sequence() {
     let t = transcript("04-rolling-update-watch.json");
@@ -109,51 +161,9 @@ async fn rolling_update_status_sequence() {
     }
     assert_eq!(got.len(), want.len(), "{got:#?}");
 
-    // ReplicaSets: annotations as recorded, old one scaled to 0, the new one to 2.
-    let rss = s.list("ReplicaSet", Some("transcripts"));
-    assert_eq!(rss.len(), 2);
-    for (rev, recorded) in recorded_replicasets(&t) {
-        let rs = rss
-            .iter()
-            .find(|r| r["metadata"]["annotations"][REVISION] == rev.as_str())
-            .unwrap_or_else(|| panic!("ReplicaSet of revision {rev}"));
-        assert_eq!(
-            rs["metadata"]["annotations"], recorded["metadata"]["annotations"],
-            "revision {rev}"
-        );
-        assert_eq!(rs["spec"]["replicas"], recorded["spec"]["replicas"]);
-        assert_eq!(
-            hide_generated(&normalize(&rs["metadata"]["ownerReferences"]), "roll"),
-            hide_generated(&normalize(&recorded["metadata"]["ownerReferences"]), "roll")
-        );
-        let hash = rs["metadata"]["labels"]["pod-template-hash"]
-            .as_str()
-            .expect("hash");
-        assert_eq!(
-            rs["metadata"]["name"].as_str(),
-            Some(format!("roll-{hash}").as_str())
-        );
-        assert_eq!(
-            rs["spec"]["selector"]["matchLabels"]["pod-template-hash"],
-            hash
-        );
-    }
+    replicasets_match(&s, &t);
 
-    // Pod history: once two pods are ready, never fewer (maxUnavailable 0), as recorded.
-    let history = s.pod_history();
-    let mut ready: std::collections::BTreeMap<String, bool> = Default::default();
-    let mut seen_two = false;
-    for r in history
-        .iter()
-        .filter(|r| r.deployment.as_deref() == Some("roll"))
-    {
-        ready.insert(r.name.clone(), r.ready);
-        let n = ready.values().filter(|x| **x).count();
-        seen_two |= n >= 2;
-        if seen_two {
-            assert!(n >= 2, "ready pods dropped to {n} at {}", r.time);
-        }
-    }
+    never_fewer_than_two_ready(&s);
 
     // Events of the controller, worded as 1.24 words them.
     let evs = s.list("Event", Some("transcripts"));
