@@ -358,7 +358,10 @@ fn rolled_out(d: &Value) -> bool {
 async fn rolled_out_web(s: &StandIn, t: &Value) -> Value {
     let (code, _) = replay(s, &t["a_status_updates_after_rollout"]["steps"][0]).await;
     assert_eq!(code, 201);
-    wait_obj(s, WEB, Duration::from_secs(10), rolled_out).await
+    let d = wait_obj(s, WEB, Duration::from_secs(10), rolled_out).await;
+    // Whatever the last status write caused has been handled too.
+    s.settled().await;
+    d
 }
 
 #[tokio::test]
