@@ -30,6 +30,9 @@ pub struct Ctx {
     pub logs: Logs,
     /// "127.0.0.1:PORT"
     pub address: String,
+    /// Every request passes it before being served; an injected status write
+    /// holds it until it is done, so the next request sees the write.
+    pub gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Parsed query string.
@@ -159,11 +162,39 @@ fn discovery(ctx: &Ctx, path: &str) -> Option<Value> {
     }
 }
 
+/// A request header as text, or `default`.
+fn header(req: &Request<Incoming>, name: http::header::HeaderName, default: &str) -> String {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(default)
+        .to_string()
+}
+
+/// What an injected fault answers.
+fn fault_response(fault: Fault) -> Result<Response<Body>, std::io::Error> {
+    match fault {
+        Fault::Status500 => Ok(error_response(&status::internal_error("injected fault"))),
+        Fault::TooManyRequests { retry_after_secs } => {
+            let mut r = error_response(&status::too_many_requests(retry_after_secs));
+            if let Ok(v) = http::HeaderValue::from_str(&retry_after_secs.to_string()) {
+                r.headers_mut().insert(http::header::RETRY_AFTER, v);
+            }
+            Ok(r)
+        }
+        Fault::DropConnection => Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "injected drop",
+        )),
+    }
+}
+
 /// Serves one request.
 pub async fn handle(
     ctx: Arc<Ctx>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, std::io::Error> {
+    drop(ctx.gate.lock().await);
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let path_q = req
@@ -172,40 +203,12 @@ pub async fn handle(
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| path.clone());
     if let Some(fault) = ctx.faults.take(method.as_str(), &path_q) {
-        return match fault {
-            Fault::Status500 => Ok(error_response(&status::internal_error("injected fault"))),
-            Fault::TooManyRequests { retry_after_secs } => {
-                let mut r = error_response(&status::too_many_requests(retry_after_secs));
-                if let Ok(v) = http::HeaderValue::from_str(&retry_after_secs.to_string()) {
-                    r.headers_mut().insert(http::header::RETRY_AFTER, v);
-                }
-                Ok(r)
-            }
-            Fault::DropConnection => Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionAborted,
-                "injected drop",
-            )),
-        };
+        return fault_response(fault);
     }
     let query = Query::parse(req.uri().query());
-    let accept = req
-        .headers()
-        .get(http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let ua = req
-        .headers()
-        .get(http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let content_type = req
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json")
-        .to_string();
+    let accept = header(&req, http::header::ACCEPT, "");
+    let ua = header(&req, http::header::USER_AGENT, "");
+    let content_type = header(&req, http::header::CONTENT_TYPE, "application/json");
     if method == Method::GET {
         if matches!(path.as_str(), "/healthz" | "/readyz" | "/livez") {
             return Ok(full(200, "ok", "text/plain; charset=utf-8"));
@@ -245,7 +248,48 @@ pub async fn handle(
         Ok(b) => b.to_bytes(),
         Err(e) => return Err(std::io::Error::other(e)),
     };
-    Ok(route(&ctx, t, method, &query, &ua, &content_type, body).await)
+    let single_get =
+        (method == Method::GET && !query.flag("watch") && t.sub.is_none()).then(|| {
+            (
+                t.res,
+                t.namespace.clone().unwrap_or_default(),
+                t.name.clone(),
+            )
+        });
+    let resp = route(&ctx, t, method, &query, &ua, &content_type, body).await;
+    if let Some((res, ns, Some(name))) = single_get
+        && resp.status() == StatusCode::OK
+    {
+        status_write_after_get(&ctx, res, ns, name, path_q).await;
+    }
+    Ok(resp)
+}
+
+/// An armed status-only write for this GET: takes the gate before the
+/// response goes out and writes in the background, so the client's next
+/// request waits for it.
+async fn status_write_after_get(
+    ctx: &Arc<Ctx>,
+    res: &'static Resource,
+    ns: String,
+    name: String,
+    path: String,
+) {
+    let applies = ctx
+        .api
+        .get(res, &ns, &name)
+        .is_ok_and(|o| crate::faults::status_write_applies(&o));
+    if !applies || !ctx.faults.take_status_write(&path) {
+        return;
+    }
+    let guard = ctx.gate.clone().lock_owned().await;
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        ctx.faults
+            .write_status(&ctx.api, res, &ns, &name, &path)
+            .await;
+        drop(guard);
+    });
 }
 
 async fn route(

@@ -28,11 +28,15 @@
 //!   namespace), [`StandIn::pod_history`] ([`PodRecord`]s),
 //!   [`StandIn::api`] for direct writes through the same storage code.
 //! - Node: [`StandIn::node_images`] → [`NodeImages::add_image`] with a
-//!   [`Behavior`].
+//!   [`Behavior`], or [`NodeImages::add_image_with`] and an [`ImageConfig`]
+//!   (the image's `USER`, what it does on SIGTERM: [`OnSigterm`]).
 //! - Faults: [`StandIn::fail_next`], [`StandIn::fail_next_matching`] with
-//!   [`Fault`] and [`FaultFilter`]; [`StandIn::cut_watches`].
+//!   [`Fault`] and [`FaultFilter`]; [`StandIn::status_write_after_next_get`]
+//!   (a controller's status-only write between a GET and the next request,
+//!   [`StandIn::injected_status_writes`]); [`StandIn::cut_watches`].
 //! - Time: [`StandIn::set_time_scale`]; [`StandIn::set_watch_history_limit`]
-//!   makes old resourceVersions expire (410) on demand.
+//!   makes old resourceVersions expire (410) on demand; [`StandIn::settled`]
+//!   waits until the controllers have handled every change so far.
 
 pub mod aggregated;
 pub mod api;
@@ -61,8 +65,8 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 pub use api::{Api, DeleteOpts, PatchType, Req};
-pub use faults::{Fault, FaultFilter};
-pub use node::{Behavior, NodeImages};
+pub use faults::{Fault, FaultFilter, StatusWrite};
+pub use node::{Behavior, ImageConfig, NodeImages, OnSigterm};
 pub use status::ApiError;
 pub use store::PodRecord;
 
@@ -106,6 +110,8 @@ pub struct StandIn {
     images: NodeImages,
     clock: util::TimeScale,
     tasks: Vec<JoinHandle<()>>,
+    /// The resourceVersion up to which the controllers have handled every change.
+    handled: tokio::sync::watch::Receiver<u64>,
 }
 
 impl Drop for StandIn {
@@ -116,10 +122,14 @@ impl Drop for StandIn {
     }
 }
 
+/// The namespaces a new cluster has.
+const BOOTSTRAP_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
+
 fn bootstrap(api: &Api, opts: &Options) {
     let ns = resources::by_kind("Namespace");
     if let Some(ns) = ns {
-        for n in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        for n in BOOTSTRAP_NAMESPACES {
             let _ = api.create(
                 ns,
                 "",
@@ -172,7 +182,9 @@ impl StandIn {
             faults: Arc::new(faults::Faults::default()),
             logs: logs.clone(),
             address: addr.to_string(),
+            gate: Arc::new(tokio::sync::Mutex::new(())),
         });
+        let (idle, handled) = tokio::sync::watch::channel(0);
         let controllers = controllers::start(
             api.clone(),
             clock.clone(),
@@ -185,6 +197,7 @@ impl StandIn {
                 pods: opts.node_pods,
                 missing_cluster_dns_events: opts.missing_cluster_dns_events,
             },
+            idle,
         );
         bootstrap(&api, &opts);
         let sctx = ctx.clone();
@@ -204,15 +217,32 @@ impl StandIn {
                 });
             }
         });
-        // Let the namespace controller publish its bootstrap objects.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        Ok(StandIn {
+        let standin = StandIn {
             ctx,
             addr,
             images,
             clock,
             tasks: vec![server, controllers],
-        })
+            handled,
+        };
+        // Ready once the namespace controller has published the bootstrap namespaces' content.
+        standin
+            .wait_for(Duration::from_secs(10), |s| {
+                BOOTSTRAP_NAMESPACES
+                    .iter()
+                    .all(|ns| {
+                        s.get(&format!("/api/v1/namespaces/{ns}/serviceaccounts/default"))
+                            .is_some()
+                            && s.get(&format!(
+                                "/api/v1/namespaces/{ns}/configmaps/kube-root-ca.crt"
+                            ))
+                            .is_some()
+                    })
+                    .then_some(())
+            })
+            .await
+            .ok_or_else(|| std::io::Error::other("the namespace controller did not start"))?;
+        Ok(standin)
     }
 
     /// `http://127.0.0.1:PORT`
@@ -297,6 +327,24 @@ impl StandIn {
         self.ctx.faults.injected()
     }
 
+    /// Right after the next GET of a single object matching `filter` is
+    /// answered, the object's controller writes its status — every
+    /// condition's `lastUpdateTime` moves to the current second; spec,
+    /// metadata, `observedGeneration` and counts stay — so its
+    /// `resourceVersion` moves although nothing a client applied changed, as
+    /// on a busy cluster (10 (c)). The server answers no further request
+    /// until the write is stored. Applies to objects with such conditions (a
+    /// Deployment); other matching GETs are served as usual and leave it
+    /// armed. One write per call; see [`StandIn::injected_status_writes`].
+    pub fn status_write_after_next_get(&self, filter: FaultFilter) {
+        self.ctx.faults.arm_status_write(filter);
+    }
+
+    /// The status-only writes [`StandIn::status_write_after_next_get`] made so far.
+    pub fn injected_status_writes(&self) -> Vec<StatusWrite> {
+        self.ctx.faults.status_writes()
+    }
+
     /// Ends every open watch stream abruptly.
     pub fn cut_watches(&self) {
         let mut st = self.ctx.api.lock();
@@ -326,6 +374,18 @@ impl StandIn {
     /// The current global resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.ctx.api.lock().rv
+    }
+
+    /// Returns once the controllers and the kubelet have handled every change
+    /// stored so far, and everything those changes caused at once (a new
+    /// Deployment: its ReplicaSet and pods exist and are bound). Work their
+    /// timers schedule for later (container starts, probes, back-offs,
+    /// deadlines) is not waited for. Wait on this, not on time, before
+    /// asserting that something did not happen.
+    pub async fn settled(&self) {
+        let target = self.resource_version();
+        let mut handled = self.handled.clone();
+        let _ = handled.wait_for(|rv| *rv >= target).await;
     }
 
     /// Polls `f` until it returns `Some`, or `None` after `timeout`.

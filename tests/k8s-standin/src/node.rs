@@ -1,5 +1,6 @@
-//! The simulated node's image store (which images exist and how a container
-//! started from each behaves) and the container logs the kubelet keeps.
+//! The simulated node's image store (which images exist, how a container
+//! started from each behaves, which user it runs as and how it answers
+//! SIGTERM) and the container logs the kubelet keeps.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -65,6 +66,52 @@ impl Behavior {
     }
 }
 
+/// What a container's process does when the kubelet sends SIGTERM (the pod is
+/// deleted, or a liveness probe failed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnSigterm {
+    /// Exits at once with this code (0 shows as `Completed`, others as `Error`),
+    /// as the recorded todo backend does (10 (d): `Completed`, exit code 0).
+    Exit(i32),
+    /// Keeps running until the grace period ends and is killed (137, `Error`),
+    /// as busybox as PID 1 does (04, 08).
+    Ignore,
+}
+
+/// An image's configuration as the kubelet sees it: its `USER` and how its
+/// process answers SIGTERM. The default is a numeric non-root user ("1000")
+/// that exits with 0 on SIGTERM.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageConfig {
+    /// The image config's `USER`, as written in the Dockerfile: "" (none: root),
+    /// "0", "1000", "1000:1000", or a name such as "app" (which `runAsNonRoot`
+    /// cannot verify).
+    pub user: String,
+    pub on_sigterm: OnSigterm,
+}
+
+impl Default for ImageConfig {
+    fn default() -> Self {
+        ImageConfig {
+            user: "1000".into(),
+            on_sigterm: OnSigterm::Exit(0),
+        }
+    }
+}
+
+impl ImageConfig {
+    /// The same configuration with another `USER`.
+    pub fn user(mut self, user: &str) -> ImageConfig {
+        self.user = user.to_string();
+        self
+    }
+    /// The same configuration with another answer to SIGTERM.
+    pub fn on_sigterm(mut self, on_sigterm: OnSigterm) -> ImageConfig {
+        self.on_sigterm = on_sigterm;
+        self
+    }
+}
+
 /// An image present on the node.
 #[derive(Debug, Clone)]
 pub struct Image {
@@ -72,6 +119,7 @@ pub struct Image {
     pub behavior: Behavior,
     /// `sha256:...`
     pub id: String,
+    pub config: ImageConfig,
 }
 
 /// Normalises `name[:tag]` the way containerd reports it (`docker.io/library/name:tag`).
@@ -98,8 +146,15 @@ pub fn normalize_image(reference: &str) -> String {
 pub struct NodeImages(Arc<Mutex<BTreeMap<String, Image>>>);
 
 impl NodeImages {
-    /// Adds (or replaces) an image with a behaviour.
+    /// Adds (or replaces) an image with a behaviour and the default
+    /// [`ImageConfig`] (user "1000", exits with 0 on SIGTERM).
     pub fn add_image(&self, reference: &str, behavior: Behavior) {
+        self.add_image_with(reference, behavior, ImageConfig::default());
+    }
+
+    /// Adds (or replaces) an image with a behaviour and a configuration, e.g.
+    /// `ImageConfig::default().user("")` for an image that runs as root.
+    pub fn add_image_with(&self, reference: &str, behavior: Behavior, config: ImageConfig) {
         let key = normalize_image(reference);
         let id = format!(
             "sha256:{:08x}{:016x}{:016x}{:016x}{:08x}",
@@ -115,6 +170,7 @@ impl NodeImages {
                 reference: key,
                 behavior,
                 id,
+                config,
             },
         );
     }

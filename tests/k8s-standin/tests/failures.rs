@@ -283,6 +283,89 @@ async fn failing_readiness_probe() {
     assert_eq!(d["status"]["unavailableReplicas"], 1);
 }
 
+/// The sum of the `count`s of the events a source reported about one object.
+fn reported(s: &k8s_standin::StandIn, name: &str, component: &str) -> i64 {
+    events_for(s, name)
+        .iter()
+        .filter(|e| e["source"]["component"] == component)
+        .map(|e| e["count"].as_i64().unwrap_or(1))
+        .sum()
+}
+
+#[tokio::test]
+async fn kubelet_events_about_a_pod_stop_at_the_spam_burst() {
+    // Recorded: the failing-readiness pod's kubelet events add up to 25, the
+    // Unhealthy ones stopping long before the recording ended (client-go's spam filter).
+    let t = transcript("05-failure-modes.json");
+    let recorded: Vec<&Value> = t["readiness-failing"]["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["source"]["component"] == "kubelet")
+        .collect();
+    let burst: i64 = recorded
+        .iter()
+        .map(|e| e["count"].as_i64().unwrap_or(1))
+        .sum();
+    assert_eq!(burst, 25);
+
+    let s = standin(NS).await;
+    let mut d = deployment("notready", NS, 1, "probe-busybox:1");
+    d["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"] =
+        json!("/nope");
+    apply(
+        &s,
+        "/apis/apps/v1/namespaces/transcripts/deployments/notready",
+        &d,
+        "",
+    )
+    .await;
+    let p = wait_pod(&s, "notready", |p| p["status"]["phase"] == "Running").await;
+    let name = p["metadata"]["name"].as_str().expect("name").to_string();
+    s.wait_for(Duration::from_secs(10), |s| {
+        (reported(s, &name, "kubelet") >= burst).then_some(())
+    })
+    .await
+    .expect("the kubelet reports 25 events");
+    // Deleting the pod makes the kubelet report `Killing`: the filter drops it too.
+    let (code, _) = call(
+        &s,
+        "DELETE",
+        &format!("/api/v1/namespaces/transcripts/pods/{name}"),
+        None,
+    )
+    .await;
+    assert_eq!(code, 200);
+    s.wait_for(Duration::from_secs(5), |s| {
+        s.get(&format!("/api/v1/namespaces/transcripts/pods/{name}"))
+            .is_none()
+            .then_some(())
+    })
+    .await
+    .expect("pod gone");
+    assert_eq!(reported(&s, &name, "kubelet"), burst);
+    let evs = events_for(&s, &name);
+    assert!(!evs.iter().any(|e| e["reason"] == "Killing"), "{evs:#?}");
+    let unhealthy = evs
+        .iter()
+        .find(|e| e["reason"] == "Unhealthy")
+        .expect("Unhealthy");
+    assert_eq!(
+        unhealthy["message"],
+        "Readiness probe failed: HTTP probe failed with statuscode: 404"
+    );
+    // The allowance is per object: the replacement pod's start is reported.
+    s.wait_for(Duration::from_secs(5), |s| {
+        let p = pod_of(s, "notready").filter(|p| p["metadata"]["name"] != name.as_str())?;
+        let other = p["metadata"]["name"].as_str()?.to_string();
+        events_for(s, &other)
+            .into_iter()
+            .find(|e| e["reason"] == "Started")
+    })
+    .await
+    .expect("the replacement pod's Started event");
+}
+
 #[tokio::test]
 async fn unschedulable_until_capacity_frees() {
     let s = standin(NS).await;

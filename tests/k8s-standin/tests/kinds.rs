@@ -12,6 +12,56 @@ use k8s_standin::Behavior;
 use serde_json::{Value, json};
 
 #[tokio::test]
+async fn a_started_stand_in_has_its_bootstrap_objects() {
+    let s = k8s_standin::StandIn::start(k8s_standin::Options::default())
+        .await
+        .expect("start");
+    // No waiting: `start` returns once the namespace controller has published them.
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        assert!(
+            s.get(&format!("/api/v1/namespaces/{ns}/serviceaccounts/default"))
+                .is_some(),
+            "{ns}"
+        );
+        assert!(
+            s.get(&format!(
+                "/api/v1/namespaces/{ns}/configmaps/kube-root-ca.crt"
+            ))
+            .is_some(),
+            "{ns}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn settled_means_every_change_so_far_was_handled() {
+    let s = standin("st").await;
+    let (code, _) = apply(
+        &s,
+        "/apis/apps/v1/namespaces/st/deployments/web",
+        &deployment("web", "st", 3, "probe-busybox:1"),
+        "",
+    )
+    .await;
+    assert_eq!(code, 201);
+    s.settled().await;
+    // What the apply caused at once: the ReplicaSet, its pods, their binding, the status.
+    let rss = s.list("ReplicaSet", Some("st"));
+    assert_eq!(rss.len(), 1);
+    assert_eq!(rss[0]["status"]["replicas"], 3);
+    let pods = s.list("Pod", Some("st"));
+    assert_eq!(pods.len(), 3);
+    assert!(pods.iter().all(|p| p["spec"]["nodeName"] == "minikube"));
+    let d = s
+        .get("/apis/apps/v1/namespaces/st/deployments/web")
+        .expect("deployment");
+    assert_eq!(d["status"]["observedGeneration"], 1);
+    assert_eq!(d["status"]["updatedReplicas"], 3);
+    // Settled again with nothing new: at once.
+    s.settled().await;
+}
+
+#[tokio::test]
 async fn status_body_bytes_match_the_server() {
     let s = standin("transcripts").await;
     let r = raw(
@@ -204,6 +254,80 @@ async fn liveness_restarts_and_slow_start() {
         && e["message"] == "Container web failed liveness probe, will be restarted"));
     assert!(evs.iter().any(|e| e["involvedObject"]["name"] == name
         && e["message"] == "Liveness probe failed: HTTP probe failed with statuscode: 404"));
+    // The default image exits on SIGTERM: the killed instance `Completed` with 0.
+    let last = &p["status"]["containerStatuses"][0]["lastState"]["terminated"];
+    assert_eq!(
+        (last["exitCode"].as_i64(), last["reason"].as_str()),
+        (Some(0), Some("Completed"))
+    );
+}
+
+#[tokio::test]
+async fn a_liveness_kill_waits_for_a_process_that_ignores_sigterm() {
+    let s = standin("l").await;
+    // probe-busybox ignores SIGTERM (tests/common): killed (137) when the grace period ends.
+    let mut d = deployment("live", "l", 1, "probe-busybox:1");
+    d["spec"]["template"]["spec"]["containers"][0]["livenessProbe"] = json!({"httpGet": {"path": "/healthz", "port": 8000}, "periodSeconds": 1, "failureThreshold": 2});
+    apply(&s, "/apis/apps/v1/namespaces/l/deployments/live", &d, "").await;
+    let p = s
+        .wait_for(Duration::from_secs(5), |s| {
+            pod(s, "live").filter(|p| p["status"]["containerStatuses"][0]["restartCount"] == 1)
+        })
+        .await
+        .expect("restarted");
+    let cs = &p["status"]["containerStatuses"][0];
+    let last = &cs["lastState"]["terminated"];
+    assert_eq!(
+        (last["exitCode"].as_i64(), last["reason"].as_str()),
+        (Some(137), Some("Error"))
+    );
+    assert!(
+        cs["state"]["running"].is_object(),
+        "restarted in the same sync: {cs}"
+    );
+}
+
+#[tokio::test]
+async fn deleted_pods_stop_as_their_image_answers_sigterm() {
+    let s = standin("g").await;
+    s.node_images()
+        .add_image("exits:1", Behavior::serve(&["/api/health"], 8000));
+    let mut w = watch(&s, "/api/v1/namespaces/g/pods?watch=1").await;
+    for (name, image) in [("ignores", "probe-busybox:1"), ("exits", "exits:1")] {
+        let (code, _) = call(&s, "POST", "/api/v1/namespaces/g/pods", Some(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"terminationGracePeriodSeconds": 2, "containers": [{"name": "c", "image": image}]}}))).await;
+        assert_eq!(code, 201);
+        wait_obj(
+            &s,
+            &format!("/api/v1/namespaces/g/pods/{name}"),
+            Duration::from_secs(5),
+            |p| p["status"]["phase"] == "Running",
+        )
+        .await;
+        let (code, _) = call(
+            &s,
+            "DELETE",
+            &format!("/api/v1/namespaces/g/pods/{name}"),
+            None,
+        )
+        .await;
+        assert_eq!(code, 200);
+    }
+    let mut deleted = std::collections::BTreeMap::new();
+    let terminated = |e: &Value| {
+        let t = &e["object"]["status"]["containerStatuses"][0]["state"]["terminated"];
+        (t["exitCode"].clone(), t["reason"].clone())
+    };
+    w.until(Duration::from_secs(5), |e| {
+        if e["type"] == "DELETED" {
+            let name = e["object"]["metadata"]["name"].as_str().unwrap_or("");
+            deleted.insert(name.to_string(), terminated(e));
+        }
+        deleted.len() == 2
+    })
+    .await;
+    assert_eq!(deleted.get("exits"), Some(&(json!(0), json!("Completed"))));
+    assert_eq!(deleted.get("ignores"), Some(&(json!(137), json!("Error"))));
 }
 
 #[tokio::test]
@@ -357,20 +481,19 @@ async fn follow_logs_until_the_container_stops() {
         |p| p["status"]["phase"] == "Running",
     )
     .await;
-    let follow = raw(
-        &s,
-        "GET",
-        "/api/v1/namespaces/logs/pods/t/log?follow=true",
-        None,
-        None,
-    );
-    let stop = async {
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        call(&s, "DELETE", "/api/v1/namespaces/logs/pods/t", None).await
-    };
-    let (r, (code, _)) = tokio::join!(follow, stop);
+    let mut follow = stream(&s, "/api/v1/namespaces/logs/pods/t/log?follow=true").await;
+    assert_eq!(follow.status, 200);
+    // The stream is open once the lines so far have arrived; then the pod goes.
+    let first = follow
+        .next(Duration::from_secs(5))
+        .await
+        .expect("the log so far");
+    assert_eq!(String::from_utf8_lossy(&first), "hello\nworld\n");
+    let (code, _) = call(&s, "DELETE", "/api/v1/namespaces/logs/pods/t", None).await;
     assert_eq!(code, 200);
-    let r = r.expect("follow");
-    assert_eq!(r.status, 200);
-    assert_eq!(String::from_utf8_lossy(&r.body), "hello\nworld\n");
+    assert_eq!(
+        follow.rest(Duration::from_secs(5)).await.as_deref(),
+        Some(""),
+        "the stream ends when the container stops, with nothing more"
+    );
 }

@@ -1,20 +1,34 @@
 //! The 2-replica rolling update of 04-rolling-update-watch.json (maxSurge 1,
-//! maxUnavailable 0): the Deployment watch sequence and status arithmetic,
-//! ReplicaSet annotations, and never fewer than 2 available pods.
+//! maxUnavailable 0), compared with the recording: the Deployment's watch
+//! events (generation, revision, status with every field's presence), the
+//! ReplicaSets' annotations and final sizes, and never fewer than 2 ready
+//! pods; plus Recreate, scaling and pausing.
 
 mod common;
 
 use std::time::Duration;
 
 use common::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 
-fn st(d: &Value, k: &str) -> i64 {
-    d["object"]["status"][k].as_i64().unwrap_or(0)
+const REVISION: &str = "deployment.kubernetes.io/revision";
+
+/// What a Deployment watch event shows, without times, uids, resourceVersions and hashes.
+fn deployment_shape(e: &Value) -> Value {
+    let o = &e["object"];
+    hide_generated(
+        &json!({
+            "type": e["type"],
+            "generation": o["metadata"]["generation"],
+            "revision": o["metadata"]["annotations"][REVISION],
+            "status": normalize(&o["status"]),
+        }),
+        "roll",
+    )
 }
 
-fn progressing_reason(d: &Value) -> String {
-    d["object"]["status"]["conditions"]
+fn progressing_reason(e: &Value) -> String {
+    e["object"]["status"]["conditions"]
         .as_array()
         .and_then(|a| a.iter().find(|c| c["type"] == "Progressing"))
         .and_then(|c| c["reason"].as_str())
@@ -22,8 +36,81 @@ fn progressing_reason(d: &Value) -> String {
         .to_string()
 }
 
+/// The recorded ReplicaSet objects, last state of each, by revision.
+fn recorded_replicasets(t: &Value) -> Vec<(String, Value)> {
+    let mut last: std::collections::BTreeMap<String, Value> = Default::default();
+    for e in recorded_events(&t["events"], "ReplicaSet") {
+        let o = &e["object"];
+        let rev = o["metadata"]["annotations"][REVISION]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        last.insert(rev, o.clone());
+    }
+    last.into_iter().collect()
+}
+
+/// The ReplicaSets as recorded: annotations, owner, final sizes, names and
+/// selectors by pod-template hash.
+fn replicasets_match(s: &k8s_standin::StandIn, t: &Value) {
+    // ReplicaSets: annotations as recorded, old one scaled to 0, the new one to 2.
+    let rss = s.list("ReplicaSet", Some("transcripts"));
+    assert_eq!(rss.len(), 2);
+    for (rev, recorded) in recorded_replicasets(t) {
+        let rs = rss
+            .iter()
+            .find(|r| r["metadata"]["annotations"][REVISION] == rev.as_str())
+            .unwrap_or_else(|| panic!("ReplicaSet of revision {rev}"));
+        assert_eq!(
+            rs["metadata"]["annotations"], recorded["metadata"]["annotations"],
+            "revision {rev}"
+        );
+        assert_eq!(rs["spec"]["replicas"], recorded["spec"]["replicas"]);
+        assert_eq!(
+            hide_generated(&normalize(&rs["metadata"]["ownerReferences"]), "roll"),
+            hide_generated(&normalize(&recorded["metadata"]["ownerReferences"]), "roll")
+        );
+        let hash = rs["metadata"]["labels"]["pod-template-hash"]
+            .as_str()
+            .expect("hash");
+        assert_eq!(
+            rs["metadata"]["name"].as_str(),
+            Some(format!("roll-{hash}").as_str())
+        );
+        assert_eq!(
+            rs["spec"]["selector"]["matchLabels"]["pod-template-hash"],
+            hash
+        );
+    }
+}
+
+/// Pod history: once two pods are ready, never fewer (maxUnavailable 0), as recorded.
+fn never_fewer_than_two_ready(s: &k8s_standin::StandIn) {
+    let history = s.pod_history();
+    let mut ready: std::collections::BTreeMap<String, bool> = Default::default();
+    let mut seen_two = false;
+    for r in history
+        .iter()
+        .filter(|r| r.deployment.as_deref() == Some("roll"))
+    {
+        ready.insert(r.name.clone(), r.ready);
+        let n = ready.values().filter(|x| **x).count();
+        seen_two |= n >= 2;
+        if seen_two {
+            assert!(n >= 2, "ready pods dropped to {n} at {}", r.time);
+        }
+    }
+}
+
 #[tokio::test]
 async fn rolling_update_status_sequence() {
+    let t = transcript("04-rolling-update-watch.json");
+    let want: Vec<Value> = recorded_events(&t["events"], "Deployment")
+        .into_iter()
+        .map(deployment_shape)
+        .collect();
+    assert_eq!(want.len(), 9, "the recording has 9 Deployment events");
+
     let s = standin("transcripts").await;
     let p = "/apis/apps/v1/namespaces/transcripts/deployments/roll";
     let (code, _) = apply(
@@ -50,7 +137,6 @@ async fn rolling_update_status_sequence() {
         &format!("/apis/apps/v1/namespaces/transcripts/deployments?watch=1&resourceVersion={rv}"),
     )
     .await;
-
     let (code, applied) = apply(
         &s,
         p,
@@ -60,159 +146,24 @@ async fn rolling_update_status_sequence() {
     .await;
     assert_eq!(code, 200);
     assert_eq!(applied["metadata"]["generation"], 2);
-
     let events = w
         .until(Duration::from_secs(15), |e| {
-            e["object"]["metadata"]["generation"] == 2
-                && e["object"]["status"]["observedGeneration"] == 2
+            e["object"]["status"]["observedGeneration"] == 2
                 && progressing_reason(e) == "NewReplicaSetAvailable"
         })
         .await;
-    assert!(events.len() >= 4, "too few events: {}", events.len());
-
-    // The first event after the apply: generation 2, observedGeneration 1, old counts (04 at 521 ms).
-    let first = &events[0];
-    assert_eq!(first["type"], "MODIFIED");
-    assert_eq!(first["object"]["metadata"]["generation"], 2);
-    assert_eq!(first["object"]["status"]["observedGeneration"], 1);
-    assert_eq!(
-        (
-            st(first, "updatedReplicas"),
-            st(first, "readyReplicas"),
-            st(first, "availableReplicas")
-        ),
-        (2, 2, 2)
-    );
-
-    // Then the revision annotation moves to 2 with NewReplicaSetCreated, still observedGeneration 1.
-    let created = events
-        .iter()
-        .find(|e| progressing_reason(e) == "NewReplicaSetCreated")
-        .expect("NewReplicaSetCreated event");
-    assert_eq!(
-        created["object"]["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
-        "2"
-    );
-    assert_eq!(created["object"]["status"]["observedGeneration"], 1);
-
-    // Somewhere observedGeneration catches up while no pod of the new RS is counted:
-    // updatedReplicas is absent (not 0), unavailableReplicas 1.
-    let caught_up = events
-        .iter()
-        .find(|e| e["object"]["status"]["observedGeneration"] == 2)
-        .expect("observedGeneration 2");
-    assert!(
-        caught_up["object"]["status"]
-            .get("updatedReplicas")
-            .is_none(),
-        "updatedReplicas must be omitted when 0: {}",
-        caught_up["object"]["status"]
-    );
-    assert_eq!(st(caught_up, "unavailableReplicas"), 1);
-
-    // Invariants over the whole sequence.
-    for e in &events {
-        let o = &e["object"]["status"];
-        assert!(
-            st(e, "availableReplicas") >= 2,
-            "available dropped below 2: {o}"
-        );
-        assert!(st(e, "replicas") <= 3, "more than replicas + maxSurge: {o}");
-        for k in [
-            "replicas",
-            "updatedReplicas",
-            "readyReplicas",
-            "availableReplicas",
-            "unavailableReplicas",
-        ] {
-            assert_ne!(
-                o.get(k),
-                Some(&Value::from(0)),
-                "zero fields are omitted: {o}"
-            );
-        }
-        // replicas counts pods of all ReplicaSets, updated those of the new one.
-        assert!(st(e, "updatedReplicas") <= st(e, "replicas").max(2), "{o}");
+    let got: Vec<Value> = events.iter().map(deployment_shape).collect();
+    // Includes the first event (generation 2, observedGeneration 1, yet 2/2/2 as before),
+    // the revision moving with NewReplicaSetCreated, and updatedReplicas absent (not 0)
+    // when observedGeneration catches up.
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g, w, "Deployment event {i} differs from the recording");
     }
-    assert!(
-        events
-            .iter()
-            .any(|e| progressing_reason(e) == "ReplicaSetUpdated")
-    );
-    let last = events.last().expect("last");
-    assert_eq!(
-        (
-            st(last, "replicas"),
-            st(last, "updatedReplicas"),
-            st(last, "readyReplicas"),
-            st(last, "availableReplicas")
-        ),
-        (2, 2, 2, 2)
-    );
-    let msg = last["object"]["status"]["conditions"]
-        .as_array()
-        .and_then(|a| a.iter().find(|c| c["type"] == "Progressing"))
-        .and_then(|c| c["message"].as_str())
-        .unwrap_or("")
-        .to_string();
-    assert!(
-        msg.starts_with("ReplicaSet \"roll-") && msg.ends_with("\" has successfully progressed."),
-        "{msg}"
-    );
+    assert_eq!(got.len(), want.len(), "{got:#?}");
 
-    // ReplicaSets: the new one carries revision 2 and the replica annotations; the old one is at 0.
-    let rss = s.list("ReplicaSet", Some("transcripts"));
-    assert_eq!(rss.len(), 2);
-    let new_rs = rss
-        .iter()
-        .find(|r| r["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2")
-        .expect("new rs");
-    assert_eq!(
-        new_rs["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"],
-        "2"
-    );
-    assert_eq!(
-        new_rs["metadata"]["annotations"]["deployment.kubernetes.io/max-replicas"],
-        "3"
-    );
-    let hash = new_rs["metadata"]["labels"]["pod-template-hash"]
-        .as_str()
-        .expect("hash");
-    assert_eq!(
-        new_rs["metadata"]["name"].as_str(),
-        Some(format!("roll-{hash}").as_str())
-    );
-    assert_eq!(
-        new_rs["spec"]["selector"]["matchLabels"]["pod-template-hash"],
-        hash
-    );
-    assert_eq!(
-        new_rs["metadata"]["ownerReferences"][0]["blockOwnerDeletion"],
-        true
-    );
-    let old_rs = rss
-        .iter()
-        .find(|r| r["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "1")
-        .expect("old rs");
-    assert_eq!(old_rs["spec"]["replicas"], 0);
+    replicasets_match(&s, &t);
 
-    // Pod history: at every moment, at least 2 ready pods of the deployment.
-    let history = s.pod_history();
-    let mut ready: std::collections::BTreeMap<String, bool> = Default::default();
-    let mut seen_two = false;
-    for r in history
-        .iter()
-        .filter(|r| r.deployment.as_deref() == Some("roll"))
-    {
-        ready.insert(r.name.clone(), r.ready);
-        let n = ready.values().filter(|x| **x).count();
-        if n >= 2 {
-            seen_two = true;
-        }
-        if seen_two {
-            assert!(n >= 2, "ready pods dropped to {n} at {}", r.time);
-        }
-    }
+    never_fewer_than_two_ready(&s);
 
     // Events of the controller, worded as 1.24 words them.
     let evs = s.list("Event", Some("transcripts"));
@@ -234,7 +185,7 @@ async fn recreate_strategy_and_scaling() {
     let s = standin("rec").await;
     let p = "/apis/apps/v1/namespaces/rec/deployments/r";
     let mut d = deployment("r", "rec", 2, "probe-busybox:1");
-    d["spec"]["strategy"] = serde_json::json!({"type": "Recreate"});
+    d["spec"]["strategy"] = json!({"type": "Recreate"});
     assert_eq!(apply(&s, p, &d, "").await.0, 201);
     wait_obj(&s, p, Duration::from_secs(10), |d| {
         d["status"]["availableReplicas"] == 2
@@ -274,7 +225,7 @@ async fn recreate_strategy_and_scaling() {
         &s,
         &format!("{p}?fieldManager=kubectl-scale"),
         "application/merge-patch+json",
-        &serde_json::json!({"spec": {"replicas": 3}}),
+        &json!({"spec": {"replicas": 3}}),
     )
     .await;
     assert_eq!(code, 200);
@@ -297,7 +248,7 @@ async fn paused_deployment_reports_and_holds() {
         &s,
         &format!("{p}?fieldManager=kubectl-rollout"),
         "application/merge-patch+json",
-        &serde_json::json!({"spec": {"paused": true}}),
+        &json!({"spec": {"paused": true}}),
     )
     .await;
     assert_eq!(code, 200);
@@ -315,15 +266,21 @@ async fn paused_deployment_reports_and_holds() {
         (c["status"].as_str(), c["message"].as_str()),
         (Some("Unknown"), Some("Deployment is paused"))
     );
-    // A template change while paused creates no new ReplicaSet.
-    apply(&s, p, &deployment("p", "pause", 1, "probe-busybox:2"), "").await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A template change while paused creates no new ReplicaSet: once the controller has
+    // observed the new generation (its sync of the paused Deployment), there is still one.
+    let (_, applied) = apply(&s, p, &deployment("p", "pause", 1, "probe-busybox:2"), "").await;
+    let generation = applied["metadata"]["generation"].clone();
+    assert_eq!(generation, 3, "pausing was generation 2");
+    wait_obj(&s, p, Duration::from_secs(5), |d| {
+        d["status"]["observedGeneration"] == generation
+    })
+    .await;
     assert_eq!(s.list("ReplicaSet", Some("pause")).len(), 1);
     patch(
         &s,
         &format!("{p}?fieldManager=kubectl-rollout"),
         "application/merge-patch+json",
-        &serde_json::json!({"spec": {"paused": false}}),
+        &json!({"spec": {"paused": false}}),
     )
     .await;
     wait_obj(&s, p, Duration::from_secs(10), |d| {

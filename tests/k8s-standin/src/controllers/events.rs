@@ -1,17 +1,61 @@
 //! The event recorder the controllers and kubelet use: core/v1 Events named
 //! `<object>.<hex nanos>`, aggregated into one object with `count` and
-//! `lastTimestamp` when repeated (client-go's correlator), plus the
-//! events.k8s.io-style events of the scheduler.
+//! `lastTimestamp` when repeated, and dropped by client-go's spam filter once
+//! a source has reported 25 events about one object (one more per 5 minutes),
+//! as the transcripts' failing pods show (their kubelet events stop at 25);
+//! plus the events.k8s.io-style events of the scheduler, which that filter
+//! does not see.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::api::{Api, Req};
 use crate::managed::{Entry, Managers, fieldset::Set};
 use crate::resources::by_kind;
-use crate::util::{now_micro, now_rfc3339};
+use crate::util::{TimeScale, now_micro, now_rfc3339};
+
+/// client-go's `EventSourceObjectSpamFilter`: a token bucket per (source, object),
+/// burst 25, refilled at 1/300 per (simulated) second.
+const SPAM_BURST: f64 = 25.0;
+const SPAM_REFILL_EVERY: Duration = Duration::from_secs(300);
+
+/// One (source, involved object)'s token bucket.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn full(at: Instant) -> Bucket {
+        Bucket {
+            tokens: SPAM_BURST,
+            at,
+        }
+    }
+
+    /// Takes a token at `now` if one is there; `refill` is the real duration
+    /// in which one token comes back (the scaled 300 s).
+    fn try_take(&mut self, now: Instant, refill: Duration) -> bool {
+        let elapsed = now.saturating_duration_since(self.at);
+        let gained = if refill.is_zero() {
+            SPAM_BURST
+        } else {
+            elapsed.as_secs_f64() / refill.as_secs_f64()
+        };
+        self.tokens = (self.tokens + gained).min(SPAM_BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
 
 /// Who reports an event.
 #[derive(Debug, Clone, Copy)]
@@ -22,10 +66,28 @@ pub enum Source<'a> {
     Kubelet(&'a str),
 }
 
-/// Records events, remembering which object each repeated event aggregates into.
-#[derive(Default)]
+/// Records events, remembering which object each repeated event aggregates into
+/// and how many events each source may still report about each object.
 pub struct Recorder {
     seen: Mutex<HashMap<String, String>>,
+    spam: Mutex<HashMap<String, Bucket>>,
+    clock: TimeScale,
+}
+
+/// The spam filter's key: source component and host, and the involved object
+/// (kind, namespace, name, uid, apiVersion); not the reason or message.
+fn spam_key(src: &Value, involved: &Value) -> String {
+    let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+    [
+        s(&src["component"]),
+        s(&src["host"]),
+        s(&involved["kind"]),
+        s(&involved["namespace"]),
+        s(&involved["name"]),
+        s(&involved["uid"]),
+        s(&involved["apiVersion"]),
+    ]
+    .join("|")
 }
 
 fn involved(obj: &Value, field_path: Option<&str>) -> Value {
@@ -58,7 +120,27 @@ fn event_name(obj: &Value) -> String {
 }
 
 impl Recorder {
-    /// Records (or aggregates) a core/v1 event about `obj`.
+    pub fn new(clock: TimeScale) -> Recorder {
+        Recorder {
+            seen: Mutex::new(HashMap::new()),
+            spam: Mutex::new(HashMap::new()),
+            clock,
+        }
+    }
+
+    /// Whether the spam filter lets one more event from `src` about `involved` through.
+    fn admit(&self, src: &Value, involved: &Value) -> bool {
+        let now = Instant::now();
+        let refill = self.clock.scaled(SPAM_REFILL_EVERY);
+        self.spam
+            .lock()
+            .expect("spam mutex poisoned")
+            .entry(spam_key(src, involved))
+            .or_insert_with(|| Bucket::full(now))
+            .try_take(now, refill)
+    }
+
+    /// Records (or aggregates) a core/v1 event about `obj`, unless the spam filter drops it.
     #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
@@ -93,6 +175,9 @@ impl Recorder {
             etype,
             src
         );
+        if !self.admit(&src, &involved(obj, None)) {
+            return;
+        }
         let now = now_rfc3339();
         let existing = self
             .seen
@@ -218,5 +303,45 @@ impl Recorder {
                 .expect("recorder mutex poisoned")
                 .insert(key, name);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spam_bucket_holds_25_and_refills_one_per_period() {
+        let t0 = Instant::now();
+        let refill = Duration::from_millis(300);
+        let mut b = Bucket::full(t0);
+        assert!((0..25).all(|_| b.try_take(t0, refill)));
+        assert!(!b.try_take(t0, refill), "the 26th is dropped");
+        assert!(
+            !b.try_take(t0 + refill / 2, refill),
+            "half a period: none back"
+        );
+        assert!(b.try_take(t0 + refill, refill), "one period: one back");
+        assert!(!b.try_take(t0 + refill, refill));
+        assert!(
+            (0..25).all(|_| b.try_take(t0 + refill * 100, refill)),
+            "never more than the burst"
+        );
+        assert!(!b.try_take(t0 + refill * 100, refill));
+    }
+
+    #[test]
+    fn the_spam_key_is_the_source_and_the_object_only() {
+        let pod = json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"namespace": "n", "name": "p", "uid": "u"}});
+        let src = json!({"component": "kubelet", "host": "minikube"});
+        assert_eq!(
+            spam_key(&src, &involved(&pod, None)),
+            spam_key(&src, &involved(&pod, Some("spec.containers{web}")))
+        );
+        let other = json!({"component": "deployment-controller"});
+        assert_ne!(
+            spam_key(&src, &involved(&pod, None)),
+            spam_key(&other, &involved(&pod, None))
+        );
     }
 }

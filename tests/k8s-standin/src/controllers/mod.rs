@@ -1,7 +1,8 @@
 //! The in-process control plane: one task that receives every stored change,
 //! turns it into work items (deployment, replica set, scheduling, kubelet pod
-//! sync, garbage collection, namespace), runs them one at a time, and wakes
-//! itself with scaled timers for probes, back-offs and deadlines.
+//! sync, garbage collection, namespace), runs them one at a time, wakes
+//! itself with scaled timers for probes, back-offs and deadlines, and says
+//! when it has handled every change so far.
 
 pub mod deployment;
 pub mod events;
@@ -16,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::api::Api;
 use crate::node::{Logs, NodeImages};
@@ -113,16 +114,18 @@ fn meta<'a>(v: &'a Value, k: &str) -> &'a str {
         .unwrap_or("")
 }
 
-/// Starts the control plane; returns its task.
+/// Starts the control plane; returns its task. `idle` gets the resourceVersion
+/// up to which every change has been handled whenever the work queue runs dry.
 pub fn start(
     api: Arc<Api>,
     clock: TimeScale,
     images: NodeImages,
     logs: Logs,
     node: NodeSpec,
+    idle: watch::Sender<u64>,
 ) -> tokio::task::JoinHandle<()> {
-    let (ch_tx, mut ch_rx) = mpsc::unbounded_channel::<WatchMsg>();
-    let (work_tx, mut work_rx) = mpsc::unbounded_channel::<Work>();
+    let (ch_tx, ch_rx) = mpsc::unbounded_channel::<WatchMsg>();
+    let (work_tx, work_rx) = mpsc::unbounded_channel::<Work>();
     {
         let mut st = api.lock();
         let id = st.next_watcher;
@@ -136,66 +139,107 @@ pub fn start(
     }
     let env = Arc::new(Env {
         api,
-        clock,
+        clock: clock.clone(),
         images,
         logs,
         node,
-        recorder: events::Recorder::default(),
+        recorder: events::Recorder::new(clock.clone()),
         ready_since: Mutex::new(HashMap::new()),
         progress_marks: Mutex::new(HashMap::new()),
         work_tx,
         wakeups: Mutex::new(HashMap::new()),
     });
-    tokio::spawn(async move {
-        let mut kubelet = kubelet::Kubelet::default();
-        let mut queue: VecDeque<Work> = VecDeque::new();
-        let mut queued: HashSet<Work> = HashSet::new();
-        let push = |w: Work, q: &mut VecDeque<Work>, s: &mut HashSet<Work>| {
-            if s.insert(w.clone()) {
-                q.push_back(w);
-            }
-        };
-        loop {
-            if queue.is_empty() {
-                tokio::select! {
-                    m = ch_rx.recv() => match m {
-                        Some(WatchMsg::Change(c)) => for w in route(&c) { push(w, &mut queue, &mut queued) },
-                        Some(WatchMsg::Cut) => {}
-                        None => return,
-                    },
-                    w = work_rx.recv() => match w {
-                        Some(w) => push(w, &mut queue, &mut queued),
-                        None => return,
-                    },
-                }
-            }
-            while let Ok(m) = ch_rx.try_recv() {
-                if let WatchMsg::Change(c) = m {
-                    for w in route(&c) {
-                        push(w, &mut queue, &mut queued);
-                    }
-                }
-            }
-            while let Ok(w) = work_rx.try_recv() {
-                push(w, &mut queue, &mut queued);
-            }
-            let Some(w) = queue.pop_front() else { continue };
-            queued.remove(&w);
-            env.wakeups
-                .lock()
-                .expect("wakeups mutex poisoned")
-                .remove(&w);
-            match &w {
-                Work::Deployment(ns, n) => deployment::sync(&env, ns, n),
-                Work::ReplicaSet(ns, n) => replicaset::sync(&env, ns, n),
-                Work::Schedule => scheduler::sync(&env),
-                Work::Pod(ns, n) => kubelet.sync(&env, ns, n),
-                Work::Gc => gc::sync(&env),
-                Work::Namespace(n) => namespace::sync(&env, n),
-            }
-            tokio::task::yield_now().await;
+    tokio::spawn(run(env, ch_rx, work_rx, idle))
+}
+
+/// Pending work in order, each item once.
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Work>,
+    queued: HashSet<Work>,
+}
+
+impl Queue {
+    fn push(&mut self, w: Work) {
+        if self.queued.insert(w.clone()) {
+            self.items.push_back(w);
         }
-    })
+    }
+
+    fn pop(&mut self) -> Option<Work> {
+        let w = self.items.pop_front()?;
+        self.queued.remove(&w);
+        Some(w)
+    }
+
+    fn take(&mut self, m: WatchMsg) {
+        if let WatchMsg::Change(c) = m {
+            for w in route(&c) {
+                self.push(w);
+            }
+        }
+    }
+
+    /// Queues everything already received.
+    fn drain(
+        &mut self,
+        changes: &mut mpsc::UnboundedReceiver<WatchMsg>,
+        work: &mut mpsc::UnboundedReceiver<Work>,
+    ) {
+        while let Ok(m) = changes.try_recv() {
+            self.take(m);
+        }
+        while let Ok(w) = work.try_recv() {
+            self.push(w);
+        }
+    }
+}
+
+/// The work loop: one item at a time; when nothing is queued, it publishes
+/// the resourceVersion it has handled every change up to, then waits.
+async fn run(
+    env: Arc<Env>,
+    mut changes: mpsc::UnboundedReceiver<WatchMsg>,
+    mut work: mpsc::UnboundedReceiver<Work>,
+    idle: watch::Sender<u64>,
+) {
+    let mut kubelet = kubelet::Kubelet::default();
+    let mut queue = Queue::default();
+    loop {
+        if queue.items.is_empty() {
+            // Every change up to `rv` was sent before this read: draining takes them all.
+            let rv = env.api.lock().rv;
+            queue.drain(&mut changes, &mut work);
+            if queue.items.is_empty() {
+                idle.send_replace(rv);
+                tokio::select! {
+                    m = changes.recv() => match m {
+                        Some(m) => queue.take(m),
+                        None => return,
+                    },
+                    w = work.recv() => match w {
+                        Some(w) => queue.push(w),
+                        None => return,
+                    },
+                }
+            }
+        }
+        queue.drain(&mut changes, &mut work);
+        let Some(w) = queue.pop() else { continue };
+        env.wakeups
+            .lock()
+            .expect("wakeups mutex poisoned")
+            .remove(&w);
+        match &w {
+            Work::Deployment(ns, n) => deployment::sync(&env, ns, n),
+            Work::ReplicaSet(ns, n) => replicaset::sync(&env, ns, n),
+            Work::Schedule => scheduler::sync(&env),
+            Work::Pod(ns, n) => kubelet.sync(&env, ns, n),
+            Work::Gc => gc::sync(&env),
+            Work::Namespace(n) => namespace::sync(&env, n),
+        }
+        tokio::task::yield_now().await;
+    }
 }
 
 /// The work a change causes.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
-use k8s_standin::{Behavior, Options, StandIn};
+use k8s_standin::{Behavior, ImageConfig, OnSigterm, Options, StandIn};
 use serde_json::{Value, json};
 
 /// A stand-in at time scale 0.02 with the transcript images and a namespace.
@@ -20,8 +20,15 @@ pub async fn standin(ns: &str) -> StandIn {
     .await
     .expect("start stand-in");
     let images = s.node_images();
-    images.add_image("probe-busybox:1", Behavior::serve(&["/api/health"], 8000));
-    images.add_image("probe-busybox:2", Behavior::serve(&["/api/health"], 8000));
+    // busybox httpd as PID 1 ignores SIGTERM: deleted pods end with 137 after their grace (04, 08).
+    let busybox = ImageConfig::default().on_sigterm(OnSigterm::Ignore);
+    for tag in ["probe-busybox:1", "probe-busybox:2"] {
+        images.add_image_with(
+            tag,
+            Behavior::serve(&["/api/health"], 8000),
+            busybox.clone(),
+        );
+    }
     images.add_image(
         "probe-crash:1",
         Behavior::crash(
@@ -234,6 +241,69 @@ pub async fn watch(s: &StandIn, path_and_query: &str) -> WatchStream {
     WatchStream { rx }
 }
 
+/// A streamed response body (e.g. `follow=true` logs), read chunk by chunk.
+pub struct BodyStream {
+    pub status: u16,
+    rx: tokio::sync::mpsc::UnboundedReceiver<Bytes>,
+}
+
+impl BodyStream {
+    /// The next chunk within `timeout`; `None` on timeout or at the end.
+    pub async fn next(&mut self, timeout: Duration) -> Option<Bytes> {
+        tokio::time::timeout(timeout, self.rx.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Everything until the body ends, as text; `None` if it has not ended within `timeout`.
+    pub async fn rest(&mut self, timeout: Duration) -> Option<String> {
+        let end = tokio::time::Instant::now() + timeout;
+        let mut out = Vec::new();
+        loop {
+            let left = end.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.rx.recv()).await {
+                Ok(Some(b)) => out.extend_from_slice(&b),
+                Ok(None) => return Some(String::from_utf8_lossy(&out).into_owned()),
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+/// Opens a GET whose body is read as it arrives.
+pub async fn stream(s: &StandIn, path_and_query: &str) -> BodyStream {
+    let addr = s.url().trim_start_matches("http://").to_string();
+    let stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(conn);
+    let req = Request::builder()
+        .method("GET")
+        .uri(path_and_query)
+        .header("host", addr)
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let resp = sender.send_request(req).await.expect("response");
+    let status = resp.status().as_u16();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut body = resp.into_body();
+        while let Some(Ok(f)) = body.frame().await {
+            if let Some(d) = f.data_ref()
+                && tx.send(d.clone()).is_err()
+            {
+                return;
+            }
+        }
+    });
+    BodyStream { status, rx }
+}
+
 /// A transcript file.
 pub fn transcript(name: &str) -> Value {
     let p = format!(
@@ -291,4 +361,51 @@ pub async fn wait_obj(
     s.wait_for(timeout, |s| s.get(path).filter(|v| f(v)))
         .await
         .unwrap_or_else(|| panic!("timed out waiting on {path}: {:?}", s.get(path)))
+}
+
+/// Replaces the generated suffix after `prefix-` in every string (ReplicaSet hashes,
+/// pod suffixes), so names can be compared across runs: `web-749b599875` -> `web-<id>`.
+pub fn hide_generated(v: &Value, prefix: &str) -> Value {
+    match v {
+        Value::String(s) => Value::String(hide_in_str(s, &format!("{prefix}-"))),
+        Value::Array(a) => Value::Array(a.iter().map(|x| hide_generated(x, prefix)).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), hide_generated(x, prefix)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn hide_in_str(s: &str, needle: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find(needle) {
+        out.push_str(&rest[..i + needle.len()]);
+        rest = &rest[i + needle.len()..];
+        let end = rest
+            .find(|c: char| !c.is_ascii_alphanumeric() && c != '-')
+            .unwrap_or(rest.len());
+        if end > 0 {
+            out.push_str("<id>");
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The recorded watch events of one kind and name prefix, from a transcript's event list
+/// (`{"watch": ..., "event": {"type", "object"}}` items), in order.
+pub fn recorded_events<'a>(events: &'a Value, kind: &str) -> Vec<&'a Value> {
+    events
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| &e["event"])
+                .filter(|e| e["object"]["kind"] == kind)
+                .collect()
+        })
+        .unwrap_or_default()
 }
