@@ -1,13 +1,14 @@
 //! Whether the API server answers while the wait runs: lost when a watch cannot be restarted
-//! because the server cannot be reached, back when it answers again. Said once each way, however
-//! long the outage and however many watches notice it.
+//! because the server cannot be reached, back when it answers a version request again (a watch
+//! event may be one buffered before the outage, so only an answer counts). Said once each way,
+//! however long the outage and however many watches notice it.
 
 use std::time::Duration;
 
 use kube::Client;
 
 use super::RolloutEvent;
-use crate::cluster;
+use crate::cluster::{self, Cluster};
 use crate::progress::Events;
 
 /// A watch stream's failure, as the wait needs to know it.
@@ -56,15 +57,17 @@ impl Link {
         self.lost.map(|l| l.since)
     }
 
-    /// Notes a watch fault; the first that says the server is unreachable is reported.
-    pub fn observe(&mut self, fault: &WatchFault, server: &str, events: &Events) {
+    /// Notes a watch fault. One that says the server is unreachable is checked with a request
+    /// of our own (a watch may report a failure from before the server came back), and the
+    /// first that holds is reported.
+    pub async fn observe(&mut self, fault: &WatchFault, cluster: &Cluster, events: &Events) {
         if !fault.unreachable {
             events.send(RolloutEvent::WatchResumed {
                 error: fault.message.clone(),
             });
             return;
         }
-        if self.lost.is_none() {
+        if self.lost.is_none() && cluster.client.apiserver_version().await.is_err() {
             let now = jiff::Timestamp::now();
             let since = now.round(jiff::Unit::Second).unwrap_or(now);
             self.lost = Some(Lost {
@@ -72,7 +75,7 @@ impl Link {
                 at: tokio::time::Instant::now(),
             });
             events.send(RolloutEvent::ConnectionLost {
-                server: server.to_owned(),
+                server: cluster.server.clone(),
             });
         }
     }
@@ -89,6 +92,14 @@ impl Link {
                 return;
             }
             delay = (delay * 2).min(PROBE_MAX);
+        }
+    }
+
+    /// A watch brought news while the server was lost: it may be back, or the news may have
+    /// been on its way before the outage. Asks the server, and says it is back if it answers.
+    pub async fn confirm(&mut self, cluster: &Cluster, events: &Events) {
+        if self.lost.is_some() && cluster.client.apiserver_version().await.is_ok() {
+            self.back(&cluster.server, events);
         }
     }
 

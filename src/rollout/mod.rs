@@ -129,8 +129,8 @@ pub async fn wait(
         }
         tokio::select! {
             change = changes.recv() => match change {
-                Some(Ok(())) => link.back(&cluster.server, events),
-                Some(Err(fault)) => link.observe(&fault, &cluster.server, events),
+                Some(Ok(())) => link.confirm(cluster, events).await,
+                Some(Err(fault)) => link.observe(&fault, cluster, events).await,
                 None => return Outcome::TimedOut(current),
             },
             _ = link.until_back(&cluster.client) => link.back(&cluster.server, events),
@@ -146,8 +146,8 @@ pub async fn wait(
         // Judge a burst of changes once.
         while let Ok(change) = changes.try_recv() {
             match change {
-                Ok(()) => link.back(&cluster.server, events),
-                Err(fault) => link.observe(&fault, &cluster.server, events),
+                Ok(()) => link.confirm(cluster, events).await,
+                Err(fault) => link.observe(&fault, cluster, events).await,
             }
         }
     }

@@ -10,25 +10,9 @@ use kube::api::{Api, Patch, PatchParams};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::support::SECRETS;
-use crate::support::cluster::{App, Env};
+use crate::support::cluster::{App, Env, PATIENT, patient};
 
 /// Probes that tolerate a slow start: a slow app is not a failing one.
-const PATIENT: [&str; 4] = [
-    "services.backend.probes.readiness.failureThreshold=1000",
-    "services.frontend.probes.readiness.failureThreshold=1000",
-    "services.backend.probes.liveness.initialDelaySeconds=600",
-    "services.frontend.probes.liveness.initialDelaySeconds=600",
-];
-
-/// `args` followed by `--set` for each of `PATIENT`.
-fn patient<'a>(args: &[&'a str]) -> Vec<&'a str> {
-    let mut all = args.to_vec();
-    for set in PATIENT {
-        all.extend(["--set", set]);
-    }
-    all
-}
-
 fn available(deployment: &Deployment) -> i32 {
     deployment
         .status

@@ -18,6 +18,7 @@ mod fixture_images;
 mod isolation;
 mod load;
 mod measure;
+mod outage;
 mod release;
 mod render;
 mod secrets;

@@ -12,7 +12,7 @@ use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use serde_json::Value;
 
 use crate::support::SECRETS;
-use crate::support::cluster::{App, Env};
+use crate::support::cluster::{App, Env, patient};
 
 async fn history(env: &Env) -> Vec<Value> {
     let run = env.run(&["history", "-o", "json"]).await;
@@ -569,8 +569,7 @@ async fn a_killed_runs_pending_revision_is_abandoned() {
     env.provide(App::Healthy, &[]).await;
     env.run(&["up"]).await.expect_code(0);
     env.provide(App::Slow, &["--tag", "slow"]).await;
-    let mut args = vec!["upgrade", "--tag", "slow"];
-    args.extend(PATIENT_PROBES.iter().flat_map(|set| ["--set", *set]));
+    let args = patient(&["upgrade", "--tag", "slow"]);
     let mut killed = env
         .command(&args)
         .stderr(std::process::Stdio::null())
@@ -616,11 +615,3 @@ async fn a_killed_runs_pending_revision_is_abandoned() {
         ]
     );
 }
-
-/// Probe settings under which a `Slow` app neither fails nor gets restarted while a test waits.
-const PATIENT_PROBES: [&str; 4] = [
-    "services.backend.probes.readiness.failureThreshold=1000",
-    "services.frontend.probes.readiness.failureThreshold=1000",
-    "services.backend.probes.liveness.initialDelaySeconds=600",
-    "services.frontend.probes.liveness.initialDelaySeconds=600",
-];

@@ -34,6 +34,23 @@ pub enum App {
     Slow,
 }
 
+/// Probe settings under which a slow app neither fails nor gets restarted while a test waits.
+pub const PATIENT: [&str; 4] = [
+    "services.backend.probes.readiness.failureThreshold=1000",
+    "services.frontend.probes.readiness.failureThreshold=1000",
+    "services.backend.probes.liveness.initialDelaySeconds=600",
+    "services.frontend.probes.liveness.initialDelaySeconds=600",
+];
+
+/// `args` followed by `--set` for each of [`PATIENT`].
+pub fn patient<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = args.to_vec();
+    for set in PATIENT {
+        all.extend(["--set", set]);
+    }
+    all
+}
+
 pub struct Env {
     pub project: Project,
     pub namespace: String,

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod containers;
 pub mod docker;
 pub mod nodes;
+pub mod running;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

@@ -33,6 +33,8 @@ pub struct Ctx {
     /// Every request passes it before being served; an injected status write
     /// holds it until it is done, so the next request sees the write.
     pub gate: Arc<tokio::sync::Mutex<()>>,
+    /// While set, the API server is down: connections are closed before any answer.
+    pub down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Parsed query string.
@@ -195,6 +197,13 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, std::io::Error> {
     drop(ctx.gate.lock().await);
+    if ctx.down.load(std::sync::atomic::Ordering::SeqCst) {
+        // An error from the service closes the connection without an answer.
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "the API server is down",
+        ));
+    }
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let path_q = req

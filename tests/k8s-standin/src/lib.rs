@@ -183,6 +183,7 @@ impl StandIn {
             logs: logs.clone(),
             address: addr.to_string(),
             gate: Arc::new(tokio::sync::Mutex::new(())),
+            down: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         });
         let (idle, handled) = tokio::sync::watch::channel(0);
         let controllers = controllers::start(
@@ -206,6 +207,11 @@ impl StandIn {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                if sctx.down.load(std::sync::atomic::Ordering::SeqCst) {
+                    // Down: the connection is closed at once, before any request.
+                    drop(stream);
+                    continue;
+                }
                 let ctx = sctx.clone();
                 tokio::spawn(async move {
                     let io = hyper_util::rt::TokioIo::new(stream);
@@ -356,6 +362,23 @@ impl StandIn {
                 true
             }
         });
+    }
+
+    /// Takes the API server down, as if its process stopped: every open watch is cut and every
+    /// connection, open or new, is closed without an answer until [`StandIn::come_back`].
+    /// The controllers and the kubelet go on (as they would, minus their writes).
+    pub fn go_down(&self) {
+        self.ctx
+            .down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.cut_watches();
+    }
+
+    /// Ends an outage [`StandIn::go_down`] began: the server answers again.
+    pub fn come_back(&self) {
+        self.ctx
+            .down
+            .store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Changes the time scale of controller and kubelet delays.
