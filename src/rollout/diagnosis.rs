@@ -274,7 +274,9 @@ fn describe_probe(probe: &Probe) -> Option<String> {
     })
 }
 
-/// A readiness or liveness probe that has failed for two failure windows.
+/// A readiness probe that has failed for two failure windows. (A failing liveness probe gets the
+/// container restarted: [`liveness_restarts`] reports that.) The kubelet's `Unhealthy` events
+/// say which probe only in their message.
 fn probe_failures(pod: &Pod, name: &str, events: &[&Event]) -> Option<Problem> {
     let uid = pod.metadata.uid.as_deref()?;
     let threshold = pod
@@ -289,6 +291,11 @@ fn probe_failures(pod: &Pod, name: &str, events: &[&Event]) -> Option<Problem> {
         .iter()
         .filter(|e| e.involved_object.uid.as_deref() == Some(uid))
         .filter(|e| e.reason.as_deref() == Some("Unhealthy"))
+        .filter(|e| {
+            e.message
+                .as_deref()
+                .is_some_and(|m| m.starts_with("Readiness probe failed"))
+        })
         .max_by_key(|e| e.count.unwrap_or(1))?;
     let failures = unhealthy.count.unwrap_or(1);
     (failures >= threshold * PROBE_WINDOWS).then(|| Problem::ProbeFailing {

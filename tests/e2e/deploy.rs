@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::support::SECRETS;
-use crate::support::cluster::{App, Env, PATIENT, patient};
+use crate::support::cluster::{App, Env, patient};
+use crate::support::running::Running;
 
 /// Probes that tolerate a slow start: a slow app is not a failing one.
 fn available(deployment: &Deployment) -> i32 {
@@ -332,6 +332,28 @@ async fn a_failing_readiness_probe_is_reported() {
     .await;
 }
 
+/// Real-cluster finding 1: a container the kubelet restarts because its liveness probe fails is
+/// not a crash. Readiness waits a minute, so only the liveness probe speaks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_liveness_probe_is_reported() {
+    let stderr = failing(
+        "liveness",
+        Some(App::NotLive),
+        &[
+            "--set",
+            "services.backend.probes.readiness.initialDelaySeconds=60",
+            "--set",
+            "services.frontend.probes.readiness.initialDelaySeconds=60",
+        ],
+        &[
+            "liveness probe failed (HTTP 404 on `/api/health/live`); the kubelet restarted container",
+            "help: check `probes.liveness`",
+        ],
+    )
+    .await;
+    assert!(!stderr.contains("keeps crashing"), "{stderr}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unschedulable_pod_is_reported() {
     failing(
@@ -445,39 +467,26 @@ async fn a_cut_watch_is_resumed() {
 async fn ctrl_c_while_waiting_leaves_the_cluster_as_applied() {
     let env = Env::start("interrupt").await;
     env.provide(App::Slow, &[]).await;
-    let mut child = env
-        .command(&patient(&["up"]))
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
     // Interrupt the wait once the run has seen both new replicas of the backend created.
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut stderr = String::new();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        stderr.push_str(&line);
-        stderr.push('\n');
-        if line.starts_with("rollout backend: 2/2 updated") {
-            break;
-        }
-    }
-    let pid = child.id().expect("running").to_string();
+    let mut run = Running::start(env.command(&patient(&["up"])));
+    run.until_line(|l| l.starts_with("rollout backend: 2/2 updated"))
+        .await;
     std::process::Command::new("kill")
-        .args(["-INT", &pid])
+        .args(["-INT", &run.pid().to_string()])
         .status()
         .unwrap();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        stderr.push_str(&line);
-        stderr.push('\n');
-    }
-    let output = child.wait_with_output().await.unwrap();
-    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    let run = run.finish().await;
+    run.expect_code(130);
     assert!(
-        stderr.contains("interrupted while waiting; the cluster is left as applied"),
-        "{stderr}"
+        run.stderr
+            .contains("interrupted while waiting; the cluster is left as applied"),
+        "{}",
+        run.stderr
     );
     assert!(
-        stderr.contains("`backend`: 2/2 updated, 0/2 available"),
-        "{stderr}"
+        run.stderr.contains("`backend`: 2/2 updated, 0/2 available"),
+        "{}",
+        run.stderr
     );
     assert!(env.deployment("backend").await.is_some());
     // Real-cluster finding 9: the interrupted run's revision is not left pending.

@@ -196,13 +196,20 @@ async fn crashing_images_print_their_two_lines_and_exit_3() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn not_ready_images_answer_404_on_readiness_and_liveness() {
+async fn not_ready_images_answer_404_on_readiness_only() {
     let Some(fixture) = Fixture::build(App::NotReady).await else {
         return;
     };
-    // The liveness path answers 404 as well: on a real kubelet this fixture is also restarted
-    // by its liveness probe, as the stand-in's kubelet does.
     fixture.behaves_as_simulated(App::NotReady).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_live_images_answer_404_on_readiness_and_liveness() {
+    let Some(fixture) = Fixture::build(App::NotLive).await else {
+        return;
+    };
+    // On a real kubelet (and the stand-in's) its liveness probe gets it restarted.
+    fixture.behaves_as_simulated(App::NotLive).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,11 +28,16 @@ pub enum App {
     Healthy,
     /// Prints two lines and exits 3.
     Crashing,
-    /// Serves, but not the readiness path (404).
+    /// Serves its liveness path only: the readiness path answers 404.
     NotReady,
+    /// Serves nothing: readiness and liveness paths answer 404, so a kubelet restarts it.
+    NotLive,
     /// Takes a long time before its probes pass.
     Slow,
 }
+
+/// The liveness probe's path, the same for every fixture service (see `E2E_VALUES`).
+pub const LIVENESS_PATH: &str = "/api/health/live";
 
 /// Probe settings under which a slow app neither fails nor gets restarted while a test waits.
 pub const PATIENT: [&str; 4] = [
@@ -359,9 +364,9 @@ pub fn behavior(app: App, service: &str) -> Behavior {
             3,
             &["starting backend", "error: cannot connect to the database"],
         ),
-        // Every path answers 404, the liveness path too: on a real kubelet this fixture is also
-        // restarted by its liveness probe.
-        App::NotReady => Behavior::serve(&[], port),
+        App::NotReady => Behavior::serve(&[LIVENESS_PATH], port),
+        // Every path answers 404, the liveness path too: the kubelet restarts it.
+        App::NotLive => Behavior::serve(&[], port),
         // The image sleeps for the hour and then exits; no scenario lasts that long.
         App::Slow => Behavior::SlowStart {
             delay_secs: 3600.0,
@@ -383,6 +388,7 @@ pub fn write_fixture_app(project: &Project) {
             );
         }
         project.write(&format!("{dir}/empty/.keep"), "");
+        project.write(&format!("{dir}/live-only/{}", &LIVENESS_PATH[1..]), "ok\n");
         // The static busybox, so that a real cluster runs what the stand-in simulates: mode
         // 0755, or a real kubelet cannot run it.
         let busybox = Path::new("/bin/busybox");
@@ -427,7 +433,7 @@ services:
       limits: {cpu: 100m, memory: 64Mi}
     probes:
       readiness: {path: /, initialDelaySeconds: 1, periodSeconds: 1, failureThreshold: 3}
-      liveness: {path: /, initialDelaySeconds: 5, periodSeconds: 2, failureThreshold: 3}
+      liveness: {path: /api/health/live, initialDelaySeconds: 5, periodSeconds: 2, failureThreshold: 3}
 rollout:
   timeout: 2m
   progressDeadlineSeconds: 60
@@ -443,13 +449,16 @@ pub fn write_dockerfiles(project: &Project, app: App) {
                 "echo starting backend; echo error: cannot connect to the database; exit 3"
                     .to_owned()
             }
-            App::NotReady => format!("trap 'exit 0' TERM; httpd -f -p {port} -h /empty & wait"),
+            App::NotReady => {
+                format!("trap 'exit 0' TERM; httpd -f -p {port} -h /live-only & wait")
+            }
+            App::NotLive => format!("trap 'exit 0' TERM; httpd -f -p {port} -h /empty & wait"),
             App::Slow => "trap 'exit 0' TERM; sleep 3600 & wait".to_owned(),
         };
         project.write(
             &format!("examples/todo-app/{name}/Dockerfile"),
             &format!(
-                "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nCOPY empty /empty\nUSER 10001\nENTRYPOINT [\"/bin/busybox\"]\nCMD [\"sh\", \"-c\", {command:?}]\n"
+                "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nCOPY empty /empty\nCOPY live-only /live-only\nUSER 10001\nENTRYPOINT [\"/bin/busybox\"]\nCMD [\"sh\", \"-c\", {command:?}]\n"
             ),
         );
     }
