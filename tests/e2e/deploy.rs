@@ -354,6 +354,23 @@ async fn a_failing_liveness_probe_is_reported() {
     assert!(!stderr.contains("keeps crashing"), "{stderr}");
 }
 
+/// Real-cluster finding 7: an image that runs as root under `runAsNonRoot` gets the hint about
+/// the image's user, not the one about ConfigMaps and Secrets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_running_as_root_is_reported_with_the_user_fix() {
+    let stderr = failing(
+        "root",
+        Some(App::Root),
+        &[],
+        &[
+            "CreateContainerConfigError: container has runAsNonRoot and image will run as root",
+            "help: give the image a numeric non-root user",
+        ],
+    )
+    .await;
+    assert!(!stderr.contains("ConfigMap and Secret"), "{stderr}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unschedulable_pod_is_reported() {
     failing(

@@ -82,6 +82,13 @@ impl Fixture {
     /// Runs every service's image and checks it against the stand-in's behaviour for it.
     async fn behaves_as_simulated(&self, app: App) {
         for (service, image) in &self.images {
+            let config = self.containers.docker.inspect_image(image).await;
+            let user = config.expect("inspect").config.and_then(|c| c.user);
+            assert_eq!(
+                user.unwrap_or_default(),
+                cluster::image_user(app),
+                "{app:?} {image}: the USER the stand-in is told"
+            );
             let behavior = cluster::behavior(app, &service.name);
             let container = self.containers.start(image, &service.name).await;
             let what = format!("{app:?} {} (`{image}`)", service.name);
@@ -210,6 +217,14 @@ async fn not_live_images_answer_404_on_readiness_and_liveness() {
     };
     // On a real kubelet (and the stand-in's) its liveness probe gets it restarted.
     fixture.behaves_as_simulated(App::NotLive).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_images_name_no_user_and_serve() {
+    let Some(fixture) = Fixture::build(App::Root).await else {
+        return;
+    };
+    fixture.behaves_as_simulated(App::Root).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

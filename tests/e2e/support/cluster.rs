@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use k8s_standin::{Behavior, Options, StandIn};
+use k8s_standin::{Behavior, ImageConfig, Options, StandIn};
 use kube::Client;
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -34,6 +34,17 @@ pub enum App {
     NotLive,
     /// Takes a long time before its probes pass.
     Slow,
+    /// Healthy, but its image names no `USER`: it runs as root, which `runAsNonRoot` refuses.
+    Root,
+}
+
+/// The `USER` of `app`'s images: numeric and not root, as `runAsNonRoot` needs, but for
+/// [`App::Root`] (none: root).
+pub fn image_user(app: App) -> &'static str {
+    match app {
+        App::Root => "",
+        _ => "10001",
+    }
 }
 
 /// The liveness probe's path, the same for every fixture service (see `E2E_VALUES`).
@@ -242,9 +253,10 @@ impl Env {
                 true => "frontend",
                 false => "backend",
             };
+            let config = ImageConfig::default().user(image_user(app));
             standin
                 .node_images()
-                .add_image(&image, behavior(app, service));
+                .add_image_with(&image, behavior(app, service), config);
         }
     }
 
@@ -359,7 +371,7 @@ fn fixture_service(name: &str) -> &'static FixtureService {
 pub fn behavior(app: App, service: &str) -> Behavior {
     let FixtureService { port, serves, .. } = *fixture_service(service);
     match app {
-        App::Healthy => Behavior::serve(serves, port),
+        App::Healthy | App::Root => Behavior::serve(serves, port),
         App::Crashing => Behavior::crash(
             3,
             &["starting backend", "error: cannot connect to the database"],
@@ -444,7 +456,9 @@ rollout:
 pub fn write_dockerfiles(project: &Project, app: App) {
     for FixtureService { name, port, .. } in &FIXTURE_SERVICES {
         let command = match app {
-            App::Healthy => format!("trap 'exit 0' TERM; httpd -f -p {port} -h /www & wait"),
+            App::Healthy | App::Root => {
+                format!("trap 'exit 0' TERM; httpd -f -p {port} -h /www & wait")
+            }
             App::Crashing => {
                 "echo starting backend; echo error: cannot connect to the database; exit 3"
                     .to_owned()
@@ -455,10 +469,14 @@ pub fn write_dockerfiles(project: &Project, app: App) {
             App::NotLive => format!("trap 'exit 0' TERM; httpd -f -p {port} -h /empty & wait"),
             App::Slow => "trap 'exit 0' TERM; sleep 3600 & wait".to_owned(),
         };
+        let user = match image_user(app) {
+            "" => String::new(),
+            user => format!("USER {user}\n"),
+        };
         project.write(
             &format!("examples/todo-app/{name}/Dockerfile"),
             &format!(
-                "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nCOPY empty /empty\nCOPY live-only /live-only\nUSER 10001\nENTRYPOINT [\"/bin/busybox\"]\nCMD [\"sh\", \"-c\", {command:?}]\n"
+                "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nCOPY empty /empty\nCOPY live-only /live-only\n{user}ENTRYPOINT [\"/bin/busybox\"]\nCMD [\"sh\", \"-c\", {command:?}]\n"
             ),
         );
     }
