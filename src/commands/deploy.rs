@@ -268,7 +268,7 @@ async fn conclude(
 ) -> Result<Exit, Failure> {
     let events = deployer.events;
     let revision = deployed.record.revision;
-    let (what, mut standings) = match deployed.outcome {
+    let (what, mut standings) = match deployed.outcome.clone() {
         Outcome::Ready if !deployed.recorded => {
             events.send(Event::Info(format!(
                 "release `{}` is up to date (revision {revision}) in namespace `{}`",
@@ -320,13 +320,29 @@ async fn conclude(
         }
         return Err(Failure::message(Exit::Failed, message, hints));
     };
-    events.send(Event::Warning(format!(
+    let note = roll_back(deployer, &deployed, last_good, &mut hints).await?;
+    Err(Failure::message(
+        Exit::Failed,
+        format!("{message}\n{note}"),
+        hints,
+    ))
+}
+
+/// The automatic rollback of a failed revision to `last_good`: its recorded objects, with the
+/// Secret this run replaced (its values are stored nowhere else, but are still in memory).
+/// Returns what to add to the failure's message; an interruption or a lost server ends the run.
+async fn roll_back(
+    deployer: &Deployer<'_>,
+    deployed: &Deployed,
+    last_good: &Record,
+    hints: &mut Vec<String>,
+) -> Result<String, Failure> {
+    let revision = deployed.record.revision;
+    deployer.events.send(Event::Warning(format!(
         "revision {revision} failed; rolling back to revision {}",
         last_good.revision
     )));
-    let (mut objects, recorded_secret) = revision::recorded_objects(last_good, events);
-    // The Secret's values are stored nowhere but in the Secret; the one this run replaced is
-    // still in memory, so it goes back too.
+    let (mut objects, recorded_secret) = revision::recorded_objects(last_good, deployer.events);
     let previous_secret = deployed
         .report
         .applied
@@ -356,49 +372,37 @@ async fn conclude(
             current: None,
         })
         .await;
-    let note = match rolled_back.map(|d| d.outcome) {
+    let failed_too = format!(
+        "the rollback to revision {} failed as well",
+        last_good.revision
+    );
+    match rolled_back.map(|d| d.outcome) {
         Ok(Outcome::Ready) => {
             deployer
                 .mark(&deployed.record, RevisionStatus::RolledBack)
                 .await?;
-            format!(
+            Ok(format!(
                 "rolled back to revision {} (recorded as revision {}); it is serving",
                 last_good.revision,
                 revision + 1
-            )
+            ))
         }
-        Ok(Outcome::Interrupted(standings)) => {
-            return Err(messages::interrupted_failure(&standings));
-        }
-        Ok(Outcome::Unreachable { since, standings }) => {
-            return Err(messages::unreachable_failure(
-                &deployer.cluster.server,
-                since,
-                &standings,
-                Some(revision + 1),
-            ));
-        }
-        Ok(_) => {
+        Ok(Outcome::Interrupted(standings)) => Err(messages::interrupted_failure(&standings)),
+        Ok(Outcome::Unreachable { since, standings }) => Err(messages::unreachable_failure(
+            &deployer.cluster.server,
+            since,
+            &standings,
+            Some(revision + 1),
+        )),
+        Ok(Outcome::Failed(_) | Outcome::TimedOut(_)) => {
             hints.push(
                 "`todo-deploy status` shows the pods; `todo-deploy history` the revisions"
                     .to_owned(),
             );
-            format!(
-                "the rollback to revision {} failed as well",
-                last_good.revision
-            )
+            Ok(failed_too)
         }
-        Err(failure) => format!(
-            "the rollback to revision {} failed as well: {}",
-            last_good.revision,
-            failure.headline()
-        ),
-    };
-    Err(Failure::message(
-        Exit::Failed,
-        format!("{message}\n{note}"),
-        hints,
-    ))
+        Err(failure) => Ok(format!("{failed_too}: {}", failure.headline())),
+    }
 }
 
 /// With `--no-build`, the images as they are in the engine, so that they can be loaded; an

@@ -8,8 +8,9 @@ use std::time::Instant;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams};
 
-use crate::apply::{self, Removal};
+use crate::apply::{self, ApplyEvent, Removal};
 use crate::cli::{DownArgs, GlobalArgs};
+use crate::render::{Kind, ObjectKey};
 use bollard::Docker;
 
 use crate::cluster::{self, Cluster};
@@ -63,27 +64,7 @@ pub async fn run(
         }
         let deleted = removed?;
         if args.delete_namespace {
-            let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
-            let foreground = DeleteParams::foreground();
-            match cluster::retrying(events, "delete the namespace", || {
-                namespaces.delete(&plan.namespace, &foreground)
-            })
-            .await
-            {
-                Ok(_) => events.send(Event::Info(format!("Namespace/{} deleted", plan.namespace))),
-                Err(error) if cluster::status_code(&error) == Some(404) => {}
-                Err(error) => {
-                    return Err(Failure::message(
-                        Exit::Failed,
-                        format!(
-                            "cannot delete the namespace `{}`: {}",
-                            plan.namespace,
-                            cluster::short(&error)
-                        ),
-                        None,
-                    ));
-                }
-            }
+            delete_namespace(&cluster, &plan.namespace, events).await?;
         }
         if deleted == 0 {
             events.send(Event::Info(format!(
@@ -103,6 +84,39 @@ pub async fn run(
     .await;
     ui.finish().await;
     result
+}
+
+/// Deletes the release's namespace (foreground), if it is there.
+async fn delete_namespace(
+    cluster: &Cluster,
+    namespace: &str,
+    events: &Events,
+) -> Result<(), Failure> {
+    let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
+    let foreground = DeleteParams::foreground();
+    match cluster::retrying(events, "delete the namespace", || {
+        namespaces.delete(namespace, &foreground)
+    })
+    .await
+    {
+        Ok(_) => {
+            events.send(ApplyEvent::Removed {
+                key: ObjectKey::new(Kind::Namespace, namespace),
+                removal: Removal::Down,
+                dry_run: false,
+            });
+            Ok(())
+        }
+        Err(error) if cluster::status_code(&error) == Some(404) => Ok(()),
+        Err(error) => Err(Failure::message(
+            Exit::Failed,
+            format!(
+                "cannot delete the namespace `{namespace}`: {}",
+                cluster::short(&error)
+            ),
+            None,
+        )),
+    }
 }
 
 /// Deletes the release's objects and waits until they are gone; purges the history if asked.

@@ -63,34 +63,20 @@ pub async fn run(
     Ok(Exit::Success)
 }
 
-/// The rows as an aligned table: every column as wide as its widest cell.
+/// The rows as an aligned table, the images of a revision in one column.
 fn table(rows: &[Row]) -> String {
     let header = ["REVISION", "UPDATED", "STATUS", "IMAGES", "DESCRIPTION"];
-    let mut cells: Vec<[String; 5]> = vec![header.map(str::to_owned)];
-    for r in rows {
+    let cells = rows.iter().map(|r| {
         let images: Vec<&str> = r.images.iter().map(|i| i.reference.as_str()).collect();
-        cells.push([
+        vec![
             r.revision.to_string(),
             r.time.to_owned(),
             r.status.to_string(),
             images.join(","),
             r.description.to_owned(),
-        ]);
-    }
-    let widths: Vec<usize> = (0..header.len())
-        .map(|column| cells.iter().map(|row| row[column].len()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in &cells {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+        ]
+    });
+    crate::status::aligned(&header, cells.collect())
 }
 
 #[cfg(test)]

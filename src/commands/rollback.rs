@@ -11,7 +11,7 @@ use crate::outcome::{Exit, Failure};
 use crate::plan::Plan;
 use crate::release::{self, Record, RevisionStatus, lock};
 use crate::render::Kind;
-use crate::rollout::{self, Outcome, Problem};
+use crate::rollout::{self, Outcome, Problem, Standing};
 use crate::settings::{self, CommandFlags, Purpose};
 use crate::ui::{Event, Events, Printer, Ui};
 
@@ -68,20 +68,7 @@ async fn roll_back(
     }
     .next_after(&history);
     if let Some(live) = &live {
-        // The live Secret stays, so it is what this revision deploys.
-        let digests = release::digest_of(&live.data.clone().unwrap_or_default());
-        for manifest in &mut record.manifests {
-            if Kind::of_json(manifest) == Some(Kind::Secret) {
-                if manifest["data"] != digests {
-                    events.send(Event::Warning(format!(
-                        "the Secret `{}` changed since revision {}; its values are not kept in the history, so the current ones stay",
-                        manifest["metadata"]["name"].as_str().unwrap_or_default(),
-                        target.revision
-                    )));
-                }
-                manifest["data"] = digests.clone();
-            }
-        }
+        keep_live_secret(&mut record, live, target.revision, events);
     }
     let deployer = Deployer {
         cluster,
@@ -117,28 +104,49 @@ async fn roll_back(
             &standings,
             Some(next),
         )),
-        Outcome::Failed(mut standings) | Outcome::TimedOut(mut standings) => {
-            let values: Vec<String> = live
-                .iter()
-                .flat_map(|s| s.data.iter().flatten())
-                .map(|(_, v)| String::from_utf8_lossy(&v.0).into_owned())
-                .collect();
-            let values: Vec<&str> = values.iter().map(String::as_str).collect();
-            rollout::redact_logs(&mut standings, &values);
-            let (message, mut hints) =
-                messages::rollout_report("of the rollback failed", &standings);
-            for standing in &standings {
-                if let Some(Problem::ImageMissing { image, .. }) = &standing.problem {
-                    hints.push(format!(
-                        "the image `{image}` of revision {} is no longer on the node: check out the source it was built from and run `todo-deploy upgrade --tag {}` to build and load it again",
-                        target.revision,
-                        image.rsplit(':').next().unwrap_or("TAG")
-                    ));
-                }
-            }
-            Err(Failure::message(Exit::Failed, message, hints))
+        Outcome::Failed(standings) | Outcome::TimedOut(standings) => {
+            Err(failed(standings, live.as_ref(), target.revision))
         }
     }
+}
+
+/// The live Secret stays, so it is what the rollback's revision records: its digests replace
+/// the target's, with a warning when they differ.
+fn keep_live_secret(record: &mut Record, live: &Secret, target: u32, events: &Events) {
+    let digests = release::digest_of(&live.data.clone().unwrap_or_default());
+    for manifest in &mut record.manifests {
+        if Kind::of_json(manifest) == Some(Kind::Secret) {
+            if manifest["data"] != digests {
+                events.send(Event::Warning(format!(
+                    "the Secret `{}` changed since revision {target}; its values are not kept in the history, so the current ones stay",
+                    manifest["metadata"]["name"].as_str().unwrap_or_default(),
+                )));
+            }
+            manifest["data"] = digests.clone();
+        }
+    }
+}
+
+/// Why the rollback's rollout failed, the live Secret's values kept out of crash logs; an image
+/// the node no longer has gets the way to build it again.
+fn failed(mut standings: Vec<Standing>, live: Option<&Secret>, target: u32) -> Failure {
+    let values: Vec<String> = live
+        .iter()
+        .flat_map(|s| s.data.iter().flatten())
+        .map(|(_, v)| String::from_utf8_lossy(&v.0).into_owned())
+        .collect();
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
+    rollout::redact_logs(&mut standings, &values);
+    let (message, mut hints) = messages::rollout_report("of the rollback failed", &standings);
+    for standing in &standings {
+        if let Some(Problem::ImageMissing { image, .. }) = &standing.problem {
+            hints.push(format!(
+                "the image `{image}` of revision {target} is no longer on the node: check out the source it was built from and run `todo-deploy upgrade --tag {}` to build and load it again",
+                image.rsplit(':').next().unwrap_or("TAG")
+            ));
+        }
+    }
+    Failure::message(Exit::Failed, message, hints)
 }
 
 fn no_history() -> Failure {

@@ -192,64 +192,32 @@ pub async fn acquire(
     let api: Api<Lease> = Api::namespaced(cluster.client.clone(), namespace);
     let name = lease_name(release);
     let identity = identity();
-    let api_error = |action, source| LockError::Api {
-        action,
-        name: name.clone(),
-        source,
-    };
     let existing = cluster::retrying(events, "read the release lock", || api.get_opt(&name))
         .await
-        .map_err(|e| api_error("read", e))?;
-    let spec = LeaseSpec {
-        holder_identity: Some(identity.clone()),
-        lease_duration_seconds: Some(LEASE_SECONDS),
-        acquire_time: Some(now()),
-        renew_time: Some(now()),
-        ..Default::default()
-    };
+        .map_err(|source| LockError::Api {
+            action: "read",
+            name: name.clone(),
+            source,
+        })?;
     let taken = match existing {
         Some(lease) if is_live(&lease, jiff::Timestamp::now()) => {
             return Err(held(release, &lease));
         }
-        Some(stale) => {
-            let previous = stale
-                .spec
-                .as_ref()
-                .and_then(|s| s.holder_identity.clone())
-                .unwrap_or_default();
-            if !previous.is_empty() {
-                events.send(ReleaseEvent::LockTakenOver {
-                    previous,
-                    lease_seconds: LEASE_SECONDS,
-                });
-            }
-            let transitions = stale
-                .spec
-                .as_ref()
-                .and_then(|s| s.lease_transitions)
-                .unwrap_or(0);
-            let mut replacement = stale.clone();
-            replacement.spec = Some(LeaseSpec {
-                lease_transitions: Some(transitions + 1),
-                ..spec
-            });
-            // The stale resourceVersion makes this a compare-and-swap: a concurrent taker gets 409.
-            api.replace(&name, &PostParams::default(), &replacement)
-                .await
-        }
+        Some(stale) => take_over(&api, stale, &identity, events).await,
         None => {
             let lease = Lease {
                 metadata: ObjectMeta {
                     name: Some(name.clone()),
                     ..Default::default()
                 },
-                spec: Some(spec),
+                spec: Some(held_by(&identity)),
             };
             api.create(&PostParams::default(), &lease).await
         }
     };
     let lease = match taken {
         Ok(lease) => lease,
+        // Another run took it between our read and our write.
         Err(error) if cluster::status_code(&error) == Some(409) => {
             let winner = api.get_opt(&name).await.ok().flatten();
             return Err(winner.map_or_else(
@@ -261,7 +229,13 @@ pub async fn acquire(
                 |lease| held(release, &lease),
             ));
         }
-        Err(error) => return Err(api_error("take", error)),
+        Err(source) => {
+            return Err(LockError::Api {
+                action: "take",
+                name,
+                source,
+            });
+        }
     };
     let held = Arc::new(Mutex::new(Held {
         resource_version: lease.metadata.resource_version,
@@ -280,6 +254,43 @@ pub async fn acquire(
         held,
         renewer,
     })
+}
+
+/// A Lease spec held by `identity` from now on.
+fn held_by(identity: &str) -> LeaseSpec {
+    LeaseSpec {
+        holder_identity: Some(identity.to_owned()),
+        lease_duration_seconds: Some(LEASE_SECONDS),
+        acquire_time: Some(now()),
+        renew_time: Some(now()),
+        ..Default::default()
+    }
+}
+
+/// Replaces an expired Lease with ours. Its stale `resourceVersion` makes this a
+/// compare-and-swap: of two runs taking it over, one gets 409.
+async fn take_over(
+    api: &Api<Lease>,
+    stale: Lease,
+    identity: &str,
+    events: &Events,
+) -> Result<Lease, kube::Error> {
+    let spec = stale.spec.clone().unwrap_or_default();
+    let previous = spec.holder_identity.unwrap_or_default();
+    if !previous.is_empty() {
+        events.send(ReleaseEvent::LockTakenOver {
+            previous,
+            lease_seconds: LEASE_SECONDS,
+        });
+    }
+    let name = stale.metadata.name.clone().unwrap_or_default();
+    let mut replacement = stale;
+    replacement.spec = Some(LeaseSpec {
+        lease_transitions: Some(spec.lease_transitions.unwrap_or(0) + 1),
+        ..held_by(identity)
+    });
+    api.replace(&name, &PostParams::default(), &replacement)
+        .await
 }
 
 /// Renews the Lease until aborted; stops, and says so, if someone else took it.

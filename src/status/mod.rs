@@ -10,7 +10,7 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, ListParams};
 use serde::Serialize;
 
-pub use table::to_table;
+pub use table::{aligned, to_table};
 
 use crate::cluster::{self, Cluster};
 use crate::progress::Events;
@@ -147,46 +147,49 @@ pub enum StatusError {
     History(#[from] release::ReleaseError),
 }
 
-/// Reads everything about the release. A namespace that does not exist is "not deployed".
+/// What was read of the release's live objects.
+#[derive(Debug, Default)]
+pub struct Live {
+    pub deployments: Vec<Deployment>,
+    pub pods: Vec<Pod>,
+    pub services: Vec<Service>,
+    pub ingresses: Vec<Ingress>,
+    /// Every event of the namespace: Warnings are picked in [`report`].
+    pub events: Vec<PodEvent>,
+}
+
+/// Reads everything about the release, all at once. A namespace that does not exist is "not
+/// deployed".
 pub async fn gather(
     cluster: &Cluster,
     namespace: &str,
     release_name: &str,
     events: &Events,
 ) -> Result<StatusReport, StatusError> {
-    let history = release::settled_history(cluster, namespace, release_name, events).await?;
+    let selector = ListParams::default().labels(&labels::release_selector(release_name));
+    let everything = ListParams::default();
+    let (history, deployments, pods, services, ingresses, pod_events) = tokio::join!(
+        release::settled_history(cluster, namespace, release_name, events),
+        list(cluster, namespace, &selector, events),
+        list(cluster, namespace, &selector, events),
+        list(cluster, namespace, &selector, events),
+        list(cluster, namespace, &selector, events),
+        list(cluster, namespace, &everything, events),
+    );
     let api_error = |source| StatusError::Api {
         namespace: namespace.to_owned(),
         source,
     };
-    let selector = ListParams::default().labels(&labels::release_selector(release_name));
-    let deployments: Vec<Deployment> = list(cluster, namespace, &selector, events)
-        .await
-        .map_err(api_error)?;
-    let pods: Vec<Pod> = list(cluster, namespace, &selector, events)
-        .await
-        .map_err(api_error)?;
-    let services: Vec<Service> = list(cluster, namespace, &selector, events)
-        .await
-        .map_err(api_error)?;
-    let ingresses: Vec<Ingress> = list(cluster, namespace, &selector, events)
-        .await
-        .map_err(api_error)?;
-    // All events: Warnings are picked in `report` rather than by a field selector.
-    let pod_events: Vec<PodEvent> = list(cluster, namespace, &ListParams::default(), events)
-        .await
-        .map_err(api_error)?;
-    Ok(report(
-        release_name,
-        namespace,
-        history.last(),
-        &deployments,
-        &pods,
-        &services,
-        &ingresses,
-        &pod_events,
-        jiff::Timestamp::now(),
-    ))
+    let live = Live {
+        deployments: deployments.map_err(api_error)?,
+        pods: pods.map_err(api_error)?,
+        services: services.map_err(api_error)?,
+        ingresses: ingresses.map_err(api_error)?,
+        events: pod_events.map_err(api_error)?,
+    };
+    let history = history?;
+    let place = (release_name, namespace);
+    Ok(report(place, history.last(), &live, jiff::Timestamp::now()))
 }
 
 /// Every object of kind `K` in `namespace` that `params` selects; none if the namespace is gone.
@@ -211,133 +214,182 @@ where
     }
 }
 
-/// Builds the report from what was read: pure, so it is tested on inline objects.
-#[allow(clippy::too_many_arguments)]
-fn report(
-    release_name: &str,
-    namespace: &str,
+/// Builds the report of the release `(name, namespace)` from what was read: pure, so it is
+/// tested on inline objects.
+pub fn report(
+    (release_name, namespace): (&str, &str),
     latest: Option<&Record>,
-    deployments: &[Deployment],
-    pods: &[Pod],
-    services: &[Service],
-    ingresses: &[Ingress],
-    pod_events: &[PodEvent],
+    live: &Live,
     now: jiff::Timestamp,
 ) -> StatusReport {
-    let age = |time: Option<jiff::Timestamp>| time.map_or(0, |t| (now - t).get_seconds().max(0));
-    let event_refs: Vec<&PodEvent> = pod_events.iter().collect();
-    let deployment_infos: Vec<DeploymentInfo> = deployments
+    let event_refs: Vec<&PodEvent> = live.events.iter().collect();
+    let deployments: Vec<DeploymentInfo> = live.deployments.iter().map(deployment_info).collect();
+    let revision = latest.map(revision_info);
+    StatusReport {
+        release: release_name.to_owned(),
+        namespace: namespace.to_owned(),
+        health: health(revision.as_ref(), &deployments),
+        revision,
+        deployments,
+        pods: live
+            .pods
+            .iter()
+            .map(|pod| pod_info(pod, &event_refs, now))
+            .collect(),
+        services: live.services.iter().map(service_info).collect(),
+        ingress: live.ingresses.first().map(ingress_info),
+        warnings: warnings(&live.events, &live.pods, now),
+    }
+}
+
+/// Seconds from `time` to `now`; 0 when unknown.
+fn age(time: Option<jiff::Timestamp>, now: jiff::Timestamp) -> i64 {
+    time.map_or(0, |t| (now - t).get_seconds().max(0))
+}
+
+/// Healthy: every Deployment rolled out and available, and the latest revision deployed. Not
+/// deployed: no Deployment, and no revision or an uninstalled one.
+fn health(revision: Option<&RevisionInfo>, deployments: &[DeploymentInfo]) -> Health {
+    let uninstalled = revision.is_none_or(|r| r.status == RevisionStatus::Uninstalled);
+    let rolled_out = deployments
         .iter()
-        .map(|d| {
-            let counts = conditions::counts(d);
-            let (rollout, message) = match conditions::rollout_state(Some(d)) {
-                RolloutState::Complete => (Rollout::Complete, String::new()),
-                RolloutState::DeadlineExceeded { message } => (Rollout::Failed, message),
-                RolloutState::Progressing { waiting_for } => (Rollout::Progressing, waiting_for),
-                RolloutState::NotObserved => (
-                    Rollout::Progressing,
-                    "the new spec is not observed yet".to_owned(),
-                ),
-                RolloutState::Missing => (Rollout::Missing, String::new()),
-            };
-            DeploymentInfo {
-                name: d.metadata.name.clone().unwrap_or_default(),
-                images: d
-                    .spec
-                    .iter()
-                    .flat_map(|s| s.template.spec.iter())
-                    .flat_map(|s| s.containers.iter())
-                    .filter_map(|c| c.image.clone())
-                    .collect(),
-                desired: counts.desired,
-                updated: counts.updated,
-                ready: counts.ready,
-                available: counts.available,
-                rollout,
-                message,
-            }
-        })
-        .collect();
-    let pod_infos: Vec<PodInfo> = pods
-        .iter()
-        .map(|pod| {
-            let statuses = pod
-                .status
-                .as_ref()
-                .and_then(|s| s.container_statuses.clone())
-                .unwrap_or_default();
-            let total = pod
-                .spec
-                .as_ref()
-                .map_or(statuses.len(), |s| s.containers.len());
-            let ready = statuses.iter().filter(|c| c.ready).count();
-            let reason = if pod.metadata.deletion_timestamp.is_some() {
-                Some("terminating".to_owned())
-            } else if ready < total {
-                Some(diagnosis::diagnose(pod, &event_refs).map_or_else(
-                    || waiting_reason(pod).unwrap_or_else(|| "starting".to_owned()),
-                    |p| p.summary(),
-                ))
-            } else {
-                None
-            };
-            PodInfo {
-                name: pod.metadata.name.clone().unwrap_or_default(),
-                component: pod
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(labels::COMPONENT).cloned())
-                    .unwrap_or_default(),
-                ready: format!("{ready}/{total}"),
-                restarts: statuses.iter().map(|c| c.restart_count).sum(),
-                age_seconds: age(pod.metadata.creation_timestamp.as_ref().map(|t| t.0)),
-                phase: pod
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.phase.clone())
-                    .unwrap_or_default(),
-                reason,
-            }
-        })
-        .collect();
-    let service_infos = services
-        .iter()
-        .map(|s| {
-            let spec = s.spec.clone().unwrap_or_default();
-            ServiceInfo {
-                name: s.metadata.name.clone().unwrap_or_default(),
-                kind: spec.type_.unwrap_or_else(|| "ClusterIP".to_owned()),
-                cluster_ip: spec.cluster_ip,
-                ports: spec
-                    .ports
-                    .iter()
-                    .flatten()
-                    .map(|p| format!("{}/{}", p.port, p.protocol.as_deref().unwrap_or("TCP")))
-                    .collect(),
-            }
-        })
-        .collect();
-    let ingress = ingresses.first().map(|i| {
-        let spec = i.spec.clone().unwrap_or_default();
-        let host = spec.rules.iter().flatten().find_map(|r| r.host.clone());
-        IngressInfo {
-            name: i.metadata.name.clone().unwrap_or_default(),
-            class: spec.ingress_class_name,
-            url: format!("http://{}", host.as_deref().unwrap_or("<cluster address>")),
-            host,
-            address: i
-                .status
-                .as_ref()
-                .and_then(|s| s.load_balancer.as_ref())
-                .and_then(|lb| lb.ingress.as_ref())
-                .and_then(|list| list.first())
-                .and_then(|lb| lb.ip.clone().or_else(|| lb.hostname.clone())),
-        }
-    });
-    let mut warnings: Vec<WarningInfo> = pod_events
+        .all(|d| d.rollout == Rollout::Complete && d.available >= d.desired);
+    let deployed = revision.is_none_or(|r| r.status == RevisionStatus::Deployed);
+    match (deployments.is_empty(), uninstalled) {
+        (true, true) => Health::NotDeployed,
+        (false, _) if rolled_out && deployed => Health::Healthy,
+        _ => Health::Degraded,
+    }
+}
+
+fn revision_info(record: &Record) -> RevisionInfo {
+    RevisionInfo {
+        number: record.revision,
+        status: record.status,
+        time: record.time.clone(),
+        description: record.description.clone(),
+        images: record.images.iter().map(|i| i.reference.clone()).collect(),
+    }
+}
+
+fn deployment_info(deployment: &Deployment) -> DeploymentInfo {
+    let counts = conditions::counts(deployment);
+    let (rollout, message) = match conditions::rollout_state(Some(deployment)) {
+        RolloutState::Complete => (Rollout::Complete, String::new()),
+        RolloutState::DeadlineExceeded { message } => (Rollout::Failed, message),
+        RolloutState::Progressing { waiting_for } => (Rollout::Progressing, waiting_for),
+        RolloutState::NotObserved => (
+            Rollout::Progressing,
+            "the new spec is not observed yet".to_owned(),
+        ),
+        RolloutState::Missing => (Rollout::Missing, String::new()),
+    };
+    DeploymentInfo {
+        name: deployment.metadata.name.clone().unwrap_or_default(),
+        images: deployment
+            .spec
+            .iter()
+            .flat_map(|s| s.template.spec.iter())
+            .flat_map(|s| s.containers.iter())
+            .filter_map(|c| c.image.clone())
+            .collect(),
+        desired: counts.desired,
+        updated: counts.updated,
+        ready: counts.ready,
+        available: counts.available,
+        rollout,
+        message,
+    }
+}
+
+/// A pod, and why it is not ready when it is not.
+fn pod_info(pod: &Pod, events: &[&PodEvent], now: jiff::Timestamp) -> PodInfo {
+    let statuses = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.clone())
+        .unwrap_or_default();
+    let total = pod
+        .spec
+        .as_ref()
+        .map_or(statuses.len(), |s| s.containers.len());
+    let ready = statuses.iter().filter(|c| c.ready).count();
+    let reason = if pod.metadata.deletion_timestamp.is_some() {
+        Some("terminating".to_owned())
+    } else if ready < total {
+        Some(diagnosis::diagnose(pod, events).map_or_else(
+            || waiting_reason(pod).unwrap_or_else(|| "starting".to_owned()),
+            |p| p.summary(),
+        ))
+    } else {
+        None
+    };
+    PodInfo {
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        component: pod
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(labels::COMPONENT).cloned())
+            .unwrap_or_default(),
+        ready: format!("{ready}/{total}"),
+        restarts: statuses.iter().map(|c| c.restart_count).sum(),
+        age_seconds: age(pod.metadata.creation_timestamp.as_ref().map(|t| t.0), now),
+        phase: pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default(),
+        reason,
+    }
+}
+
+fn service_info(service: &Service) -> ServiceInfo {
+    let spec = service.spec.clone().unwrap_or_default();
+    ServiceInfo {
+        name: service.metadata.name.clone().unwrap_or_default(),
+        kind: spec.type_.unwrap_or_else(|| "ClusterIP".to_owned()),
+        cluster_ip: spec.cluster_ip,
+        ports: spec
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| format!("{}/{}", p.port, p.protocol.as_deref().unwrap_or("TCP")))
+            .collect(),
+    }
+}
+
+fn ingress_info(ingress: &Ingress) -> IngressInfo {
+    let spec = ingress.spec.clone().unwrap_or_default();
+    let host = spec.rules.iter().flatten().find_map(|r| r.host.clone());
+    IngressInfo {
+        name: ingress.metadata.name.clone().unwrap_or_default(),
+        class: spec.ingress_class_name,
+        url: format!("http://{}", host.as_deref().unwrap_or("<cluster address>")),
+        host,
+        address: ingress
+            .status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|lb| lb.ingress.as_ref())
+            .and_then(|list| list.first())
+            .and_then(|lb| lb.ip.clone().or_else(|| lb.hostname.clone())),
+    }
+}
+
+/// The newest Warning events, but none about a pod that is gone (`down` leaves its pods'
+/// events behind for an hour).
+fn warnings(events: &[PodEvent], pods: &[Pod], now: jiff::Timestamp) -> Vec<WarningInfo> {
+    let gone = |e: &&PodEvent| {
+        e.involved_object.kind.as_deref() == Some("Pod")
+            && !pods
+                .iter()
+                .any(|p| p.metadata.uid.is_some() && p.metadata.uid == e.involved_object.uid)
+    };
+    let mut warnings: Vec<WarningInfo> = events
         .iter()
         .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .filter(|e| !gone(e))
         .map(|e| {
             let last = e
                 .last_timestamp
@@ -353,48 +405,13 @@ fn report(
                 reason: e.reason.clone().unwrap_or_default(),
                 message: e.message.clone().unwrap_or_default(),
                 count: e.count.unwrap_or(1),
-                age_seconds: age(last),
+                age_seconds: age(last, now),
             }
         })
         .collect();
     warnings.sort_by_key(|w| w.age_seconds);
     warnings.truncate(WARNINGS);
-
-    let revision = latest.map(|r| RevisionInfo {
-        number: r.revision,
-        status: r.status,
-        time: r.time.clone(),
-        description: r.description.clone(),
-        images: r.images.iter().map(|i| i.reference.clone()).collect(),
-    });
-    let uninstalled = revision
-        .as_ref()
-        .is_none_or(|r| r.status == RevisionStatus::Uninstalled);
-    let health = if uninstalled && deployment_infos.is_empty() {
-        Health::NotDeployed
-    } else if !deployment_infos.is_empty()
-        && deployment_infos
-            .iter()
-            .all(|d| d.rollout == Rollout::Complete && d.available >= d.desired)
-        && revision
-            .as_ref()
-            .is_none_or(|r| r.status == RevisionStatus::Deployed)
-    {
-        Health::Healthy
-    } else {
-        Health::Degraded
-    };
-    StatusReport {
-        release: release_name.to_owned(),
-        namespace: namespace.to_owned(),
-        health,
-        revision,
-        deployments: deployment_infos,
-        pods: pod_infos,
-        services: service_infos,
-        ingress,
-        warnings,
-    }
+    warnings
 }
 
 fn waiting_reason(pod: &Pod) -> Option<String> {
@@ -422,25 +439,19 @@ spec: {replicas: 2, selector: {}, template: {spec: {containers: [{name: backend,
 status: {observedGeneration: 1, replicas: 2, updatedReplicas: 2, readyReplicas: 2, availableReplicas: 2}",
         );
         let now = jiff::Timestamp::now();
-        let healthy = report(
-            "todo",
-            "todo",
-            None,
-            std::slice::from_ref(&complete),
-            &[],
-            &[],
-            &[],
-            &[],
-            now,
-        );
+        let live = |deployments: Vec<Deployment>| Live {
+            deployments,
+            ..Live::default()
+        };
+        let healthy = report(("todo", "todo"), None, &live(vec![complete.clone()]), now);
         assert_eq!(healthy.health, Health::Healthy);
         assert_eq!(healthy.deployments[0].images, ["todo-backend:v1"]);
         let mut degraded = complete.clone();
         degraded.status.as_mut().unwrap().available_replicas = Some(1);
-        let report_degraded = report("todo", "todo", None, &[degraded], &[], &[], &[], &[], now);
+        let report_degraded = report(("todo", "todo"), None, &live(vec![degraded]), now);
         assert_eq!(report_degraded.health, Health::Degraded);
         assert_eq!(report_degraded.deployments[0].rollout, Rollout::Progressing);
-        let absent = report("todo", "todo", None, &[], &[], &[], &[], &[], now);
+        let absent = report(("todo", "todo"), None, &live(Vec::new()), now);
         assert_eq!(absent.health, Health::NotDeployed);
     }
 
@@ -456,17 +467,11 @@ status:
   - {name: backend, ready: false, restartCount: 0, image: x, imageID: "", state: {waiting: {reason: ErrImageNeverPull, message: not present}}}
 "#,
         );
-        let report = report(
-            "todo",
-            "todo",
-            None,
-            &[],
-            &[pod],
-            &[],
-            &[],
-            &[],
-            jiff::Timestamp::now(),
-        );
+        let live = Live {
+            pods: vec![pod],
+            ..Live::default()
+        };
+        let report = report(("todo", "todo"), None, &live, jiff::Timestamp::now());
         let info = &report.pods[0];
         assert_eq!(info.ready, "0/1");
         assert_eq!(info.component, "backend");
@@ -477,5 +482,33 @@ status:
                 .contains("ErrImageNeverPull"),
             "{info:?}"
         );
+    }
+
+    #[test]
+    fn an_uninstalled_release_is_not_deployed_and_gone_pods_leave_no_warnings() {
+        let uninstalled = RevisionInfo {
+            number: 11,
+            status: RevisionStatus::Uninstalled,
+            time: "t".into(),
+            description: "Uninstall complete".into(),
+            images: Vec::new(),
+        };
+        assert_eq!(health(Some(&uninstalled), &[]), Health::NotDeployed);
+        let deployed = RevisionInfo {
+            status: RevisionStatus::Deployed,
+            ..uninstalled.clone()
+        };
+        assert_eq!(health(Some(&deployed), &[]), Health::Degraded);
+        let event: PodEvent = yaml(
+            "metadata: {name: e}
+involvedObject: {kind: Pod, name: backend-1, uid: gone}
+type: Warning
+reason: Unhealthy
+message: probe failed",
+        );
+        let now = jiff::Timestamp::now();
+        assert!(warnings(std::slice::from_ref(&event), &[], now).is_empty());
+        let pod: Pod = yaml("metadata: {name: backend-1, uid: gone}");
+        assert_eq!(warnings(&[event], &[pod], now).len(), 1);
     }
 }
