@@ -115,7 +115,7 @@ pub struct DeployArgs {
 
     /// How images reach the cluster (default: the config's `cluster.loader`).
     #[arg(long, value_enum, value_name = "LOADER")]
-    pub loader: Option<LoaderArg>,
+    pub loader: Option<LoaderKind>,
 
     /// Keep a failed upgrade in place instead of rolling back.
     #[arg(long)]
@@ -128,33 +128,6 @@ pub struct DeployArgs {
     /// How many revisions to keep in the release history (default: `rollout.historyMax`, 10).
     #[arg(long, value_name = "N")]
     pub history_max: Option<u32>,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LoaderArg {
-    Auto,
-    Minikube,
-    Kind,
-    K3d,
-    Containerd,
-    Docker,
-    Registry,
-    None,
-}
-
-impl From<LoaderArg> for LoaderKind {
-    fn from(arg: LoaderArg) -> Self {
-        match arg {
-            LoaderArg::Auto => LoaderKind::Auto,
-            LoaderArg::Minikube => LoaderKind::Minikube,
-            LoaderArg::Kind => LoaderKind::Kind,
-            LoaderArg::K3d => LoaderKind::K3d,
-            LoaderArg::Containerd => LoaderKind::Containerd,
-            LoaderArg::Docker => LoaderKind::Docker,
-            LoaderArg::Registry => LoaderKind::Registry,
-            LoaderArg::None => LoaderKind::None,
-        }
-    }
 }
 
 #[derive(Debug, Args)]

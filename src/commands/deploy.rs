@@ -46,14 +46,14 @@ pub async fn run(
     let flags = CommandFlags {
         tag: args.tag.as_deref(),
         timeout: args.timeout.as_deref(),
-        loader: args.loader.map(Into::into),
+        loader: args.loader,
         history_max: args.history_max,
     };
     let plan = settings::resolve(global, &flags, Purpose::Deploy, env)?;
-    let ui = Ui::start(printer);
-    let result = pipeline(&plan, args, mode, env, &ui.events, printer).await;
-    ui.finish().await;
-    result
+    Ui::around(printer, async |events| {
+        pipeline(&plan, args, mode, env, events, printer).await
+    })
+    .await
 }
 
 async fn pipeline(
@@ -202,15 +202,7 @@ async fn release(
     let namespace = std::slice::from_ref(shipped.namespace);
     let namespace = apply::apply(cluster, &plan.namespace, namespace, options, events).await?;
     let lock = lock::acquire(cluster, &plan.namespace, &plan.release, events).await?;
-    let deployer = Deployer {
-        cluster,
-        namespace: &plan.namespace,
-        release: &plan.release,
-        timeout: plan.timeout,
-        history_max: plan.history_max,
-        force_conflicts: args.force_conflicts,
-        events,
-    };
+    let deployer = Deployer::new(cluster, plan, args.force_conflicts, events);
     let result = async {
         // Read again under the lock: another run may have deployed since the first look.
         let history = release::history(cluster, &plan.namespace, &plan.release, events).await?;

@@ -34,10 +34,8 @@ pub async fn run(
         ..Default::default()
     };
     let plan = settings::resolve(global, &flags, Purpose::Inspect, &|_| None)?;
-    let ui = Ui::start(printer);
-    let events = &ui.events;
     let started = Instant::now();
-    let result = async {
+    Ui::around(printer, async |events| {
         // Everything that can fail without changing anything comes first.
         let docker = match args.prune_images {
             true => Some(docker::connect(env).await?),
@@ -80,10 +78,8 @@ pub async fn run(
             )));
         }
         Ok(Exit::Success)
-    }
-    .await;
-    ui.finish().await;
-    result
+    })
+    .await
 }
 
 /// Deletes the release's namespace (foreground), if it is there.

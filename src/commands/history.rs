@@ -40,11 +40,10 @@ pub async fn run(
     args: &StatusArgs,
     printer: &Printer,
 ) -> Result<Exit, Failure> {
-    let ui = Ui::start(printer);
-    let result = async {
-        let (plan, cluster) = super::plan_and_cluster(global, &ui.events).await?;
+    let result = Ui::around(printer, async |events| {
+        let (plan, cluster) = super::plan_and_cluster(global, events).await?;
         let records =
-            release::settled_history(&cluster, &plan.namespace, &plan.release, &ui.events).await?;
+            release::settled_history(&cluster, &plan.namespace, &plan.release, events).await?;
         let rows: Vec<Row> = records.iter().map(Row::from).collect();
         let text = match args.output {
             OutputFormat::Json => super::to_json(&rows)?,
@@ -56,9 +55,8 @@ pub async fn run(
             OutputFormat::Table => table(&rows),
         };
         Ok::<_, Failure>(text)
-    }
+    })
     .await;
-    ui.finish().await;
     printer.data(&result?);
     Ok(Exit::Success)
 }

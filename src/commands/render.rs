@@ -23,6 +23,8 @@ pub fn run(
     } else {
         SecretDisplay::Masked
     };
-    printer.data(&render::to_yaml(&manifests.all(), display));
+    let yaml = render::to_yaml(&manifests.all(), display)
+        .map_err(|error| Failure::new(Exit::Failed, error, None))?;
+    printer.data(&yaml);
     Ok(Exit::Success)
 }

@@ -28,6 +28,26 @@ pub struct Deployer<'a> {
     pub events: &'a Events,
 }
 
+impl<'a> Deployer<'a> {
+    /// Deploys the plan's release into `cluster`.
+    pub fn new(
+        cluster: &'a Cluster,
+        plan: &'a crate::plan::Plan,
+        force_conflicts: bool,
+        events: &'a Events,
+    ) -> Self {
+        Deployer {
+            cluster,
+            namespace: &plan.namespace,
+            release: &plan.release,
+            timeout: plan.timeout,
+            history_max: plan.history_max,
+            force_conflicts,
+            events,
+        }
+    }
+}
+
 /// A deployed revision and how its rollout ended.
 pub struct Deployed {
     pub record: Record,

@@ -28,9 +28,7 @@ pub async fn run(
         ..Default::default()
     };
     let plan = settings::resolve(global, &flags, Purpose::Inspect, &|_| None)?;
-    let ui = Ui::start(printer);
-    let events = &ui.events;
-    let result = async {
+    Ui::around(printer, async |events| {
         let cluster = cluster::connect(&plan.cluster, events).await?;
         let lock = match lock::acquire(&cluster, &plan.namespace, &plan.release, events).await {
             Ok(lock) => lock,
@@ -44,10 +42,8 @@ pub async fn run(
         let result = roll_back(&cluster, &plan, args, events).await;
         lock.release().await;
         result
-    }
-    .await;
-    ui.finish().await;
-    result
+    })
+    .await
 }
 
 /// Deploys the chosen revision again; the caller holds the lock.
@@ -70,15 +66,7 @@ async fn roll_back(
     if let Some(live) = &live {
         keep_live_secret(&mut record, live, target.revision, events);
     }
-    let deployer = Deployer {
-        cluster,
-        namespace: &plan.namespace,
-        release: &plan.release,
-        timeout: plan.timeout,
-        history_max: plan.history_max,
-        force_conflicts: false,
-        events,
-    };
+    let deployer = Deployer::new(cluster, plan, false, events);
     let next = record.revision;
     let deployed = deployer
         .deploy(Revision {

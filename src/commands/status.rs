@@ -11,10 +11,9 @@ pub async fn run(
     args: &StatusArgs,
     printer: &Printer,
 ) -> Result<Exit, Failure> {
-    let ui = Ui::start(printer);
-    let result = async {
-        let (plan, cluster) = super::plan_and_cluster(global, &ui.events).await?;
-        status::gather(&cluster, &plan.namespace, &plan.release, &ui.events)
+    let result = Ui::around(printer, async |events| {
+        let (plan, cluster) = super::plan_and_cluster(global, events).await?;
+        status::gather(&cluster, &plan.namespace, &plan.release, events)
             .await
             .map_err(|error| {
                 Failure::new(
@@ -23,9 +22,8 @@ pub async fn run(
                     Some("check that you may read the namespace (`kubectl auth can-i list pods -n NAMESPACE`)".to_owned()),
                 )
             })
-    }
+    })
     .await;
-    ui.finish().await;
     let report = result?;
     let text = match args.output {
         OutputFormat::Table => status::to_table(&report),

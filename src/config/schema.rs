@@ -65,7 +65,8 @@ pub struct ClusterConfig {
     pub registry: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+/// How images get to the nodes: `cluster.loader` in the config, `--loader` on the command line.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum LoaderKind {
     /// Pick from the kube context: Minikube, kind, k3d, or a shared Docker daemon.

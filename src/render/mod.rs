@@ -234,9 +234,12 @@ pub const MASK: &str = "***";
 
 /// The manifests as multi-document YAML. Masked Secrets carry `stringData` placeholders instead
 /// of `data`, so the output stays valid for `kubectl --dry-run=client` and shows no value.
-pub fn to_yaml(manifests: &[Manifest], secrets: SecretDisplay) -> String {
-    fn yaml<T: Serialize>(object: &T) -> String {
-        serde_saphyr::to_string(object).unwrap_or_default()
+pub fn to_yaml(
+    manifests: &[Manifest],
+    secrets: SecretDisplay,
+) -> Result<String, serde_saphyr::ser::Error> {
+    fn yaml<T: Serialize>(object: &T) -> Result<String, serde_saphyr::ser::Error> {
+        serde_saphyr::to_string(object)
     }
     let mut out = String::new();
     for manifest in manifests {
@@ -257,10 +260,10 @@ pub fn to_yaml(manifests: &[Manifest], secrets: SecretDisplay) -> String {
             Manifest::HorizontalPodAutoscaler(o) => yaml(o),
             Manifest::PodDisruptionBudget(o) => yaml(o),
             Manifest::NetworkPolicy(o) => yaml(o),
-        };
+        }?;
         out.push_str(&text);
     }
-    out
+    Ok(out)
 }
 
 /// Replaces a Secret's `data` with `stringData` placeholders, keeping the key names.

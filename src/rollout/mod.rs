@@ -87,6 +87,16 @@ struct Stores {
     events: Store<PodEvent>,
 }
 
+impl Stores {
+    /// Completes once the Deployments, ReplicaSets and pods have been listed. Events only
+    /// explain: a cluster that will not list them must not keep the wait from ending.
+    async fn listed(&self) {
+        let _ = self.deployments.wait_until_ready().await;
+        let _ = self.replica_sets.wait_until_ready().await;
+        let _ = self.pods.wait_until_ready().await;
+    }
+}
+
 /// Waits until the target's Deployments are rolled out, one fails, the timeout passes or
 /// `cancel` completes. A server that cannot be reached is waited for until the timeout.
 pub async fn wait(
@@ -101,14 +111,8 @@ pub async fn wait(
     let _driver = AbortOnDrop(driver);
     tokio::pin!(cancel);
 
-    // Events only explain: a cluster that will not list them must not keep the wait from ending.
-    let ready = async {
-        let _ = stores.deployments.wait_until_ready().await;
-        let _ = stores.replica_sets.wait_until_ready().await;
-        let _ = stores.pods.wait_until_ready().await;
-    };
     tokio::select! {
-        _ = ready => {}
+        () = stores.listed() => {}
         _ = tokio::time::sleep_until(deadline) => {
             return Outcome::TimedOut(standings(&stores, target));
         }
@@ -508,13 +512,8 @@ pub async fn wait_gone(
         left.sort();
         left
     };
-    let ready = async {
-        let _ = stores.deployments.wait_until_ready().await;
-        let _ = stores.replica_sets.wait_until_ready().await;
-        let _ = stores.pods.wait_until_ready().await;
-    };
     tokio::select! {
-        _ = ready => {}
+        () = stores.listed() => {}
         _ = tokio::time::sleep_until(deadline) => return Gone::TimedOut(remaining(&stores)),
         _ = &mut cancel => return Gone::Interrupted(remaining(&stores)),
     }

@@ -141,6 +141,15 @@ impl Ui {
         Ui { events, task }
     }
 
+    /// Runs `work` with a UI that draws what it reports, and returns once all of it is drawn:
+    /// how every command that reports progress runs.
+    pub async fn around<T>(printer: &Printer, work: impl AsyncFnOnce(&Events) -> T) -> T {
+        let ui = Ui::start(printer);
+        let result = work(&ui.events).await;
+        ui.finish().await;
+        result
+    }
+
     /// Waits until every event sent so far is drawn.
     pub async fn finish(self) {
         drop(self.events);

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 
 use crate::support::SECRETS;
-use crate::support::cluster::{App, Env, patient};
+use crate::support::cluster::{App, Env, behavior, patient};
 use crate::support::running::Running;
 
 /// Probes that tolerate a slow start: a slow app is not a failing one.
@@ -449,35 +449,45 @@ async fn a_cut_watch_is_resumed() {
     let Some(standin) = env.standin_only("cutting watches") else {
         return;
     };
+    env.provide(App::Healthy, &[]).await;
     for image in env.images(&[]).await {
-        let port = if image.contains("frontend") {
-            3000
-        } else {
-            8000
+        let service = match image.contains("frontend") {
+            true => "frontend",
+            false => "backend",
         };
-        standin.node_images().add_image(
-            &image,
-            k8s_standin::Behavior::SlowStart {
-                delay_secs: 40.0,
-                then: Box::new(k8s_standin::Behavior::serve(
-                    &["/", "/api/health", "/api/health/live"],
-                    port,
-                )),
-            },
-        );
+        let then = Box::new(behavior(App::Healthy, service));
+        let slow = k8s_standin::Behavior::SlowStart {
+            delay_secs: 40.0,
+            then,
+        };
+        standin.node_images().add_image(&image, slow);
     }
-    let child = env.command(&patient(&["up", "-v"])).output();
-    let cutter = async {
-        tokio::time::sleep(Duration::from_millis(800)).await;
-        standin.cut_watches();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        standin.cut_watches();
-    };
-    let (output, ()) = tokio::join!(child, cutter);
-    let output = output.unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("is ready"), "{stderr}");
+    // Cut every watch once the wait has them open. The pods become ready only after the cut,
+    // so a run that sees them ready has resumed its watches (the kube watcher re-watches a
+    // stream that ends without an error, so nothing says so on the terminal).
+    let mut run = Running::start(env.command(&patient(&["up", "-v"])));
+    run.until_line(|l| l.starts_with("rollout backend:")).await;
+    standin.cut_watches();
+    let cut = std::time::Instant::now();
+    let run = run.finish().await;
+    run.expect_code(0);
+    assert!(run.stderr.contains("is ready"), "{}", run.stderr);
+    let first_ready = standin
+        .pod_history()
+        .into_iter()
+        .filter(|record| record.ready)
+        .map(|record| record.at)
+        .min()
+        .expect("pods became ready");
+    assert!(
+        first_ready > cut,
+        "the pods became ready after the cut, so the run saw it through resumed watches"
+    );
+    assert!(
+        !run.stderr.contains("lost the connection"),
+        "a cut watch is not a lost server: {}",
+        run.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
