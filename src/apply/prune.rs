@@ -50,46 +50,62 @@ pub async fn delete_release(
 ) -> Result<Vec<Pruned>, ApplyError> {
     let dry_run = params.dry_run;
     let selector = labels::release_selector(release);
+    let api = |kind: Kind| -> Api<DynamicObject> {
+        Api::namespaced_with(cluster.client.clone(), namespace, &kind.resource())
+    };
+    // Every kind is listed at once; the deletes then go in order, dependents first.
+    let lists = Kind::namespaced_in_delete_order().map(|kind| {
+        let (api, list) = (api(kind), ListParams::default().labels(&selector));
+        async move {
+            cluster::retrying(events, &format!("list {kind}s"), || api.list(&list))
+                .await
+                .map(|listed| (kind, listed.items))
+                .map_err(|source| ApplyError::Api {
+                    action: "list",
+                    object: format!("{kind}s"),
+                    source,
+                })
+        }
+    });
+    let listed = futures::future::try_join_all(lists).await?;
     let mut pruned = Vec::new();
-    for kind in Kind::namespaced_in_delete_order() {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(cluster.client.clone(), namespace, &kind.resource());
-        let list = ListParams::default().labels(&selector);
-        let listed = cluster::retrying(events, &format!("list {kind}s"), || api.list(&list))
-            .await
-            .map_err(|source| ApplyError::Api {
-                action: "list",
-                object: format!("{kind}s"),
-                source,
-            })?;
-        for object in listed.items {
+    for (kind, objects) in listed {
+        for object in objects {
             let key = ObjectKey::new(kind, object.metadata.name.clone().unwrap_or_default());
             if keep.contains(&key) || object.metadata.deletion_timestamp.is_some() {
                 continue;
             }
-            let (name, label) = (key.name.clone(), key.to_string());
-            let deleted = cluster::retrying(events, &format!("delete {label}"), || {
-                api.delete(&name, params)
-            })
-            .await;
-            match deleted {
-                Ok(_) => {}
-                Err(error) if cluster::status_code(&error) == Some(404) => continue,
-                Err(source) => {
-                    return Err(ApplyError::Api {
-                        action: "delete",
-                        object: label,
-                        source,
-                    });
-                }
+            if delete(&api(kind), &key, params, events).await? {
+                events.send(ApplyEvent::Removed {
+                    key: key.clone(),
+                    removal,
+                    dry_run,
+                });
+                pruned.push(key);
             }
-            events.send(ApplyEvent::Removed {
-                key: key.clone(),
-                removal,
-                dry_run,
-            });
-            pruned.push(key);
         }
     }
     Ok(pruned)
+}
+
+/// Deletes one object; `false` when it was gone already.
+async fn delete(
+    api: &Api<DynamicObject>,
+    key: &ObjectKey,
+    params: &DeleteParams,
+    events: &Events,
+) -> Result<bool, ApplyError> {
+    let deleted = cluster::retrying(events, &format!("delete {key}"), || {
+        api.delete(&key.name, params)
+    })
+    .await;
+    match deleted {
+        Ok(_) => Ok(true),
+        Err(error) if cluster::status_code(&error) == Some(404) => Ok(false),
+        Err(source) => Err(ApplyError::Api {
+            action: "delete",
+            object: key.to_string(),
+            source,
+        }),
+    }
 }

@@ -122,14 +122,8 @@ impl Deployer<'_> {
         }
         record.status = status_after(&outcome);
         record.description = describe(&record.description, &outcome);
-        // The record first: whatever fails after it, the history says what is deployed.
-        release::update(self.cluster, self.namespace, &record, self.events).await?;
-        if outcome == Outcome::Ready {
-            // Only a revision that rolled out may take away what the previous one had.
-            report.pruned = self.prune(objects, also_keep).await?;
-            self.supersede(record.revision).await?;
-        }
-        self.trim().await?;
+        let ready = outcome == Outcome::Ready;
+        report.pruned = self.finish(&record, ready, objects, also_keep).await?;
         Ok(Deployed {
             record,
             report,
@@ -154,8 +148,7 @@ impl Deployer<'_> {
             if !report.pruned.is_empty() {
                 record.status = RevisionStatus::Deployed;
                 release::create(self.cluster, self.namespace, &record, self.events).await?;
-                self.supersede(record.revision).await?;
-                self.trim().await?;
+                self.settle(record.revision, true).await?;
                 recorded = true;
             }
         }
@@ -196,32 +189,62 @@ impl Deployer<'_> {
         Ok(pruned)
     }
 
-    /// Marks every other deployed revision superseded.
-    async fn supersede(&self, current: u32) -> Result<(), Failure> {
+    /// After the wait, all at once (none depends on another, so the user waits one round
+    /// trip, not one per step): the record says how the revision ended; a revision that rolled
+    /// out prunes what it no longer has and supersedes the one it replaces; the history is
+    /// trimmed to `historyMax`. Returns what was pruned.
+    async fn finish(
+        &self,
+        record: &Record,
+        ready: bool,
+        objects: &[Object],
+        also_keep: Option<ObjectKey>,
+    ) -> Result<Vec<apply::Pruned>, Failure> {
+        let prune = async {
+            match ready {
+                true => self.prune(objects, also_keep).await,
+                false => Ok(Vec::new()),
+            }
+        };
+        let (updated, pruned, settled) = tokio::join!(
+            release::update(self.cluster, self.namespace, record, self.events),
+            prune,
+            self.settle(record.revision, ready),
+        );
+        updated?;
+        settled?;
+        pruned
+    }
+
+    /// Trims the history to `historyMax` and, when `current` rolled out, marks every other
+    /// deployed revision superseded: one read, then every write at once.
+    async fn settle(&self, current: u32, ready: bool) -> Result<(), Failure> {
         let history =
             release::history(self.cluster, self.namespace, self.release, self.events).await?;
-        for mut older in history {
-            if older.revision != current && older.status == RevisionStatus::Deployed {
-                older.status = RevisionStatus::Superseded;
-                release::update(self.cluster, self.namespace, &older, self.events).await?;
-            }
-        }
+        let excess = history.len().saturating_sub(self.history_max as usize);
+        let (old, kept) = history.split_at(excess);
+        let superseded =
+            kept.iter()
+                .filter(|r| ready && r.revision != current && r.status == RevisionStatus::Deployed)
+                .map(|older| {
+                    let mut older = older.clone();
+                    older.status = RevisionStatus::Superseded;
+                    async move {
+                        release::update(self.cluster, self.namespace, &older, self.events).await
+                    }
+                });
+        let (trimmed, superseded) = tokio::join!(
+            release::trim(self.cluster, self.namespace, old, 0, self.events),
+            futures::future::try_join_all(superseded),
+        );
+        trimmed?;
+        superseded?;
         Ok(())
     }
 
-    /// Keeps the newest `historyMax` revisions, whatever the outcome.
+    /// Keeps the newest `historyMax` revisions.
     async fn trim(&self) -> Result<(), Failure> {
-        let history =
-            release::history(self.cluster, self.namespace, self.release, self.events).await?;
-        release::trim(
-            self.cluster,
-            self.namespace,
-            &history,
-            self.history_max as usize,
-            self.events,
-        )
-        .await
-        .map_err(Into::into)
+        self.settle(0, false).await
     }
 
     /// Changes a revision's status (a failed one that was rolled back).

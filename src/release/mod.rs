@@ -190,7 +190,7 @@ pub async fn update(
     })
 }
 
-/// Deletes the oldest revisions beyond `keep`.
+/// Deletes the oldest revisions beyond `keep`, all at once.
 pub async fn trim(
     cluster: &Cluster,
     namespace: &str,
@@ -201,21 +201,23 @@ pub async fn trim(
     let api = api(cluster, namespace);
     let excess = records.len().saturating_sub(keep);
     let params = DeleteParams::default();
-    for record in &records[..excess] {
+    let deletes = records[..excess].iter().map(|record| {
         let name = record_name(&record.release, record.revision);
-        match cluster::retrying(events, "trim the history", || api.delete(&name, &params)).await {
-            Ok(_) => {}
-            Err(error) if cluster::status_code(&error) == Some(404) => {}
-            Err(source) => {
-                return Err(ReleaseError::Api {
+        let (api, params) = (&api, &params);
+        async move {
+            match cluster::retrying(events, "trim the history", || api.delete(&name, params)).await
+            {
+                Ok(_) => Ok(()),
+                Err(error) if cluster::status_code(&error) == Some(404) => Ok(()),
+                Err(source) => Err(ReleaseError::Api {
                     action: "trim",
                     namespace: namespace.to_owned(),
                     source,
-                });
+                }),
             }
         }
-    }
-    Ok(())
+    });
+    futures::future::try_join_all(deletes).await.map(|_| ())
 }
 
 /// Marks every pending revision failed (abandoned): called by a run that holds the lock, so no
