@@ -4,6 +4,7 @@
 
 pub mod diff;
 pub mod events;
+mod owners;
 mod prune;
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -54,12 +55,13 @@ impl ApplyReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conflict {
     pub field: String,
-    pub manager: String,
+    /// Who owns it (usually one manager).
+    pub managers: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    #[error("{object}: {} owned by another field manager: {}", if conflicts.len() == 1 { "a field is" } else { "fields are" }, conflicts.iter().map(|c| format!("`{}` (by `{}`)", c.field, c.manager)).collect::<Vec<_>>().join(", "))]
+    #[error("{object}: {} owned by another field manager: {}", if conflicts.len() == 1 { "a field is" } else { "fields are" }, conflicts.iter().map(|c| format!("`{}` (by {})", c.field, quoted(&c.managers))).collect::<Vec<_>>().join(", "))]
     Conflict {
         object: String,
         conflicts: Vec<Conflict>,
@@ -81,7 +83,8 @@ impl crate::outcome::Diagnose for ApplyError {
     fn hint(&self) -> Option<String> {
         match self {
             ApplyError::Conflict { conflicts, .. } => {
-                let managers: Vec<String> = conflicts.iter().map(|c| format!("`{}`", c.manager)).collect();
+                let mut managers: Vec<String> = conflicts.iter().flat_map(|c| c.managers.iter()).map(|m| format!("`{m}`")).collect();
+                managers.dedup();
                 Some(format!(
                     "someone changed it with {} (e.g. `kubectl edit` or `kubectl scale`); run again with `--force-conflicts` to take the field back, or drop it from the config",
                     managers.join(", ")
@@ -272,7 +275,7 @@ async fn write(
         api.patch(object.name(), &params, &patch)
     })
     .await
-    .map_err(|error| explain(&label, error))?;
+    .map_err(|error| explain(&label, before.as_ref(), error))?;
     let change = match &before {
         None => Change::Created,
         Some(live) if diff::normalized(live) == diff::normalized(&after) => Change::Unchanged,
@@ -286,8 +289,16 @@ async fn write(
     })
 }
 
-/// Turns an apply error into what the user needs to know.
-fn explain(object: &str, error: kube::Error) -> ApplyError {
+/// `` `a`, `b` ``.
+fn quoted(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    quoted.join(", ")
+}
+
+/// Turns an apply error into what the user needs to know. A conflict's managers are read from
+/// the live object's `managedFields`; only when it does not say (it changed since the read) from
+/// the cause's message, the one place the Status names them.
+fn explain(object: &str, live: Option<&DynamicObject>, error: kube::Error) -> ApplyError {
     let kube::Error::Api(status) = &error else {
         return ApplyError::Api {
             action: "apply",
@@ -307,9 +318,18 @@ fn explain(object: &str, error: kube::Error) -> ApplyError {
                 conflicts: causes
                     .iter()
                     .filter(|c| c.reason == "FieldManagerConflict")
-                    .map(|c| Conflict {
-                        field: c.field.clone(),
-                        manager: c.message.split('"').nth(1).unwrap_or(&c.message).to_owned(),
+                    .map(|c| {
+                        let owners = live.map(|l| owners::owners(l, &c.field, FIELD_MANAGER));
+                        let managers = match owners.filter(|o| !o.is_empty()) {
+                            Some(owners) => owners,
+                            None => {
+                                vec![c.message.split('"').nth(1).unwrap_or(&c.message).to_owned()]
+                            }
+                        };
+                        Conflict {
+                            field: c.field.clone(),
+                            managers,
+                        }
                     })
                     .collect(),
             }
