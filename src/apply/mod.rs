@@ -4,6 +4,7 @@
 
 pub mod diff;
 pub mod events;
+pub mod namespace;
 mod owners;
 mod prune;
 
@@ -26,6 +27,9 @@ pub struct ApplyOptions {
     pub dry_run: bool,
     /// Take ownership of fields other managers own (`force=true`).
     pub force_conflicts: bool,
+    /// In a dry run, the release's namespace does not exist yet: the server cannot dry-run
+    /// objects into it, so they are reported as created without asking it.
+    pub namespace_missing: bool,
 }
 
 /// One applied object: what it was before, what the server made of it.
@@ -70,6 +74,8 @@ pub enum ApplyError {
     Rejected { object: String, message: String },
     #[error("{object}: the namespace is being deleted")]
     NamespaceTerminating { object: String },
+    #[error("the namespace `{namespace}` does not exist, and these credentials may not create it")]
+    NamespaceForbidden { namespace: String },
     #[error("cannot {action} {object}")]
     Api {
         action: &'static str,
@@ -94,6 +100,9 @@ impl crate::outcome::Diagnose for ApplyError {
                 "fix the value in the config; `todo-deploy render` shows the manifest that was sent"
                     .to_owned(),
             ),
+            ApplyError::NamespaceForbidden { namespace } => Some(format!(
+                "ask a cluster admin to create it (`kubectl create namespace {namespace}`) and give you a role in it, or deploy into a namespace you may use (`--namespace`)"
+            )),
             ApplyError::NamespaceTerminating { .. } => Some(
                 "wait until the namespace is gone (`kubectl get ns`), then run again".to_owned(),
             ),
@@ -165,8 +174,9 @@ fn level(kind: Kind) -> u8 {
     }
 }
 
-/// Applies `objects`: every live object is read at once, then each dependency level is applied
-/// at once, level after level. Stops after the first level with an error: later objects depend
+/// Applies `objects` (the objects in the release's namespace; the Namespace itself is
+/// [`namespace::ensure`]'s): every live object is read at once, then each dependency level is
+/// applied at once, level after level. Stops after the first level with an error: later objects depend
 /// on earlier ones. The report lists the objects in the order given.
 pub async fn apply(
     cluster: &Cluster,
@@ -175,26 +185,16 @@ pub async fn apply(
     options: ApplyOptions,
     events: &Events,
 ) -> Result<ApplyReport, ApplyError> {
-    let reads = objects
-        .iter()
-        .map(|object| read(cluster, namespace, object, events));
-    let befores = futures::future::try_join_all(reads).await?;
-    if let Some(terminating) = objects.iter().zip(&befores).find(|(object, before)| {
-        object.kind() == Kind::Namespace
-            && before
-                .as_ref()
-                .is_some_and(|ns| ns.data["status"]["phase"].as_str() == Some("Terminating"))
-    }) {
-        return Err(ApplyError::NamespaceTerminating {
-            object: terminating.0.to_string(),
-        });
-    }
-    // The server cannot dry-run into a namespace that does not exist yet.
-    let namespace_missing = options.dry_run
-        && objects
-            .iter()
-            .zip(&befores)
-            .any(|(object, before)| object.kind() == Kind::Namespace && before.is_none());
+    let namespace_missing = options.dry_run && options.namespace_missing;
+    let befores = match namespace_missing {
+        true => vec![None; objects.len()],
+        false => {
+            let reads = objects
+                .iter()
+                .map(|object| read(cluster, namespace, object, events));
+            futures::future::try_join_all(reads).await?
+        }
+    };
     let mut pending: Vec<(&Object, Option<DynamicObject>)> = objects.iter().zip(befores).collect();
     pending.sort_by_key(|(object, _)| level(object.kind()));
     let mut applied: Vec<Applied> = Vec::with_capacity(objects.len());

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::apply::{self, ApplyOptions, Object};
+use crate::apply::{self, ApplyOptions, Change, Object};
 use bollard::Docker;
 
 use crate::build::{self, BuildOptions, BuiltImage};
@@ -70,9 +70,11 @@ async fn pipeline(
     let objects: Vec<Object> = rendered.objects.iter().map(Object::from_manifest).collect();
     let namespace = Object::from_manifest(&Manifest::Namespace(rendered.namespace.clone()));
     if dry_run {
-        let mut all = vec![namespace];
-        all.extend(objects);
-        return dry(&checked.cluster, plan, &all, args, mode, events, printer).await;
+        let cluster = &checked.cluster;
+        return dry(
+            cluster, plan, &namespace, &objects, args, mode, events, printer,
+        )
+        .await;
     }
     lock::check(&checked.cluster, &plan.namespace, &plan.release, events).await?;
     let built = ship(plan, args, env, &checked, events).await?;
@@ -199,8 +201,7 @@ async fn release(
 ) -> Result<Exit, Failure> {
     // The lock lives in the namespace, so the namespace comes first.
     let options = ApplyOptions::default();
-    let namespace = std::slice::from_ref(shipped.namespace);
-    let namespace = apply::apply(cluster, &plan.namespace, namespace, options, events).await?;
+    let namespace = apply::namespace::ensure(cluster, shipped.namespace, options, events).await?;
     let lock = lock::acquire(cluster, &plan.namespace, &plan.release, events).await?;
     let deployer = Deployer::new(cluster, plan, args.force_conflicts, events);
     let result = async {
@@ -216,7 +217,7 @@ async fn release(
                 record,
                 objects: shipped.objects,
                 also_keep: None,
-                applied_before: namespace.applied,
+                applied_before: vec![namespace],
                 current,
             })
             .await?;
@@ -437,17 +438,22 @@ fn images(plan: &Plan, built: &[BuiltImage]) -> Vec<ImageRecord> {
 async fn dry(
     cluster: &Cluster,
     plan: &Plan,
+    namespace: &Object,
     objects: &[Object],
     args: &DeployArgs,
     mode: Mode,
     events: &Events,
     printer: &Printer,
 ) -> Result<Exit, Failure> {
-    let options = ApplyOptions {
+    let mut options = ApplyOptions {
         dry_run: true,
         force_conflicts: args.force_conflicts,
+        namespace_missing: false,
     };
+    let namespace = apply::namespace::ensure(cluster, namespace, options, events).await?;
+    options.namespace_missing = namespace.change == Change::Created;
     let mut report = apply::apply(cluster, &plan.namespace, objects, options, events).await?;
+    report.applied.insert(0, namespace);
     let keep: BTreeSet<ObjectKey> = objects.iter().map(|o| o.key.clone()).collect();
     report.pruned =
         apply::prune(cluster, &plan.namespace, &plan.release, &keep, true, events).await?;

@@ -104,6 +104,15 @@ async fn delete_namespace(
             Ok(())
         }
         Err(error) if cluster::status_code(&error) == Some(404) => Ok(()),
+        Err(error) if cluster::status_code(&error) == Some(403) => Err(Failure::message(
+            Exit::Failed,
+            format!(
+                "the release is removed, but these credentials may not delete the namespace `{namespace}`"
+            ),
+            Some(format!(
+                "a cluster admin can (`kubectl delete namespace {namespace}`); `down` without `--delete-namespace` leaves it"
+            )),
+        )),
         Err(error) => Err(Failure::message(
             Exit::Failed,
             format!(

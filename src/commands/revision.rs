@@ -83,8 +83,8 @@ impl Deployer<'_> {
             current,
         } = revision;
         let options = ApplyOptions {
-            dry_run: false,
             force_conflicts: self.force_conflicts,
+            ..ApplyOptions::default()
         };
         let applied =
             apply::apply(self.cluster, self.namespace, objects, options, self.events).await;
