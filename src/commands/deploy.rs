@@ -71,10 +71,8 @@ async fn pipeline(
     let namespace = Object::from_manifest(&Manifest::Namespace(rendered.namespace.clone()));
     if dry_run {
         let cluster = &checked.cluster;
-        return dry(
-            cluster, plan, &namespace, &objects, args, mode, events, printer,
-        )
-        .await;
+        let release = (&namespace, objects.as_slice());
+        return dry(cluster, plan, release, args, mode, events, printer).await;
     }
     lock::check(&checked.cluster, &plan.namespace, &plan.release, events).await?;
     let built = ship(plan, args, env, &checked, events).await?;
@@ -438,8 +436,7 @@ fn images(plan: &Plan, built: &[BuiltImage]) -> Vec<ImageRecord> {
 async fn dry(
     cluster: &Cluster,
     plan: &Plan,
-    namespace: &Object,
-    objects: &[Object],
+    (namespace, objects): (&Object, &[Object]),
     args: &DeployArgs,
     mode: Mode,
     events: &Events,
