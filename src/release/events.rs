@@ -12,6 +12,8 @@ pub enum ReleaseEvent {
     Abandoned { revision: u32 },
     /// `down` kept the history and marked this revision uninstalled.
     Uninstalled { revision: u32 },
+    /// Where the lock is kept: a `Lease`, or a `ConfigMap` when Leases may not be written.
+    LockIn { kind: &'static str, name: String },
     /// The run took over the lock of a run that stopped renewing it.
     LockTakenOver {
         previous: String,

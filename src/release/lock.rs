@@ -1,5 +1,6 @@
-//! One deploy at a time: a `coordination.k8s.io/v1` Lease per release, held and renewed while
-//! `up`, `upgrade`, `rollback` or `down` change the cluster. A second run fails at once, naming
+//! One deploy at a time: a `coordination.k8s.io/v1` Lease per release (a ConfigMap where the
+//! credentials may not write Leases, see [`super::store`]), held and renewed while `up`,
+//! `upgrade`, `rollback` or `down` change the cluster. A second run fails at once, naming
 //! the holder (`user@host pid N`) and since when. A Lease that was not renewed for its duration
 //! (its holder was killed) is taken over, with optimistic concurrency so two takers cannot both win.
 
@@ -8,10 +9,11 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use kube::api::{Api, DeleteParams, ObjectMeta, PostParams, Preconditions};
+use kube::api::{Api, DeleteParams, ObjectMeta, Preconditions};
 use tokio::task::JoinHandle;
 
 use super::ReleaseEvent;
+use super::store::Store;
 use crate::cluster::{self, Cluster};
 use crate::progress::Events;
 
@@ -59,7 +61,7 @@ impl LockError {
             LockError::Api { action, .. } => {
                 let verb = if *action == "read" { "get" } else { "create" };
                 format!(
-                    "check that the cluster answers and that you may {verb} Leases in the namespace (`kubectl auth can-i {verb} leases`)"
+                    "check that the cluster answers and that you may {verb} Leases or ConfigMaps in the namespace (`kubectl auth can-i {verb} configmaps`)"
                 )
             }
         }
@@ -69,7 +71,7 @@ impl LockError {
 /// A held lock. Release it with [`Lock::release`]; dropping it stops renewing, so the Lease
 /// expires on its own.
 pub struct Lock {
-    api: Api<Lease>,
+    store: Store,
     name: String,
     held: Arc<Mutex<Held>>,
     renewer: JoinHandle<()>,
@@ -138,6 +140,42 @@ fn held(release: &str, lease: &Lease) -> LockError {
     }
 }
 
+/// Reads the release's lock where it is kept: in a Lease, or in a ConfigMap when these
+/// credentials may not read Leases. A live lock in the ConfigMap counts even when Leases can
+/// be used, so that runs with different rights still exclude each other.
+async fn read(
+    cluster: &Cluster,
+    namespace: &str,
+    release: &str,
+    events: &Events,
+) -> Result<(Store, Option<Lease>), LockError> {
+    let name = lease_name(release);
+    let leases = Store::Lease(Api::namespaced(cluster.client.clone(), namespace));
+    let maps = Store::ConfigMap(Api::namespaced(cluster.client.clone(), namespace));
+    let (lease, map) = tokio::join!(
+        cluster::retrying(events, "read the release lock", || leases.get(&name)),
+        cluster::retrying(events, "read the release lock", || maps.get(&name)),
+    );
+    let read_error = |source| LockError::Api {
+        action: "read",
+        name: name.clone(),
+        source,
+    };
+    let (store, found) = match lease {
+        Err(error) if cluster::status_code(&error) == Some(403) => (maps, map.map_err(read_error)?),
+        Err(error) => return Err(read_error(error)),
+        Ok(lease) => match map {
+            Ok(Some(map)) if is_live(&map, jiff::Timestamp::now()) => (maps, Some(map)),
+            _ => (leases, lease),
+        },
+    };
+    events.send(ReleaseEvent::LockIn {
+        kind: store.kind(),
+        name,
+    });
+    Ok((store, found))
+}
+
 /// Fails at once if another run holds the release; changes nothing. A missing namespace holds
 /// no lock.
 pub async fn check(
@@ -146,16 +184,9 @@ pub async fn check(
     release: &str,
     events: &Events,
 ) -> Result<(), LockError> {
-    let api: Api<Lease> = Api::namespaced(cluster.client.clone(), namespace);
-    let name = lease_name(release);
-    match cluster::retrying(events, "read the release lock", || api.get_opt(&name)).await {
-        Ok(Some(lease)) if is_live(&lease, jiff::Timestamp::now()) => Err(held(release, &lease)),
-        Ok(_) => Ok(()),
-        Err(source) => Err(LockError::Api {
-            action: "read",
-            name,
-            source,
-        }),
+    match read(cluster, namespace, release, events).await? {
+        (_, Some(lease)) if is_live(&lease, jiff::Timestamp::now()) => Err(held(release, &lease)),
+        _ => Ok(()),
     }
 }
 
@@ -166,19 +197,15 @@ pub async fn holder(
     release: &str,
     events: &Events,
 ) -> Result<Option<String>, LockError> {
-    let api: Api<Lease> = Api::namespaced(cluster.client.clone(), namespace);
-    let name = lease_name(release);
-    match cluster::retrying(events, "read the release lock", || api.get_opt(&name)).await {
-        Ok(Some(lease)) if is_live(&lease, jiff::Timestamp::now()) => {
+    match read(cluster, namespace, release, events).await {
+        Ok((_, Some(lease))) if is_live(&lease, jiff::Timestamp::now()) => {
             Ok(lease.spec.and_then(|s| s.holder_identity))
         }
         Ok(_) => Ok(None),
-        Err(error) if cluster::status_code(&error) == Some(404) => Ok(None),
-        Err(source) => Err(LockError::Api {
-            action: "read",
-            name,
-            source,
-        }),
+        Err(LockError::Api { source, .. }) if cluster::status_code(&source) == Some(404) => {
+            Ok(None)
+        }
+        Err(error) => Err(error),
     }
 }
 
@@ -189,21 +216,14 @@ pub async fn acquire(
     release: &str,
     events: &Events,
 ) -> Result<Lock, LockError> {
-    let api: Api<Lease> = Api::namespaced(cluster.client.clone(), namespace);
     let name = lease_name(release);
     let identity = identity();
-    let existing = cluster::retrying(events, "read the release lock", || api.get_opt(&name))
-        .await
-        .map_err(|source| LockError::Api {
-            action: "read",
-            name: name.clone(),
-            source,
-        })?;
+    let (store, existing) = read(cluster, namespace, release, events).await?;
     let taken = match existing {
         Some(lease) if is_live(&lease, jiff::Timestamp::now()) => {
             return Err(held(release, &lease));
         }
-        Some(stale) => take_over(&api, stale, &identity, events).await,
+        Some(stale) => take_over(&store, stale, release, &identity, events).await,
         None => {
             let lease = Lease {
                 metadata: ObjectMeta {
@@ -212,14 +232,14 @@ pub async fn acquire(
                 },
                 spec: Some(held_by(&identity)),
             };
-            api.create(&PostParams::default(), &lease).await
+            store.create(&lease, release).await
         }
     };
     let lease = match taken {
         Ok(lease) => lease,
         // Another run took it between our read and our write.
         Err(error) if cluster::status_code(&error) == Some(409) => {
-            let winner = api.get_opt(&name).await.ok().flatten();
+            let winner = store.get(&name).await.ok().flatten();
             return Err(winner.map_or_else(
                 || LockError::Held {
                     release: release.to_owned(),
@@ -242,14 +262,14 @@ pub async fn acquire(
         lost: false,
     }));
     let renewer = tokio::spawn(renew(
-        api.clone(),
+        (store.clone(), release.to_owned()),
         name.clone(),
         identity,
         held.clone(),
         events.clone(),
     ));
     Ok(Lock {
-        api,
+        store,
         name,
         held,
         renewer,
@@ -270,8 +290,9 @@ fn held_by(identity: &str) -> LeaseSpec {
 /// Replaces an expired Lease with ours. Its stale `resourceVersion` makes this a
 /// compare-and-swap: of two runs taking it over, one gets 409.
 async fn take_over(
-    api: &Api<Lease>,
+    store: &Store,
     stale: Lease,
+    release: &str,
     identity: &str,
     events: &Events,
 ) -> Result<Lease, kube::Error> {
@@ -283,19 +304,17 @@ async fn take_over(
             lease_seconds: LEASE_SECONDS,
         });
     }
-    let name = stale.metadata.name.clone().unwrap_or_default();
     let mut replacement = stale;
     replacement.spec = Some(LeaseSpec {
         lease_transitions: Some(spec.lease_transitions.unwrap_or(0) + 1),
         ..held_by(identity)
     });
-    api.replace(&name, &PostParams::default(), &replacement)
-        .await
+    store.replace(&replacement, release).await
 }
 
 /// Renews the Lease until aborted; stops, and says so, if someone else took it.
 async fn renew(
-    api: Api<Lease>,
+    (store, release): (Store, String),
     name: String,
     identity: String,
     held: Arc<Mutex<Held>>,
@@ -306,13 +325,16 @@ async fn renew(
     loop {
         tokio::time::sleep(RENEW_EVERY).await;
         let renewed = async {
-            let mut lease = api.get(&name).await?;
+            let Some(mut lease) = store.get(&name).await? else {
+                return Ok(None);
+            };
             let spec = lease.spec.get_or_insert_with(Default::default);
             if spec.holder_identity.as_deref() != Some(identity.as_str()) {
                 return Ok(None);
             }
             spec.renew_time = Some(now());
-            api.replace(&name, &PostParams::default(), &lease)
+            store
+                .replace(&lease, &release)
                 .await
                 .map(|lease| Some(lease.metadata.resource_version))
         }
@@ -377,7 +399,7 @@ impl Lock {
             }),
             ..Default::default()
         };
-        let _ = self.api.delete(&self.name, &params).await;
+        let _ = self.store.delete(&self.name, &params).await;
     }
 }
 

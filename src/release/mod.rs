@@ -9,6 +9,7 @@
 pub mod events;
 pub mod lock;
 mod record;
+mod store;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

@@ -53,6 +53,10 @@ pub fn release(event: &ReleaseEvent) -> (Level, String) {
             Level::Detail,
             format!("revision {revision} is marked uninstalled; `todo-deploy history` keeps it"),
         ),
+        ReleaseEvent::LockIn { kind, name } => (
+            Level::Detail,
+            format!("release lock: {kind} `{name}`"),
+        ),
         ReleaseEvent::LockTakenOver {
             previous,
             lease_seconds,
