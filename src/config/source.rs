@@ -14,6 +14,7 @@ use std::sync::Arc;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use serde_saphyr::Spanned;
+use serde_saphyr::budget::BudgetBreach;
 
 /// The thing a value was written in: a file, or a `--set` flag.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +56,12 @@ impl fmt::Display for Position {
     }
 }
 
+/// The deepest nesting read: of a YAML layer's maps and lists, and of a `--set` field path. The
+/// configuration needs six levels. The parser recurses once per level (tens of KB of stack each
+/// in a debug build), and every prefix of a path is recorded in the [`SourceMap`], so both the
+/// stack and the time grow with the depth.
+pub const MAX_DEPTH: usize = 32;
+
 /// One step of a field path.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Segment {
@@ -79,7 +86,8 @@ impl FieldPath {
         FieldPath(segments)
     }
 
-    /// Parses the dotted form used by `--set`: `a.b[2].c`, with `\.` for a dot inside a key.
+    /// Parses the dotted form used by `--set`: `a.b[2].c`, with `\.` for a dot inside a key, of
+    /// at most [`MAX_DEPTH`] segments.
     pub fn parse(text: &str) -> Option<FieldPath> {
         let mut segments = Vec::new();
         let mut key = String::new();
@@ -102,11 +110,11 @@ impl FieldPath {
                         segments.push(Segment::Key(std::mem::take(&mut key)));
                     }
                     let mut digits = String::new();
-                    for d in chars.by_ref() {
-                        if d == ']' {
-                            break;
+                    loop {
+                        match chars.next()? {
+                            ']' => break,
+                            d => digits.push(d),
                         }
-                        digits.push(d);
                     }
                     segments.push(Segment::Index(digits.parse().ok()?));
                     after_index = true;
@@ -124,7 +132,7 @@ impl FieldPath {
         } else if !after_index {
             return None;
         }
-        Some(FieldPath(segments))
+        (segments.len() <= MAX_DEPTH).then_some(FieldPath(segments))
     }
 
     fn starts_with(&self, prefix: &FieldPath) -> bool {
@@ -212,17 +220,34 @@ pub struct SyntaxError {
 /// Parses one YAML document, recording the position of every key and value.
 pub fn parse_layer(text: &str, origin: Origin) -> Result<Layer, SyntaxError> {
     let origin = Arc::new(origin);
-    let root: Spanned<Node> = serde_saphyr::from_str(text).map_err(|error| {
-        let (line, column) = error
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((0, 0));
-        SyntaxError {
-            line,
-            column,
-            message: first_line(&error.without_snippet().to_string()),
-        }
-    })?;
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! { max_depth: MAX_DEPTH },
+    };
+    let root: Spanned<Node> =
+        serde_saphyr::from_str_with_options(text, options).map_err(|error| {
+            let (line, column) = error
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            let message = first_line(&error.without_snippet().to_string());
+            // The parser's own limit on flow nesting (`[[[…`) can come first; it is the same fault.
+            let too_deep = matches!(
+                error.without_snippet(),
+                serde_saphyr::Error::Budget {
+                    breach: BudgetBreach::Depth { .. },
+                    ..
+                }
+            ) || message.starts_with("recursion limit exceeded");
+            let message = match too_deep {
+                true => format!("nested more than {MAX_DEPTH} levels deep"),
+                false => message,
+            };
+            SyntaxError {
+                line,
+                column,
+                message,
+            }
+        })?;
     let mut sources = SourceMap::default();
     let value = root
         .value
@@ -245,12 +270,19 @@ pub fn apply_set(base: &mut Layer, arg: &str) -> Result<(), String> {
     let Some((path_text, raw)) = arg.split_once('=') else {
         return Err("expected `path=value`".to_owned());
     };
-    let path = FieldPath::parse(path_text.trim())
-        .ok_or_else(|| format!("`{}` is not a field path like `a.b.c`", path_text.trim()))?;
+    let path = FieldPath::parse(path_text.trim()).ok_or_else(|| {
+        format!(
+            "`{}` is not a field path like `a.b.c` (of at most {MAX_DEPTH} parts)",
+            path_text.trim()
+        )
+    })?;
     let value = set_value(raw);
     let mut cursor = &mut base.value;
     for (depth, segment) in path.0.iter().enumerate() {
-        let here = FieldPath(path.0[..depth].to_vec());
+        let here = || match depth {
+            0 => "the top level".to_owned(),
+            _ => format!("`{}`", FieldPath(path.0[..depth].to_vec())),
+        };
         cursor = match segment {
             Segment::Key(key) => {
                 if !cursor.is_object() {
@@ -258,17 +290,20 @@ pub fn apply_set(base: &mut Layer, arg: &str) -> Result<(), String> {
                 }
                 match cursor {
                     Value::Object(map) => map.entry(key.clone()).or_insert(Value::Null),
-                    _ => return Err(format!("`{here}` is not a map")),
+                    _ => return Err(format!("{} is not a map", here())),
                 }
             }
             Segment::Index(index) => match cursor {
                 Value::Array(items) => {
                     let len = items.len();
                     items.get_mut(*index).ok_or_else(|| {
-                        format!("`{here}` has {len} entries, so index {index} does not exist")
+                        format!(
+                            "{} has {len} entries, so index {index} does not exist",
+                            here()
+                        )
                     })?
                 }
-                _ => return Err(format!("`{here}` is not a list")),
+                _ => return Err(format!("{} is not a list", here())),
             },
         };
     }

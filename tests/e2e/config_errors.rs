@@ -450,3 +450,27 @@ fn numbers_beyond_what_kubernetes_holds_name_the_field() {
         "{message}"
     );
 }
+
+/// Nesting is bounded where it is read: a values file or a `--set` path deeper than any
+/// configuration needs is a usage error, not a stack overflow or a quadratic blow-up.
+#[test]
+fn nesting_deeper_than_the_configuration_is_refused() {
+    let deep = format!(
+        "configMap:\n  data: {}1{}\n",
+        "[".repeat(40),
+        "]".repeat(40)
+    );
+    let message = error_of(|p| p.write("deep.yaml", &deep), &["-f", "deep.yaml"]);
+    assert!(message.contains("deep.yaml:2:"), "{message}");
+    assert!(
+        message.contains("invalid YAML: nested more than 32 levels deep"),
+        "{message}"
+    );
+    let path = vec!["a"; 20_000].join(".");
+    let message = error_of(|_| {}, &["--set", &format!("{path}=1")]);
+    assert!(
+        message.contains("is not a field path like `a.b.c` (of at most 32 parts)"),
+        "{}",
+        &message[message.len().saturating_sub(300)..]
+    );
+}
