@@ -256,13 +256,18 @@ mod tests {
     }
 
     /// Real-cluster finding: `--timeout 18446744073709551615s` passed, and adding it to the
-    /// clock panicked after every object was applied. `1000000000000000h` overflowed the
-    /// multiplication and `…s…s` the sum.
+    /// clock panicked after every object was applied. Review found that the parser itself
+    /// panicked on `10000000000000000h` and `307445734561825861m` (overflowing multiplication;
+    /// debug builds panic, release builds wrapped to a wrong timeout) and, in every build, on
+    /// `18446744073709551615s1s` (overflowing `Duration` sum), also in `rollout.timeout`.
     #[test]
     fn long_durations_are_refused_without_overflow() {
         for long in [
             "18446744073709551615s",
             "18446744073709551615",
+            "10000000000000000h",
+            "307445734561825861m",
+            "18446744073709551615s1s",
             "18446744073709551616s",
             "99999999999999999999999",
             "5124095576030432h",

@@ -3,7 +3,7 @@
 //! when settings are resolved). Every problem carries the field path and a fix.
 
 use super::error::Problem;
-use super::schema::{Config, ProbeConfig, ResourceAmounts};
+use super::schema::{Config, ProbeConfig, ResourceAmounts, ServiceConfig};
 use super::source::{FieldPath, SourceMap};
 use crate::units::{QuantityError, parse_duration, parse_quantity};
 
@@ -60,64 +60,83 @@ pub fn check(config: &Config, problems: &mut Problems<'_>) {
         );
     }
     for (name, service) in &config.services {
-        let at = root.child("services").child(name);
-        if !is_dns_label(name, 63) || name.starts_with(|c: char| c.is_ascii_digit()) {
-            problems.push(
-                at.clone(),
-                format!("`{name}` cannot name a Deployment and a Service"),
-                "use lowercase letters, digits and `-`, starting with a letter (at most 63 characters)",
-            );
-        }
-        image_repository(problems, at.child("image"), &service.image);
-        port(problems, at.child("port"), service.port);
-        if service.replicas > MAX_REPLICAS {
-            problems.push(
-                at.child("replicas"),
-                format!("`{}` is more than Kubernetes allows", service.replicas),
-                format!("use at most {MAX_REPLICAS}"),
-            );
-        }
-        if let Some(service_port) = service.service.port {
-            port(problems, at.child("service").child("port"), service_port);
-        }
-        resources(
-            problems,
-            &at.child("resources"),
-            &service.resources.requests,
-            &service.resources.limits,
+        service_config(config, name, service, problems);
+    }
+    config_map_and_secret(config, problems);
+    ingress(config, problems);
+    security(config, problems);
+    policies(config, problems);
+    rollout(config, problems);
+}
+
+fn service_config(
+    config: &Config,
+    name: &str,
+    service: &ServiceConfig,
+    problems: &mut Problems<'_>,
+) {
+    let root = FieldPath::default();
+    let at = root.child("services").child(name);
+    if !is_dns_label(name, 63) || name.starts_with(|c: char| c.is_ascii_digit()) {
+        problems.push(
+            at.clone(),
+            format!("`{name}` cannot name a Deployment and a Service"),
+            "use lowercase letters, digits and `-`, starting with a letter (at most 63 characters)",
         );
-        probe(
-            problems,
-            &at.child("probes").child("readiness"),
-            &service.probes.readiness,
+    }
+    image_repository(problems, at.child("image"), &service.image);
+    port(problems, at.child("port"), service.port);
+    if service.replicas > MAX_REPLICAS {
+        problems.push(
+            at.child("replicas"),
+            format!("`{}` is more than Kubernetes allows", service.replicas),
+            format!("use at most {MAX_REPLICAS}"),
         );
-        probe(
-            problems,
-            &at.child("probes").child("liveness"),
-            &service.probes.liveness,
-        );
-        for key in service.env.vars.keys() {
-            env_name(problems, at.child("env").child("vars").child(key), key);
-        }
-        for (i, from) in service.allow_from.iter().enumerate() {
-            if !config.services.contains_key(from) {
-                problems.push(
-                    at.child("allowFrom").index(i),
-                    format!("`{from}` is not one of `services`"),
-                    format!("use one of {}", list(config.services.keys())),
-                );
-            }
-        }
-        if let Some(target) = &service.build.target
-            && target.trim().is_empty()
-        {
+    }
+    if let Some(service_port) = service.service.port {
+        port(problems, at.child("service").child("port"), service_port);
+    }
+    resources(
+        problems,
+        &at.child("resources"),
+        &service.resources.requests,
+        &service.resources.limits,
+    );
+    probe(
+        problems,
+        &at.child("probes").child("readiness"),
+        &service.probes.readiness,
+    );
+    probe(
+        problems,
+        &at.child("probes").child("liveness"),
+        &service.probes.liveness,
+    );
+    for key in service.env.vars.keys() {
+        env_name(problems, at.child("env").child("vars").child(key), key);
+    }
+    for (i, from) in service.allow_from.iter().enumerate() {
+        if !config.services.contains_key(from) {
             problems.push(
-                at.child("build").child("target"),
-                "the build target is empty",
-                "name a stage of the Dockerfile, or remove `target`",
+                at.child("allowFrom").index(i),
+                format!("`{from}` is not one of `services`"),
+                format!("use one of {}", list(config.services.keys())),
             );
         }
     }
+    if let Some(target) = &service.build.target
+        && target.trim().is_empty()
+    {
+        problems.push(
+            at.child("build").child("target"),
+            "the build target is empty",
+            "name a stage of the Dockerfile, or remove `target`",
+        );
+    }
+}
+
+fn config_map_and_secret(config: &Config, problems: &mut Problems<'_>) {
+    let root = FieldPath::default();
     dns_subdomain(
         problems,
         root.child("configMap").child("name"),
@@ -147,7 +166,10 @@ pub fn check(config: &Config, problems: &mut Problems<'_>) {
             );
         }
     }
-    ingress(config, problems);
+}
+
+fn security(config: &Config, problems: &mut Problems<'_>) {
+    let root = FieldPath::default();
     if let Some(user) = config.security.run_as_user
         && !(0..=MAX_USER_ID).contains(&user)
     {
@@ -157,6 +179,10 @@ pub fn check(config: &Config, problems: &mut Problems<'_>) {
             format!("use a number from 0 to {MAX_USER_ID}, or `null` for the image's user"),
         );
     }
+}
+
+fn policies(config: &Config, problems: &mut Problems<'_>) {
+    let root = FieldPath::default();
     let autoscaling = &config.autoscaling;
     if autoscaling.enabled {
         let at = root.child("autoscaling");
@@ -193,6 +219,10 @@ pub fn check(config: &Config, problems: &mut Problems<'_>) {
             63,
         );
     }
+}
+
+fn rollout(config: &Config, problems: &mut Problems<'_>) {
+    let root = FieldPath::default();
     let rollout = root.child("rollout");
     if let Err(error) = parse_duration(&config.rollout.timeout) {
         problems.push(
