@@ -89,8 +89,10 @@ pub fn read_env_file(path: &Path) -> Result<BTreeMap<String, SecretValue>, Secre
     })
 }
 
-/// Parses env-file text; the error is the 1-based line number.
-fn parse_env_file(text: &str) -> Result<BTreeMap<String, SecretValue>, usize> {
+/// Parses env-file text; the error is the 1-based line number. A byte-order mark (which some
+/// Windows editors write) is not part of the first key.
+pub fn parse_env_file(text: &str) -> Result<BTreeMap<String, SecretValue>, usize> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut values = BTreeMap::new();
     for (index, raw) in text.lines().enumerate() {
         let line = raw.trim();
@@ -168,6 +170,7 @@ mod tests {
         assert_eq!(values["B"].expose(), "two words");
         assert_eq!(values["C"].expose(), "x=y");
         assert_eq!(parse_env_file("A=1\nnot a pair\n"), Err(2));
+        assert_eq!(parse_env_file("\u{feff}A=1\n").unwrap()["A"].expose(), "1");
     }
 
     #[test]

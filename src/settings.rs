@@ -313,15 +313,12 @@ pub fn resolve(
 
 fn resolve_timeout(flag: Option<&str>, configured: &str) -> Result<Duration, SettingsError> {
     match flag {
-        Some(text) => match parse_duration(text) {
-            Some(duration) if !duration.is_zero() => Ok(duration),
-            _ => Err(SettingsError::Flag {
-                flag: "timeout",
-                value: text.to_owned(),
-                message: "not a duration".to_owned(),
-                fix: "write it like `5m`, `90s` or `1m30s`".to_owned(),
-            }),
-        },
+        Some(text) => parse_duration(text).map_err(|error| SettingsError::Flag {
+            flag: "timeout",
+            value: text.to_owned(),
+            message: error.to_string(),
+            fix: error.fix().to_owned(),
+        }),
         // Validated with the config, so this is only a fallback.
         None => Ok(parse_duration(configured).unwrap_or(Duration::from_secs(300))),
     }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use serde_saphyr::Spanned;
+use serde_saphyr::budget::BudgetBreach;
 
 /// The thing a value was written in: a file, or a `--set` flag.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +56,16 @@ impl fmt::Display for Position {
     }
 }
 
+/// The deepest nesting read: of a YAML layer's maps and lists, and of a `--set` field path. The
+/// configuration needs six levels. The parser recurses once per level (tens of KB of stack each
+/// in a debug build), and every prefix of a path is recorded in the [`SourceMap`], so both the
+/// stack and the time grow with the depth.
+pub const MAX_DEPTH: usize = 32;
+
+/// The most values (maps, lists and scalars, counting every use of an alias) a YAML layer may
+/// hold; the configuration has a few hundred.
+pub const MAX_NODES: usize = 50_000;
+
 /// One step of a field path.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Segment {
@@ -79,7 +90,8 @@ impl FieldPath {
         FieldPath(segments)
     }
 
-    /// Parses the dotted form used by `--set`: `a.b[2].c`, with `\.` for a dot inside a key.
+    /// Parses the dotted form used by `--set`: `a.b[2].c`, with `\.` for a dot inside a key, of
+    /// at most [`MAX_DEPTH`] segments.
     pub fn parse(text: &str) -> Option<FieldPath> {
         let mut segments = Vec::new();
         let mut key = String::new();
@@ -102,11 +114,11 @@ impl FieldPath {
                         segments.push(Segment::Key(std::mem::take(&mut key)));
                     }
                     let mut digits = String::new();
-                    for d in chars.by_ref() {
-                        if d == ']' {
-                            break;
+                    loop {
+                        match chars.next()? {
+                            ']' => break,
+                            d => digits.push(d),
                         }
-                        digits.push(d);
                     }
                     segments.push(Segment::Index(digits.parse().ok()?));
                     after_index = true;
@@ -124,7 +136,7 @@ impl FieldPath {
         } else if !after_index {
             return None;
         }
-        Some(FieldPath(segments))
+        (segments.len() <= MAX_DEPTH).then_some(FieldPath(segments))
     }
 
     fn starts_with(&self, prefix: &FieldPath) -> bool {
@@ -195,7 +207,7 @@ impl SourceMap {
 }
 
 /// A parsed layer: the tree and where each of its values came from.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Layer {
     pub value: Value,
     pub sources: SourceMap,
@@ -212,17 +224,28 @@ pub struct SyntaxError {
 /// Parses one YAML document, recording the position of every key and value.
 pub fn parse_layer(text: &str, origin: Origin) -> Result<Layer, SyntaxError> {
     let origin = Arc::new(origin);
-    let root: Spanned<Node> = serde_saphyr::from_str(text).map_err(|error| {
-        let (line, column) = error
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((0, 0));
-        SyntaxError {
-            line,
-            column,
-            message: first_line(&error.without_snippet().to_string()),
-        }
-    })?;
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! { max_depth: MAX_DEPTH, max_nodes: MAX_NODES },
+    };
+    let root: Spanned<Node> =
+        serde_saphyr::from_str_with_options(text, options).map_err(|error| {
+            let (line, column) = error
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            let message = first_line(&error.without_snippet().to_string());
+            // The parser's own limit on flow nesting (`[[[…`) can come first; it is the same fault.
+            let message = match budget_breach(&error) {
+                Some(message) => message,
+                None if message.starts_with("recursion limit exceeded") => too_deep(),
+                None => message,
+            };
+            SyntaxError {
+                line,
+                column,
+                message,
+            }
+        })?;
     let mut sources = SourceMap::default();
     let value = root
         .value
@@ -235,6 +258,31 @@ pub fn parse_layer(text: &str, origin: Origin) -> Result<Layer, SyntaxError> {
     Ok(Layer { value, sources })
 }
 
+/// What a YAML budget breach means for a configuration file, when `error` is one (possibly met
+/// through an alias).
+fn budget_breach(mut error: &serde_saphyr::Error) -> Option<String> {
+    loop {
+        match error {
+            serde_saphyr::Error::WithSnippet { error: inner, .. }
+            | serde_saphyr::Error::AliasError { error: inner, .. } => error = inner,
+            serde_saphyr::Error::Budget {
+                breach: BudgetBreach::Depth { .. },
+                ..
+            } => return Some(too_deep()),
+            serde_saphyr::Error::Budget { breach, .. } => {
+                return Some(format!(
+                    "too large for a configuration file (limit: {breach:?}; aliases count each time they are used)"
+                ));
+            }
+            _ => return None,
+        }
+    }
+}
+
+fn too_deep() -> String {
+    format!("nested more than {MAX_DEPTH} levels deep")
+}
+
 fn first_line(message: &str) -> String {
     message.lines().next().unwrap_or(message).trim().to_owned()
 }
@@ -245,12 +293,19 @@ pub fn apply_set(base: &mut Layer, arg: &str) -> Result<(), String> {
     let Some((path_text, raw)) = arg.split_once('=') else {
         return Err("expected `path=value`".to_owned());
     };
-    let path = FieldPath::parse(path_text.trim())
-        .ok_or_else(|| format!("`{}` is not a field path like `a.b.c`", path_text.trim()))?;
+    let path = FieldPath::parse(path_text.trim()).ok_or_else(|| {
+        format!(
+            "`{}` is not a field path like `a.b.c` (of at most {MAX_DEPTH} parts)",
+            path_text.trim()
+        )
+    })?;
     let value = set_value(raw);
     let mut cursor = &mut base.value;
     for (depth, segment) in path.0.iter().enumerate() {
-        let here = FieldPath(path.0[..depth].to_vec());
+        let here = || match depth {
+            0 => "the top level".to_owned(),
+            _ => format!("`{}`", FieldPath(path.0[..depth].to_vec())),
+        };
         cursor = match segment {
             Segment::Key(key) => {
                 if !cursor.is_object() {
@@ -258,17 +313,20 @@ pub fn apply_set(base: &mut Layer, arg: &str) -> Result<(), String> {
                 }
                 match cursor {
                     Value::Object(map) => map.entry(key.clone()).or_insert(Value::Null),
-                    _ => return Err(format!("`{here}` is not a map")),
+                    _ => return Err(format!("{} is not a map", here())),
                 }
             }
             Segment::Index(index) => match cursor {
                 Value::Array(items) => {
                     let len = items.len();
                     items.get_mut(*index).ok_or_else(|| {
-                        format!("`{here}` has {len} entries, so index {index} does not exist")
+                        format!(
+                            "{} has {len} entries, so index {index} does not exist",
+                            here()
+                        )
                     })?
                 }
-                _ => return Err(format!("`{here}` is not a list")),
+                _ => return Err(format!("{} is not a list", here())),
             },
         };
     }
@@ -575,6 +633,41 @@ mod tests {
         );
         assert!(apply_set(&mut base, "noequals").is_err());
         assert!(apply_set(&mut base, "a..b=1").is_err());
+    }
+
+    /// Found by replaying the corpus: 60 levels of `[` overflowed a test thread's 2 MiB stack
+    /// in a debug build. A limit met through an alias was reported in the library's words.
+    #[test]
+    fn deep_or_huge_documents_are_syntax_errors() {
+        let flow = format!("{}{}", "[".repeat(80), "]".repeat(80));
+        let mut aliases = vec![format!("a0: &a0 {}{}", "[".repeat(30), "]".repeat(30))];
+        aliases.extend((1..40).map(|i| format!("a{i}: &a{i} [*a{}]", i - 1)));
+        // Ten to the eighth values through aliases, from eight short lines.
+        let mut laughs = vec!["a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]".to_owned()];
+        laughs.extend((1..8).map(|i| {
+            format!(
+                "a{i}: &a{i} [{}]",
+                vec![format!("*a{}", i - 1); 10].join(", ")
+            )
+        }));
+        for (text, expected) in [
+            (flow, "nested more than 32 levels deep"),
+            ("[".repeat(300), "nested more than 32 levels deep"),
+            (aliases.join("\n"), "nested more than 32 levels deep"),
+            (laughs.join("\n"), "too large for a configuration file"),
+        ] {
+            let error = std::thread::scope(|scope| {
+                let parse = || parse_layer(&text, Origin::File("x".into())).unwrap_err();
+                std::thread::Builder::new()
+                    .stack_size(2 << 20)
+                    .spawn_scoped(scope, parse)
+                    .expect("a thread")
+                    .join()
+                    .expect("no stack overflow")
+            });
+            assert!(error.message.starts_with(expected), "{:?}", error.message);
+            assert!(error.line > 0, "{error:?}");
+        }
     }
 
     #[test]

@@ -3,9 +3,21 @@
 //! when settings are resolved). Every problem carries the field path and a fix.
 
 use super::error::Problem;
-use super::schema::{Config, ProbeConfig, ResourceAmounts};
+use super::schema::{Config, ProbeConfig, ResourceAmounts, ServiceConfig};
 use super::source::{FieldPath, SourceMap};
-use crate::units::{parse_duration, parse_quantity};
+use crate::units::{QuantityError, parse_duration, parse_quantity};
+
+/// The most a probe's seconds may be: a day, like a rollout timeout.
+const MAX_PROBE_SECONDS: i32 = 24 * 60 * 60;
+
+/// The most failures a probe may need; the rollout's diagnosis multiplies this.
+const MAX_FAILURE_THRESHOLD: i32 = 10_000;
+
+/// The most replicas a Deployment holds: its field is a signed 32-bit number.
+const MAX_REPLICAS: u32 = i32::MAX as u32;
+
+/// Linux user ids Kubernetes accepts for `runAsUser`.
+const MAX_USER_ID: i64 = i32::MAX as i64;
 
 /// Collects problems with their positions.
 pub struct Problems<'a> {
@@ -48,57 +60,83 @@ pub fn check(config: &Config, problems: &mut Problems<'_>) {
         );
     }
     for (name, service) in &config.services {
-        let at = root.child("services").child(name);
-        if !is_dns_label(name, 63) || name.starts_with(|c: char| c.is_ascii_digit()) {
+        service_config(config, name, service, problems);
+    }
+    config_map_and_secret(config, problems);
+    ingress(config, problems);
+    security(config, problems);
+    policies(config, problems);
+    rollout(config, problems);
+}
+
+fn service_config(
+    config: &Config,
+    name: &str,
+    service: &ServiceConfig,
+    problems: &mut Problems<'_>,
+) {
+    let root = FieldPath::default();
+    let at = root.child("services").child(name);
+    if !is_dns_label(name, 63) || name.starts_with(|c: char| c.is_ascii_digit()) {
+        problems.push(
+            at.clone(),
+            format!("`{name}` cannot name a Deployment and a Service"),
+            "use lowercase letters, digits and `-`, starting with a letter (at most 63 characters)",
+        );
+    }
+    image_repository(problems, at.child("image"), &service.image);
+    port(problems, at.child("port"), service.port);
+    if service.replicas > MAX_REPLICAS {
+        problems.push(
+            at.child("replicas"),
+            format!("`{}` is more than Kubernetes allows", service.replicas),
+            format!("use at most {MAX_REPLICAS}"),
+        );
+    }
+    if let Some(service_port) = service.service.port {
+        port(problems, at.child("service").child("port"), service_port);
+    }
+    resources(
+        problems,
+        &at.child("resources"),
+        &service.resources.requests,
+        &service.resources.limits,
+    );
+    probe(
+        problems,
+        &at.child("probes").child("readiness"),
+        &service.probes.readiness,
+    );
+    probe(
+        problems,
+        &at.child("probes").child("liveness"),
+        &service.probes.liveness,
+    );
+    for key in service.env.vars.keys() {
+        env_name(problems, at.child("env").child("vars").child(key), key);
+    }
+    for (i, from) in service.allow_from.iter().enumerate() {
+        if !config.services.contains_key(from) {
             problems.push(
-                at.clone(),
-                format!("`{name}` cannot name a Deployment and a Service"),
-                "use lowercase letters, digits and `-`, starting with a letter (at most 63 characters)",
-            );
-        }
-        image_repository(problems, at.child("image"), &service.image);
-        port(problems, at.child("port"), service.port);
-        if let Some(service_port) = service.service.port {
-            port(problems, at.child("service").child("port"), service_port);
-        }
-        resources(
-            problems,
-            &at.child("resources"),
-            &service.resources.requests,
-            &service.resources.limits,
-        );
-        probe(
-            problems,
-            &at.child("probes").child("readiness"),
-            &service.probes.readiness,
-        );
-        probe(
-            problems,
-            &at.child("probes").child("liveness"),
-            &service.probes.liveness,
-        );
-        for key in service.env.vars.keys() {
-            env_name(problems, at.child("env").child("vars").child(key), key);
-        }
-        for (i, from) in service.allow_from.iter().enumerate() {
-            if !config.services.contains_key(from) {
-                problems.push(
-                    at.child("allowFrom").index(i),
-                    format!("`{from}` is not one of `services`"),
-                    format!("use one of {}", list(config.services.keys())),
-                );
-            }
-        }
-        if let Some(target) = &service.build.target
-            && target.trim().is_empty()
-        {
-            problems.push(
-                at.child("build").child("target"),
-                "the build target is empty",
-                "name a stage of the Dockerfile, or remove `target`",
+                at.child("allowFrom").index(i),
+                format!("`{from}` is not one of `services`"),
+                format!("use one of {}", list(config.services.keys())),
             );
         }
     }
+    if let Some(target) = &service.build.target
+        && target.trim().is_empty()
+    {
+        problems.push(
+            at.child("build").child("target"),
+            "the build target is empty",
+            "name a stage of the Dockerfile, or remove `target`",
+        );
+    }
+}
+
+fn config_map_and_secret(config: &Config, problems: &mut Problems<'_>) {
+    let root = FieldPath::default();
     dns_subdomain(
         problems,
         root.child("configMap").child("name"),
@@ -116,10 +154,11 @@ pub fn check(config: &Config, problems: &mut Problems<'_>) {
         root.child("secret").child("name"),
         &config.secret.name,
     );
+    let mut seen = std::collections::BTreeSet::new();
     for (i, key) in config.secret.keys.iter().enumerate() {
         let at = root.child("secret").child("keys").index(i);
         data_key(problems, at.clone(), key);
-        if config.secret.keys[..i].contains(key) {
+        if !seen.insert(key) {
             problems.push(
                 at,
                 format!("`{key}` is listed twice"),
@@ -127,7 +166,23 @@ pub fn check(config: &Config, problems: &mut Problems<'_>) {
             );
         }
     }
-    ingress(config, problems);
+}
+
+fn security(config: &Config, problems: &mut Problems<'_>) {
+    let root = FieldPath::default();
+    if let Some(user) = config.security.run_as_user
+        && !(0..=MAX_USER_ID).contains(&user)
+    {
+        problems.push(
+            root.child("security").child("runAsUser"),
+            format!("`{user}` is not a user id Kubernetes accepts"),
+            format!("use a number from 0 to {MAX_USER_ID}, or `null` for the image's user"),
+        );
+    }
+}
+
+fn policies(config: &Config, problems: &mut Problems<'_>) {
+    let root = FieldPath::default();
     let autoscaling = &config.autoscaling;
     if autoscaling.enabled {
         let at = root.child("autoscaling");
@@ -164,12 +219,16 @@ pub fn check(config: &Config, problems: &mut Problems<'_>) {
             63,
         );
     }
+}
+
+fn rollout(config: &Config, problems: &mut Problems<'_>) {
+    let root = FieldPath::default();
     let rollout = root.child("rollout");
-    if parse_duration(&config.rollout.timeout).is_none_or(|d| d.is_zero()) {
+    if let Err(error) = parse_duration(&config.rollout.timeout) {
         problems.push(
             rollout.child("timeout"),
-            format!("`{}` is not a duration", config.rollout.timeout),
-            "write it like `5m`, `90s` or `1m30s`",
+            format!("`{}`: {error}", config.rollout.timeout),
+            error.fix(),
         );
     }
     if config.rollout.progress_deadline_seconds < 1 {
@@ -253,10 +312,20 @@ fn resources(
         ] {
             let field = at.child(section).child(resource);
             match parse_quantity(&quantity.0) {
-                Some(v) if v >= 0.0 => parsed.push(((section, resource), v)),
-                _ => problems.push(
+                Ok(v) if v >= 0.0 => parsed.push(((section, resource), v)),
+                Ok(_) => problems.push(
+                    field,
+                    format!("`{}` is negative", quantity.0),
+                    format!("write it like {example}"),
+                ),
+                Err(QuantityError::Malformed) => problems.push(
                     field,
                     format!("`{}` is not a Kubernetes quantity", quantity.0),
+                    format!("write it like {example}"),
+                ),
+                Err(error @ QuantityError::TooLarge) => problems.push(
+                    field,
+                    format!("`{}` is {error}", quantity.0),
                     format!("write it like {example}"),
                 ),
             }
@@ -289,17 +358,38 @@ fn probe(problems: &mut Problems<'_>, at: &FieldPath, probe: &ProbeConfig) {
             format!("write `/{}`", probe.path),
         );
     }
-    for (field, value, minimum) in [
-        ("initialDelaySeconds", probe.initial_delay_seconds, 0),
-        ("periodSeconds", probe.period_seconds, 1),
-        ("failureThreshold", probe.failure_threshold, 1),
-        ("timeoutSeconds", probe.timeout_seconds, 1),
+    for (field, value, minimum, maximum) in [
+        (
+            "initialDelaySeconds",
+            probe.initial_delay_seconds,
+            0,
+            MAX_PROBE_SECONDS,
+        ),
+        ("periodSeconds", probe.period_seconds, 1, MAX_PROBE_SECONDS),
+        (
+            "failureThreshold",
+            probe.failure_threshold,
+            1,
+            MAX_FAILURE_THRESHOLD,
+        ),
+        (
+            "timeoutSeconds",
+            probe.timeout_seconds,
+            1,
+            MAX_PROBE_SECONDS,
+        ),
     ] {
         if value < minimum {
             problems.push(
                 at.child(field),
                 format!("`{value}` is below the minimum of {minimum}"),
                 format!("use {minimum} or more"),
+            );
+        } else if value > maximum {
+            problems.push(
+                at.child(field),
+                format!("`{value}` is above the maximum of {maximum}"),
+                format!("use {maximum} or less"),
             );
         }
     }

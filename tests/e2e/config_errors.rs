@@ -334,3 +334,167 @@ current-context: minikube
         run.stderr
     );
 }
+
+/// Real-cluster finding: `--timeout 18446744073709551615s` passed, every object was applied, and
+/// adding the timeout to the clock panicked (exit 101). Now every command that takes `--timeout`
+/// refuses it before it reads the kubeconfig: usage error, the flag, and the bound.
+#[test]
+fn a_timeout_longer_than_a_day_is_refused_before_the_cluster() {
+    let project = Project::new();
+    for timeout in [
+        "18446744073709551615s",
+        "18446744073709551615",
+        "18446744073709551615s1s",
+        "10000000000000000h",
+        "99999999999999999999999ms",
+        "24h1s",
+    ] {
+        for command in ["up", "upgrade", "diff", "down", "rollback"] {
+            let run = project.run(&[
+                command,
+                "--timeout",
+                timeout,
+                "--kubeconfig",
+                "no-such-kubeconfig",
+            ]);
+            run.expect_code(USAGE);
+            assert!(
+                run.stderr.contains(&format!(
+                    "`--timeout {timeout}`: too long: a duration is at most 24h"
+                )),
+                "{command} {timeout}: {}",
+                run.stderr
+            );
+            assert!(
+                run.stderr.contains("use at most 24h"),
+                "{command}: {}",
+                run.stderr
+            );
+            assert!(
+                !run.stderr.contains("kubeconfig") && !run.stderr.contains("panicked"),
+                "{command}: {}",
+                run.stderr
+            );
+        }
+    }
+    let zero = project.run(&["down", "--timeout", "0s", "--kubeconfig", "none"]);
+    zero.expect_code(USAGE);
+    assert!(
+        zero.stderr
+            .contains("`--timeout 0s`: a duration must be longer than zero"),
+        "{}",
+        zero.stderr
+    );
+    let malformed = project.run(&["down", "--timeout", "5 minutes", "--kubeconfig", "none"]);
+    malformed.expect_code(USAGE);
+    assert!(
+        malformed
+            .stderr
+            .contains("`--timeout 5 minutes`: not a duration"),
+        "{}",
+        malformed.stderr
+    );
+}
+
+/// The same bound for `rollout.timeout`, named with its file, line and column (or its `--set`).
+#[test]
+fn a_configured_timeout_longer_than_a_day_names_the_field() {
+    let message = error_of(
+        |p| p.edit_config("timeout: 5m", "timeout: 18446744073709551615s"),
+        &[],
+    );
+    assert!(
+        message.contains(
+            "config/todo-deploy.yaml:112:12: `rollout.timeout`: `18446744073709551615s`: too long: a duration is at most 24h; use at most 24h"
+        ),
+        "{message}"
+    );
+    // These panicked in the parser itself (overflowing sum and product), before anything else.
+    for timeout in ["18446744073709551615s1s", "10000000000000000h"] {
+        let message = error_of(|_| {}, &["--set", &format!("rollout.timeout={timeout}")]);
+        assert!(
+            message.contains(&format!(
+                "--set rollout.timeout={timeout}: `rollout.timeout`: `{timeout}`: too long"
+            )),
+            "{message}"
+        );
+    }
+}
+
+/// Fuzzing and review found numbers that passed validation and then overflowed, turned infinite
+/// or were refused by the API server halfway through an apply. Each is now a usage error that
+/// names the field.
+#[test]
+fn numbers_beyond_what_kubernetes_holds_name_the_field() {
+    let cases: [(&str, &str, &str); 6] = [
+        (
+            "cpu: 1000m}",
+            "cpu: '1e999999'}",
+            "config/todo-deploy.yaml:30:34: `services.backend.resources.limits.cpu`: `1e999999` is too large: a quantity is at most 8Ei",
+        ),
+        (
+            "memory: 512Mi, cpu: 300m",
+            "memory: 9000000000000000000Ei, cpu: 300m",
+            "`services.backend.resources.requests.memory`: `9000000000000000000Ei` is too large",
+        ),
+        (
+            "memory: 512Mi, cpu: 300m",
+            "memory: -1Gi, cpu: 300m",
+            "`services.backend.resources.requests.memory`: `-1Gi` is negative",
+        ),
+        (
+            "    replicas: 2",
+            "    replicas: 4294967295",
+            "config/todo-deploy.yaml:27:15: `services.backend.replicas`: `4294967295` is more than Kubernetes allows; use at most 2147483647",
+        ),
+        (
+            "failureThreshold: 3}",
+            "failureThreshold: 2147483647}",
+            "config/todo-deploy.yaml:32:99: `services.backend.probes.readiness.failureThreshold`: `2147483647` is above the maximum of 10000",
+        ),
+        (
+            "runAsUser: null",
+            "runAsUser: -1",
+            "config/todo-deploy.yaml:95:14: `security.runAsUser`: `-1` is not a user id Kubernetes accepts",
+        ),
+    ];
+    for (from, to, expected) in cases {
+        let message = error_of(|p| p.edit_config(from, to), &[]);
+        assert!(message.contains(expected), "{to}: {message}");
+    }
+    // Unquoted, YAML reads `1e999999` as an infinite float, which its parser refuses.
+    let message = error_of(
+        |_| {},
+        &["--set", "services.frontend.resources.limits.cpu=1e400"],
+    );
+    assert!(
+        message.contains(
+            "--set services.frontend.resources.limits.cpu=1e400: `services.frontend.resources.limits.cpu`: `1e400` is too large"
+        ),
+        "{message}"
+    );
+}
+
+/// Nesting is bounded where it is read: a values file or a `--set` path deeper than any
+/// configuration needs is a usage error, not a stack overflow or a quadratic blow-up.
+#[test]
+fn nesting_deeper_than_the_configuration_is_refused() {
+    let deep = format!(
+        "configMap:\n  data: {}1{}\n",
+        "[".repeat(40),
+        "]".repeat(40)
+    );
+    let message = error_of(|p| p.write("deep.yaml", &deep), &["-f", "deep.yaml"]);
+    assert!(message.contains("deep.yaml:2:"), "{message}");
+    assert!(
+        message.contains("invalid YAML: nested more than 32 levels deep"),
+        "{message}"
+    );
+    let path = vec!["a"; 20_000].join(".");
+    let message = error_of(|_| {}, &["--set", &format!("{path}=1")]);
+    assert!(
+        message.contains("is not a field path like `a.b.c` (of at most 32 parts)"),
+        "{}",
+        &message[message.len().saturating_sub(300)..]
+    );
+}
