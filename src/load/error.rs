@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::docker::DockerError;
 
-use super::nodes::Cluster;
+use super::cluster::Cluster;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {

@@ -14,6 +14,7 @@
 //! Two calls: [`resolve`] before building (it checks the nodes run, and says whether images
 //! should be built in another engine, Minikube's), then [`load_all`] with the built images.
 
+mod cluster;
 pub mod detect;
 mod error;
 mod events;
@@ -36,7 +37,7 @@ use futures_util::future::try_join_all;
 pub use detect::Choice;
 pub use error::LoadError;
 pub use events::LoadEvent;
-pub use nodes::Cluster;
+pub use cluster::Cluster;
 pub use prune::{Removed, remove_images};
 
 use crate::build::BuiltImage;
