@@ -60,6 +60,12 @@ pub enum LoadError {
         expected: String,
         found: String,
     },
+    #[error("the engine describes `{image}` in a way this tool cannot read: {what}")]
+    Unreadable { image: String, what: String },
+    #[error("cannot send only the missing layers of `{image}`: {reason}")]
+    Archive { image: String, reason: String },
+    #[error("cannot read what {node} holds: {reason}")]
+    Listing { node: String, reason: String },
     #[error("reading `{image}` from the Docker engine broke off")]
     Export {
         image: String,
@@ -128,6 +134,18 @@ fn found_text(found: &Option<String>) -> String {
 pub const CHOICES: &str = "`minikube` (`cluster.minikubeProfile`), `kind`, `k3d`, `containerd` (k3s, microk8s, kubeadm: `cluster.containerdSocket`), `docker` (the cluster uses this Docker engine), `registry` (`cluster.registry`) or `none`";
 
 impl LoadError {
+    /// The message and every cause under it, for a warning line.
+    pub fn with_causes(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+
     /// What to do about it.
     pub fn hint(&self) -> Option<String> {
         let hint = match self {
@@ -157,6 +175,15 @@ impl LoadError {
             LoadError::Engine { .. } | LoadError::Export { .. } => {
                 "is Docker still running? `docker info` checks".to_owned()
             }
+            LoadError::Unreadable { image, .. } => format!(
+                "`docker image inspect {image}` shows what the engine says; rebuilding it (`--no-cache`) gives it a fresh description"
+            ),
+            LoadError::Archive { .. } => {
+                "nothing to do: the whole image is sent instead, which only takes longer; run again to retry".to_owned()
+            }
+            LoadError::Listing { node, .. } => format!(
+                "is the node healthy (`kubectl get nodes`)? Its runtime's listing should work by hand on {node}: `ctr -n k8s.io images ls` (containerd) or `docker images` (Docker)"
+            ),
             LoadError::Retagged { image, .. } => format!(
                 "something else tagged `{image}` while this run was loading it; run again"
             ),

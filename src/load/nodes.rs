@@ -7,9 +7,11 @@ use bollard::Docker;
 use bollard::query_parameters::ListContainersOptionsBuilder;
 
 use super::cluster::Cluster;
+use super::digest::ImageId;
 use super::error::LoadError;
-use super::exec::Place;
-use super::runtime::{Presence, Runtime};
+use super::exec::{Finished, Place};
+use super::holdings::Holdings;
+use super::runtime::Runtime;
 
 /// Where one copy of an image goes.
 #[derive(Debug, Clone)]
@@ -31,11 +33,40 @@ impl Node {
         }
     }
 
-    /// Which image IDs the node holds under `reference`.
-    pub async fn presence(&self, reference: &str) -> Result<Presence, LoadError> {
+    /// What the node holds: one listing.
+    pub async fn holdings(&self) -> Result<Holdings, LoadError> {
+        let finished = self.place.run(&self.runtime.listing_command()).await?;
+        self.listed(&self.runtime.listing_description(), finished)
+    }
+
+    /// Names the image `id`, which the node holds as `from`, also `to`; what the node holds
+    /// then.
+    pub async fn tag(&self, from: &str, id: &ImageId, to: &str) -> Result<Holdings, LoadError> {
+        let finished = self
+            .place
+            .run(&self.runtime.tag_script(from, id, to))
+            .await?;
+        let command = self.runtime.tag_description(from, id, to);
+        self.listed(&command, finished)
+    }
+
+    /// What the node holds, from the output of a script that ends with the listing; `command`
+    /// says what the script did, for the error when it failed.
+    pub fn listed(&self, command: &str, finished: Finished) -> Result<Holdings, LoadError> {
+        if finished.code != 0 {
+            return Err(LoadError::Runtime {
+                node: self.describe(),
+                command: command.to_owned(),
+                code: finished.code,
+                output: finished.complaint(),
+            });
+        }
         self.runtime
-            .presence(&self.place, &self.describe(), reference)
-            .await
+            .holdings(&finished.stdout)
+            .map_err(|reason| LoadError::Listing {
+                node: self.describe(),
+                reason,
+            })
     }
 }
 

@@ -15,7 +15,7 @@ use crate::ui::Events;
 
 use super::error::LoadError;
 use super::events::LoadEvent;
-use super::{NodeLoad, NodeOutcome};
+use super::outcome::{NodeLoad, NodeOutcome};
 
 /// Pushes `image` to `registry`; [`NodeOutcome::AlreadyPresent`] when the registry had every
 /// layer already.

@@ -97,6 +97,17 @@ impl LoadView {
                     ));
                 }
             }
+            LoadEvent::Layers { ref service, .. } | LoadEvent::Tagged { ref service, .. } => {
+                let bar = match self.sending.remove(service) {
+                    Some(bar) => bar,
+                    None => self.add_bar(service, 0),
+                };
+                bar.set_style(done_style(color, true));
+                // The plain line without its `load SERVICE: `, which the bar's prefix says.
+                let message = line(event).unwrap_or_default();
+                let message = message.split_once(": ").map_or("", |(_, rest)| rest);
+                bar.finish_with_message(message.to_owned());
+            }
             LoadEvent::Failed { service } => {
                 if let Some(bar) = self.sending.remove(&service) {
                     bar.set_style(done_style(color, false));
@@ -156,6 +167,28 @@ fn line(event: LoadEvent) -> Option<String> {
             listed(&nodes),
             rate(bytes, elapsed)
         ),
+        LoadEvent::Layers {
+            service,
+            image,
+            nodes,
+            layers,
+            total,
+            bytes,
+            size,
+            elapsed,
+        } => format!(
+            "load {service}: sent {layers} of {total} layers of `{image}` ({} of {}) to {} in {:.1}s",
+            BinaryBytes(bytes),
+            BinaryBytes(size),
+            listed(&nodes),
+            elapsed.as_secs_f64()
+        ),
+        LoadEvent::Tagged {
+            service,
+            image,
+            from,
+            node,
+        } => format!("load {service}: tagged `{image}` on `{node}` from `{from}` (0 bytes)"),
         LoadEvent::Failed { service } => format!("load {service}: failed"),
     };
     Some(line)
@@ -220,6 +253,22 @@ mod tests {
                 bytes: 4 * 1024 * 1024,
                 elapsed: Duration::from_millis(500),
             },
+            LoadEvent::Layers {
+                service: service(),
+                image: image(),
+                nodes: vec!["minikube".to_owned()],
+                layers: 1,
+                total: 12,
+                bytes: 4096,
+                size: 305 * 1024 * 1024,
+                elapsed: Duration::from_millis(300),
+            },
+            LoadEvent::Tagged {
+                service: "frontend".to_owned(),
+                image: "todo-frontend:v1.2.0".to_owned(),
+                from: "docker.io/library/todo-frontend:v1.1.0".to_owned(),
+                node: "minikube".to_owned(),
+            },
             LoadEvent::Failed { service: service() },
         ]
     }
@@ -233,6 +282,8 @@ mod tests {
                 "load frontend: `todo-frontend:def` is already on `minikube`",
                 "load backend: sending `todo-backend:abc` (3.00 MiB) to `minikube`, `minikube-m02`",
                 "load backend: sent `todo-backend:abc` to `minikube`, `minikube-m02`: 4.00 MiB in 0.5s (8.00 MiB/s)",
+                "load backend: sent 1 of 12 layers of `todo-backend:abc` (4.00 KiB of 305.00 MiB) to `minikube` in 0.3s",
+                "load frontend: tagged `todo-frontend:v1.2.0` on `minikube` from `docker.io/library/todo-frontend:v1.1.0` (0 bytes)",
                 "load backend: failed",
             ]
         );

@@ -675,7 +675,7 @@ async fn throughput(
     let name = format!("docker.io/{}", image.image);
     let mut t = Throughput::default();
     for discard in [false, true] {
-        let recorded = discard.then_some((name.as_str(), image.id.as_str()));
+        let recorded = discard.then_some((name.as_str(), &image));
         nodes.discard_imports(node, recorded).await;
         for _ in 0..runs {
             quiet().await;
@@ -685,10 +685,8 @@ async fn throughput(
                 .await
                 .expect("the image loads");
             let stage = started.elapsed().as_secs_f64();
-            let NodeOutcome::Loaded { bytes } = loaded[0].outcome else {
-                panic!("not sent: {loaded:?}");
-            };
-            t.bytes = bytes;
+            t.bytes = loaded[0].outcome.bytes();
+            assert!(t.bytes > 0, "not sent: {loaded:?}");
             // Again, as a later run sees the image (reused, not built): the node holds it, so
             // this is the presence check alone.
             let reused = [todo_deploy::build::BuiltImage {
