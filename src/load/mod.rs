@@ -3,13 +3,18 @@
 //!
 //! - [`detect`] picks the loader from the kube context, unless the config or `--loader` names one;
 //! - [`minikube`] reads a Minikube profile and decides how images get in;
-//! - `nodes` finds node containers, `exec` runs a runtime's commands in them (or on this host),
-//!   `runtime` knows those commands (`ctr`, `docker`), `stream` sends an image into every node
-//!   that lacks it, `registry` pushes.
+//! - `nodes` finds node containers (`cluster` names their clusters), `exec` runs commands in them
+//!   (or on this host), `runtime` knows those commands (`ctr`, `docker`), `holdings` reads what
+//!   a node holds from one listing;
+//! - `deliver` decides per image and node what to do (nothing, a tag, the missing layers, the
+//!   whole image) and does it; `stream` sends one export to several nodes at once, whole or as
+//!   the OCI archive `archive` builds from the `docker save` stream (`tarstream` reads and writes
+//!   tar, `export` tells its entries apart); `image` and `digest` are the IDs compared;
+//! - `registry` pushes; `prune` removes; `memory` remembers what nodes hold between runs.
 //!
-//! The loaders are one enum, not a trait: they differ in what they hold, not in what they do.
-//! Every node loader sends the same `docker save` stream into an import command and asks the
-//! same "which image ID has this tag" question; only the place and the command differ.
+//! The loaders are one enum (`loader`), not a trait: they differ in what they hold, not in what
+//! they do. Every node loader asks each node once what it holds and sends the same export; only
+//! the place and the commands differ.
 //!
 //! Two calls: [`resolve`] before building (it checks the nodes run, and says whether images
 //! should be built in another engine, Minikube's), then [`load_all`] with the built images.
