@@ -250,6 +250,34 @@ async fn minikube_nodes_get_images_by_docker_load_or_ctr() {
         "{again:?}"
     );
 
+    // The same image under a new tag (a cache-hit build): `docker tag` on each node, nothing sent.
+    let options = bollard::query_parameters::TagImageOptionsBuilder::new()
+        .repo(&repo)
+        .tag("v2")
+        .build();
+    docker
+        .tag_image(&image.id, Some(options))
+        .await
+        .expect("tag");
+    let retagged = BuiltImage {
+        image: todo_deploy::plan::ImageRef {
+            tag: "v2".to_owned(),
+            ..image.image.clone()
+        },
+        ..image.clone()
+    };
+    let tagged = load::load_all(&docker, &loader, &[retagged], &events)
+        .await
+        .expect("tags");
+    assert!(
+        tagged.iter().all(|l| l.outcome
+            == NodeOutcome::Tagged {
+                from: format!("docker.io/{}", image.image)
+            }),
+        "{tagged:?}"
+    );
+    assert_eq!(nodes.imports(&second).await.len(), 1, "nothing imported");
+
     // containerd on one node, found through `cluster.minikubeProfile` under another context.
     let profile = format!("{}-containerd", nodes.unique);
     nodes.start(&profile, &[], None).await;
