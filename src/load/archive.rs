@@ -13,7 +13,10 @@
 //! each layer's chain ID against the snapshots and reads only the blobs of missing ones.
 //!
 //! `index.json` comes last: an archive cut short anywhere is not an image, so a broken transfer
-//! imports nothing. Every layer sent is hashed on the way and must match its diff ID.
+//! imports nothing. Layers are passed on without being hashed here: containerd checks each layer
+//! it unpacks against its diff ID, and every layer sent is one it unpacks (hashing them again
+//! would cost a core a second per 1.5 GB on a 2-core node). The config, small, is checked: its
+//! digest is the image ID.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,7 +24,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::digest::{DiffId, Digest, Hasher};
+use super::digest::{DiffId, Digest};
 use super::export::{Catalog, Role};
 use super::image::Image;
 use super::names::normalize;
@@ -87,7 +90,6 @@ enum Current {
     Skip,
     Forward {
         diff: DiffId,
-        hasher: Hasher,
         targets: Targets,
         size: u64,
     },
@@ -131,10 +133,7 @@ impl<'a> Assembler<'a> {
             Item::Data(data) => {
                 match &mut self.current {
                     Current::Skip => {}
-                    Current::Forward {
-                        hasher, targets, ..
-                    } => {
-                        hasher.update(&data);
+                    Current::Forward { targets, .. } => {
                         out.push(Piece {
                             bytes: data,
                             targets: targets.clone(),
@@ -164,7 +163,10 @@ impl<'a> Assembler<'a> {
                 }
             }
             Role::Layer(position) => {
-                let diff = self.image.diff_ids[position];
+                let Some(&diff) = self.image.diff_ids.get(position) else {
+                    self.current = Current::Skip;
+                    return Ok(());
+                };
                 self.sizes.insert(diff, entry.size);
                 let targets = self.lacking(diff);
                 if self.sent.contains(&diff) || !targets.any() {
@@ -173,7 +175,6 @@ impl<'a> Assembler<'a> {
                     out.push(header(&blob_name(diff.0), entry.size, &targets)?);
                     Current::Forward {
                         diff,
-                        hasher: Hasher::default(),
                         targets,
                         size: entry.size,
                     }
@@ -188,16 +189,9 @@ impl<'a> Assembler<'a> {
             Current::Skip => {}
             Current::Forward {
                 diff,
-                hasher,
                 targets,
                 size,
             } => {
-                let found = hasher.finish();
-                if found != diff.0 {
-                    return Err(format!(
-                        "the export's layer `{diff}` hashes to `{found}`: the stream is damaged"
-                    ));
-                }
                 out.push(padding(size, &targets));
                 self.sent.push(diff);
             }
@@ -565,21 +559,38 @@ mod tests {
     }
 
     #[test]
-    fn a_damaged_layer_or_a_missing_one_is_an_error() {
+    fn a_damaged_config_or_a_missing_layer_is_an_error() {
         let (image, export) = export();
-        let (_, clean) = assemble(&image, &export, vec![0], 4096).unwrap();
-        // The top layer's file content, `top`, changed in the export.
-        let at = export.windows(3).rposition(|w| w == b"top").unwrap();
+        assert!(assemble(&image, &export, vec![0], 4096).is_ok());
+        let at = export.windows(5).position(|w| w == b"amd64").unwrap();
         let mut damaged = export.clone();
-        damaged[at] = b'T';
+        damaged[at..at + 5].copy_from_slice(b"arm64");
         let error = assemble(&image, &damaged, vec![0], 4096).unwrap_err();
-        assert!(error.contains("the stream is damaged"), "{error}");
-        // A node that has the top layer unpacked does not need it: not even read for it.
-        assert!(assemble(&image, &damaged, vec![3], 4096).is_ok());
+        assert!(error.contains("not the image ID"), "{error}");
         let mut other = image.clone();
         other.diff_ids.push(DiffId(Digest::of(b"elsewhere")));
         let error = assemble(&other, &export, vec![0], 4096).unwrap_err();
-        assert!(error.contains("config"), "{error}");
-        assert!(clean.size > 0);
+        assert!(error.contains("other layers"), "{error}");
+        // The middle layer's blob left out of the export.
+        let middle = format!("blobs/sha256/{}", image.diff_ids[1].0.hex());
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, bytes) in files(&export).into_iter().filter(|(n, _)| *n != middle) {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder
+                .append_data(&mut header, name, bytes.as_slice())
+                .unwrap();
+        }
+        let without = builder.into_inner().unwrap();
+        let error = assemble(&image, &without, vec![0], 4096).unwrap_err();
+        assert!(error.contains("names no layer"), "{error}");
+        assert!(
+            assemble(&image, &without, vec![2], 4096)
+                .unwrap_err()
+                .contains("names no layer"),
+            "its size is needed even where it is not sent"
+        );
     }
 }

@@ -5,8 +5,7 @@
 
 use std::fmt;
 
-use sha2::Digest as _;
-use sha2::Sha256;
+use sha2::{Digest as _, Sha256};
 
 /// A `sha256:<64 hex digits>` digest.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -15,9 +14,7 @@ pub struct Digest([u8; 32]);
 impl Digest {
     /// The digest of `bytes`.
     pub fn of(bytes: &[u8]) -> Digest {
-        let mut hasher = Hasher::default();
-        hasher.update(bytes);
-        hasher.finish()
+        Digest(Sha256::digest(bytes).into())
     }
 
     /// `sha256:` and 64 lowercase hex digits, as Docker and containerd write them.
@@ -61,20 +58,6 @@ impl fmt::Display for Digest {
 impl fmt::Debug for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
-    }
-}
-
-/// A running sha256.
-#[derive(Default, Clone)]
-pub struct Hasher(Sha256);
-
-impl Hasher {
-    pub fn update(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
-    }
-
-    pub fn finish(self) -> Digest {
-        Digest(self.0.finalize().into())
     }
 }
 
