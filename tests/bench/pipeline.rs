@@ -22,6 +22,8 @@
 #[path = "../e2e/support/mod.rs"]
 mod support;
 
+mod large;
+
 use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -64,12 +66,33 @@ fn main() {
         .or_else(|| std::env::var("RUNS").ok())
         .map_or(5, |n| n.parse::<usize>().expect("--runs N: a number"));
     assert!(runs > 0, "--runs N: at least 1");
+    let only_large = args
+        .iter()
+        .position(|a| a == "--case")
+        .and_then(|i| args.get(i + 1))
+        .is_some_and(|case| case == "large");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("a runtime");
-    let code = runtime.block_on(bench(runs));
+    let code = runtime.block_on(async {
+        let code = if only_large { 0 } else { bench(runs).await };
+        if code != 0 {
+            return code;
+        }
+        let Some(docker) = support::docker::engine().await else {
+            eprintln!("bench: needs a Docker engine");
+            return 1;
+        };
+        match large::run(&docker, runs).await {
+            Ok(()) => 0,
+            Err(error) => {
+                eprintln!("bench: the large-image case: {error}");
+                1
+            }
+        }
+    });
     std::process::exit(code);
 }
 
