@@ -16,7 +16,7 @@ use std::time::Instant;
 use bollard::Docker;
 use futures_util::future::{join_all, try_join_all};
 
-use crate::build::{BuiltImage, Outcome};
+use crate::build::BuiltImage;
 use crate::ui::{Event, Events};
 
 use super::error::LoadError;
@@ -26,7 +26,7 @@ use super::image::{self, Image};
 use super::memory::Memory;
 use super::nodes::Node;
 use super::outcome::{NodeLoad, NodeOutcome};
-use super::stream::{self, Delivered, Export};
+use super::stream::{self, Delivered};
 
 /// What one node needs for one image.
 enum Need {
@@ -69,26 +69,20 @@ pub async fn load_all(
             node.holdings().await.map(Some)
         }
     }));
-    // An image just built most likely has a new ID, so its export is requested at once (see
-    // `stream::Export`).
-    let inspected = try_join_all(images.iter().map(|built| async {
-        if nodes.iter().all(|node| remembered(node, built)) {
-            return Ok(None);
+    let inspected = try_join_all(images.iter().map(|image| async {
+        if nodes.iter().all(|node| remembered(node, image)) {
+            Ok(None)
+        } else {
+            image::inspect(docker, image).await.map(Some)
         }
-        let image = image::inspect(docker, built).await?;
-        let export =
-            (built.outcome == Outcome::Built).then(|| Export::request(docker, &image.reference));
-        Ok::<_, LoadError>(Some((image, export)))
     }));
     let (listings, inspected) = tokio::try_join!(listings, inspected)?;
     let (listings, remembered) = (&listings, &remembered);
     let loaded = try_join_all(
         images
             .iter()
-            .zip(inspected)
-            .map(|(built, inspected)| async move {
-                let (image, export) = inspected.unzip();
-                let image = image.as_ref();
+            .zip(&inspected)
+            .map(|(built, image)| async move {
                 let needs: Vec<Need> = nodes
                     .iter()
                     .zip(listings)
@@ -99,8 +93,7 @@ pub async fn load_all(
                         },
                     )
                     .collect();
-                let result =
-                    load_image(docker, nodes, needs, built, image, export.flatten(), events).await;
+                let result = load_image(docker, nodes, needs, built, image.as_ref(), events).await;
                 if result.is_err() {
                     events.send(LoadEvent::Failed {
                         service: built.service.clone(),
@@ -139,7 +132,6 @@ async fn load_image(
     needs: Vec<Need>,
     built: &BuiltImage,
     image: Option<&Image>,
-    export: Option<Export>,
     events: &Events,
 ) -> Result<Vec<NodeLoad>, LoadError> {
     let reference = built.image.to_string();
@@ -201,8 +193,7 @@ async fn load_image(
         }
     }
     if !targets.is_empty() {
-        let export = export.unwrap_or_else(|| Export::request(docker, &reference));
-        for (node, outcome) in send(docker, image, export, targets, &built.service, events).await? {
+        for (node, outcome) in send(docker, image, targets, &built.service, events).await? {
             results.push(result(node, outcome));
         }
     }
@@ -233,7 +224,6 @@ async fn tag<'a>(
 async fn send<'a>(
     docker: &Docker,
     image: &Image,
-    export: Export,
     targets: Vec<Target<'a>>,
     service: &str,
     events: &Events,
@@ -247,12 +237,8 @@ async fn send<'a>(
     let (layered, mut whole): (Vec<Target>, Vec<Target>) =
         targets.into_iter().partition(|t| t.unpacked.is_some());
     let mut outcomes = Vec::new();
-    let mut export = Some(export);
     if !layered.is_empty() {
-        let export = export
-            .take()
-            .unwrap_or_else(|| Export::request(docker, &image.reference));
-        let (sent, failed) = send_layers(export, image, layered, service, events).await;
+        let (sent, failed) = send_layers(docker, image, layered, service, events).await;
         outcomes.extend(sent);
         for (target, error) in failed {
             let what = "sending only the layers it lacks";
@@ -268,15 +254,14 @@ async fn send<'a>(
         }
     }
     if !whole.is_empty() {
-        let export = export.unwrap_or_else(|| Export::request(docker, &image.reference));
-        outcomes.extend(send_whole(export, image, whole, service, events).await?);
+        outcomes.extend(send_whole(docker, image, whole, service, events).await?);
     }
     Ok(outcomes)
 }
 
 /// The layered load: what each target got, and the targets it failed for, with why.
 async fn send_layers<'a>(
-    export: Export,
+    docker: &Docker,
     image: &Image,
     targets: Vec<Target<'a>>,
     service: &str,
@@ -284,7 +269,7 @@ async fn send_layers<'a>(
 ) -> (Vec<(&'a Node, NodeOutcome)>, Vec<(Target<'a>, LoadError)>) {
     let started = Instant::now();
     let unpacked: Vec<usize> = targets.iter().map(|t| t.unpacked.unwrap_or(0)).collect();
-    let source = stream::layered(export, image, unpacked);
+    let source = stream::layered(docker, image, unpacked);
     let (results, end) = deliver(image, &targets, source, service, events).await;
     let elapsed = started.elapsed();
     let mut sent = Vec::new();
@@ -340,14 +325,14 @@ async fn send_layers<'a>(
 
 /// The whole `docker save` archive to `targets`; every one must take it.
 async fn send_whole<'a>(
-    export: Export,
+    docker: &Docker,
     image: &Image,
     targets: Vec<Target<'a>>,
     service: &str,
     events: &Events,
 ) -> Result<Vec<(&'a Node, NodeOutcome)>, LoadError> {
     let started = Instant::now();
-    let source = stream::whole(export, targets.len());
+    let source = stream::whole(docker, &image.reference, targets.len());
     let (results, end) = deliver(image, &targets, source, service, events).await;
     end?;
     let mut outcomes = Vec::new();

@@ -8,10 +8,8 @@
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
-use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::future::join_all;
-use futures_util::stream::BoxStream;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
@@ -42,7 +40,7 @@ pub enum Message {
 /// The reading task: its messages, and the task itself, stopped when this is dropped.
 pub struct Source {
     messages: mpsc::Receiver<Message>,
-    _task: AbortOnDrop<()>,
+    _task: AbortOnDrop,
 }
 
 /// What one node got.
@@ -53,52 +51,14 @@ pub struct Delivered {
     pub holdings: Holdings,
 }
 
-type Chunks = BoxStream<'static, Result<Bytes, bollard::errors::Error>>;
-
-/// The engine's `docker save` of an image, requested ahead of need: Docker prepares the whole
-/// archive before sending its first byte (a second for 200 MB here), so asking while the nodes
-/// are listed hides that wait. Dropped unread, the request is cancelled (the engine may still
-/// finish preparing it).
-pub struct Export {
-    reference: String,
-    first: AbortOnDrop<Chunks>,
-}
-
-impl Export {
-    pub fn request(docker: &Docker, reference: &str) -> Export {
-        let mut chunks: Chunks = docker.export_image(reference).boxed();
-        let first = tokio::spawn(async move {
-            let first = chunks.next().await;
-            futures_util::stream::iter(first).chain(chunks).boxed()
-        });
-        Export {
-            reference: reference.to_owned(),
-            first: AbortOnDrop(first),
-        }
-    }
-
-    /// Every chunk, from the first.
-    async fn chunks(mut self) -> Chunks {
-        let reference = self.reference.clone();
-        match (&mut self.first.0).await {
-            Ok(chunks) => chunks,
-            Err(error) => {
-                let error = bollard::errors::Error::IOError {
-                    err: std::io::Error::other(format!("reading `{reference}` stopped: {error}")),
-                };
-                futures_util::stream::iter([Err(error)]).boxed()
-            }
-        }
-    }
-}
-
-/// The `docker save` stream `export`, whole, for every one of `nodes` nodes.
-pub fn whole(export: Export, nodes: usize) -> Source {
+/// The `docker save` stream of `reference`, whole, for every node.
+pub fn whole(docker: &Docker, reference: &str, nodes: usize) -> Source {
     let (sender, messages) = mpsc::channel(READ_AHEAD);
-    let reference = export.reference.clone();
+    let export = docker.export_image(reference);
+    let reference = reference.to_owned();
     let all = Targets::all(nodes);
     let task = tokio::spawn(async move {
-        let mut export = export.chunks().await;
+        let mut export = std::pin::pin!(export);
         while let Some(chunk) = export.next().await {
             let message = match chunk {
                 Ok(bytes) => Message::Piece(Piece {
@@ -123,15 +83,15 @@ pub fn whole(export: Export, nodes: usize) -> Source {
     }
 }
 
-/// From `export`, an OCI archive of `image` for each node, holding the layers above the
-/// `unpacked[i]` it has.
-pub fn layered(export: Export, image: &Image, unpacked: Vec<usize>) -> Source {
+/// An OCI archive of `image` for each node, holding the layers above the `unpacked[i]` it has.
+pub fn layered(docker: &Docker, image: &Image, unpacked: Vec<usize>) -> Source {
     let (sender, messages) = mpsc::channel(READ_AHEAD);
+    let export = docker.export_image(&image.reference);
     let image = image.clone();
     let task = tokio::spawn(async move {
         let mut assembler = Assembler::new(&image, unpacked);
         let mut reader = Reader::default();
-        let mut export = export.chunks().await;
+        let mut export = std::pin::pin!(export);
         let failed = |reason: String| {
             Message::Failed(LoadError::Archive {
                 image: image.reference.clone(),
@@ -359,9 +319,9 @@ impl<'a> Sink<'a> {
 }
 
 /// A task that ends when its handle is dropped.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
-impl<T> Drop for AbortOnDrop<T> {
+impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
