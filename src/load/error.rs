@@ -178,9 +178,9 @@ impl LoadError {
             LoadError::Unreadable { image, .. } => format!(
                 "`docker image inspect {image}` shows what the engine says; rebuilding it (`--no-cache`) gives it a fresh description"
             ),
-            LoadError::Archive { .. } => {
-                "nothing to do: the whole image is sent instead, which only takes longer; run again to retry".to_owned()
-            }
+            LoadError::Archive { image, .. } => format!(
+                "when only the missing layers cannot be sent, the whole image is; run again, and if it persists, `docker save {image} | tar -t` shows what the engine exports"
+            ),
             LoadError::Listing { node, .. } => format!(
                 "is the node healthy (`kubectl get nodes`)? Its runtime's listing should work by hand on {node}: `ctr -n k8s.io images ls` (containerd) or `docker images` (Docker)"
             ),

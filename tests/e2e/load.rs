@@ -1,11 +1,16 @@
 //! The load stage against the real Docker engine, with fake nodes (`support::nodes`): containers
 //! named and labelled like kind's and Minikube's whose `ctr` and `docker` check that a complete
-//! image archive arrives and record it. Every image reaches every node, a second run sends
-//! nothing, an image rebuilt under the same tag is sent again, a missing or stopped node and a
-//! failing import say what to do; a real containerd (started by the test) takes the local
-//! socket loader's imports; Minikube's docker runtime on one node builds in the node instead; a
-//! registry that does not answer is named. `measure_load_throughput` (ignored) is the
-//! measurement `scripts/measure-load` runs.
+//! image archive (`docker save`'s or an OCI layout) arrives and record it. Every image reaches
+//! every node, a second run sends nothing, an image rebuilt under the same tag is sent again, one
+//! re-tagged is tagged, a missing or stopped node and a failing import say what to do; a real
+//! containerd (started by the test) takes the local socket loader's imports; Minikube's docker
+//! runtime on one node builds in the node instead; a registry that does not answer is named.
+//!
+//! With a real containerd behind a kind node container (its socket mounted, the real `ctr`): a
+//! two-layer image whose top layer changes gets only that layer and runs; an image whose base the
+//! node lacks gets every layer; a cut or damaged stream leaves the node as it was (names and
+//! snapshots) and the next run recovers; an unchanged image under a new tag is tagged, 0 bytes.
+//! `measure_load_throughput` (ignored) is the measurement `scripts/measure-load` runs.
 //!
 //! Without an engine these tests skip on a laptop and fail in CI (`CI` set).
 
