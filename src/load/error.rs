@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::docker::DockerError;
 
-use super::nodes::Cluster;
+use super::cluster::Cluster;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -60,6 +60,12 @@ pub enum LoadError {
         expected: String,
         found: String,
     },
+    #[error("the engine describes `{image}` in a way this tool cannot read: {what}")]
+    Unreadable { image: String, what: String },
+    #[error("cannot send only the missing layers of `{image}`: {reason}")]
+    Archive { image: String, reason: String },
+    #[error("cannot read what {node} holds: {reason}")]
+    Listing { node: String, reason: String },
     #[error("reading `{image}` from the Docker engine broke off")]
     Export {
         image: String,
@@ -129,6 +135,20 @@ pub const CHOICES: &str = "`minikube` (`cluster.minikubeProfile`), `kind`, `k3d`
 
 use crate::outcome::Diagnose;
 
+impl LoadError {
+    /// The message and every cause under it, for a warning line.
+    pub fn with_causes(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+}
+
 impl Diagnose for LoadError {
     /// What to do about it.
     fn hint(&self) -> Option<String> {
@@ -159,6 +179,15 @@ impl Diagnose for LoadError {
             LoadError::Engine { .. } | LoadError::Export { .. } => {
                 "is Docker still running? `docker info` checks".to_owned()
             }
+            LoadError::Unreadable { image, .. } => format!(
+                "`docker image inspect {image}` shows what the engine says; rebuilding it (`--no-cache`) gives it a fresh description"
+            ),
+            LoadError::Archive { image, .. } => format!(
+                "when only the missing layers cannot be sent, the whole image is; run again, and if it persists, `docker save {image} | tar -t` shows what the engine exports"
+            ),
+            LoadError::Listing { node, .. } => format!(
+                "is the node healthy (`kubectl get nodes`)? Its runtime's listing should work by hand on {node}: `ctr -n k8s.io images ls` (containerd) or `docker images` (Docker)"
+            ),
             LoadError::Retagged { image, .. } => format!(
                 "something else tagged `{image}` while this run was loading it; run again"
             ),

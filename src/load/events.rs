@@ -27,6 +27,25 @@ pub enum LoadEvent {
         bytes: u64,
         elapsed: Duration,
     },
+    /// Only the layers these nodes lacked were sent: `layers` of the image's `total`, in an
+    /// archive of `bytes`; `size` is what the whole image would have been.
+    Layers {
+        service: String,
+        image: String,
+        nodes: Vec<String>,
+        layers: usize,
+        total: usize,
+        bytes: u64,
+        size: u64,
+        elapsed: Duration,
+    },
+    /// The node held the image under another name, `from`: it was tagged, nothing was sent.
+    Tagged {
+        service: String,
+        image: String,
+        from: String,
+        node: String,
+    },
     /// Sending stopped with an error; the error itself is returned by the stage.
     Failed { service: String },
 }

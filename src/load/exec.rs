@@ -15,8 +15,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::error::LoadError;
 
-/// How much of a command's stdout and of its stderr is kept: the end of it.
+/// How much of a command's stderr is kept: the end of it.
 const KEPT_OUTPUT: usize = 16 * 1024;
+/// How much of its stdout: a node's listing (every image, blob and snapshot) must fit.
+const KEPT_STDOUT: usize = 16 * 1024 * 1024;
 
 /// Where a command runs.
 #[derive(Clone)]
@@ -117,8 +119,8 @@ async fn start_exec(
     let id = exec.id;
     let description = format!("`{}` in `{container}`", argv.join(" "));
     let done = Box::pin(async move {
-        let mut stdout = Kept::default();
-        let mut stderr = Kept::default();
+        let mut stdout = Kept::new(KEPT_STDOUT);
+        let mut stderr = Kept::new(KEPT_OUTPUT);
         while let Some(frame) = output.next().await {
             match frame {
                 Ok(LogOutput::StdErr { message }) => stderr.push(&message),
@@ -188,7 +190,7 @@ fn start_process(argv: &[String]) -> Result<Started, LoadError> {
     };
     let program = program.clone();
     let done = Box::pin(async move {
-        let (stdout, stderr) = tokio::join!(drain(stdout), drain(stderr));
+        let (stdout, stderr) = tokio::join!(drain(stdout, KEPT_STDOUT), drain(stderr, KEPT_OUTPUT));
         let status = child.wait().await.map_err(|source| LoadError::Spawn {
             program: program.clone(),
             source,
@@ -206,8 +208,8 @@ fn start_process(argv: &[String]) -> Result<Started, LoadError> {
     })
 }
 
-async fn drain(mut reader: impl AsyncRead + Unpin) -> String {
-    let mut kept = Kept::default();
+async fn drain(mut reader: impl AsyncRead + Unpin, limit: usize) -> String {
+    let mut kept = Kept::new(limit);
     let mut buffer = vec![0u8; 8192];
     while let Ok(read) = reader.read(&mut buffer).await {
         if read == 0 {
@@ -218,22 +220,31 @@ async fn drain(mut reader: impl AsyncRead + Unpin) -> String {
     kept.text()
 }
 
-/// The last [`KEPT_OUTPUT`] bytes of a stream.
-#[derive(Default)]
-struct Kept(Vec<u8>);
+/// The last `limit` bytes of a stream.
+struct Kept {
+    bytes: Vec<u8>,
+    limit: usize,
+}
 
 impl Kept {
+    fn new(limit: usize) -> Kept {
+        Kept {
+            bytes: Vec::new(),
+            limit,
+        }
+    }
+
     fn push(&mut self, bytes: &[u8]) {
-        self.0.extend_from_slice(bytes);
-        if self.0.len() > 2 * KEPT_OUTPUT {
-            let cut = self.0.len() - KEPT_OUTPUT;
-            self.0.drain(..cut);
+        self.bytes.extend_from_slice(bytes);
+        if self.bytes.len() > 2 * self.limit {
+            let cut = self.bytes.len() - self.limit;
+            self.bytes.drain(..cut);
         }
     }
 
     fn text(&self) -> String {
-        let start = self.0.len().saturating_sub(KEPT_OUTPUT);
-        String::from_utf8_lossy(&self.0[start..]).into_owned()
+        let start = self.bytes.len().saturating_sub(self.limit);
+        String::from_utf8_lossy(&self.bytes[start..]).into_owned()
     }
 }
 
@@ -243,7 +254,7 @@ mod tests {
 
     #[test]
     fn only_the_end_of_the_output_is_kept() {
-        let mut kept = Kept::default();
+        let mut kept = Kept::new(KEPT_OUTPUT);
         for _ in 0..5 {
             kept.push(&[b'a'; KEPT_OUTPUT]);
         }

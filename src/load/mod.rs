@@ -3,139 +3,67 @@
 //!
 //! - [`detect`] picks the loader from the kube context, unless the config or `--loader` names one;
 //! - [`minikube`] reads a Minikube profile and decides how images get in;
-//! - `nodes` finds node containers, `exec` runs a runtime's commands in them (or on this host),
-//!   `runtime` knows those commands (`ctr`, `docker`), `stream` sends an image into every node
-//!   that lacks it, `registry` pushes.
+//! - `nodes` finds node containers (`cluster` names their clusters), `exec` runs commands in them
+//!   (or on this host), `runtime` knows those commands (`ctr`, `docker`), `holdings` reads what
+//!   a node holds from one listing;
+//! - `deliver` decides per image and node what to do (nothing, a tag, the missing layers, the
+//!   whole image) and does it; `stream` sends one export to several nodes at once, whole or as
+//!   the OCI archive `archive` builds from the `docker save` stream (`tarstream` reads and writes
+//!   tar, `export` tells its entries apart); `image` and `digest` are the IDs compared;
+//! - `registry` pushes; `prune` removes; `memory` remembers what nodes hold between runs.
 //!
-//! The loaders are one enum, not a trait: they differ in what they hold, not in what they do.
-//! Every node loader sends the same `docker save` stream into an import command and asks the
-//! same "which image ID has this tag" question; only the place and the command differ.
+//! The loaders are one enum (`loader`), not a trait: they differ in what they hold, not in what
+//! they do. Every node loader asks each node once what it holds and sends the same export; only
+//! the place and the commands differ.
 //!
 //! Two calls: [`resolve`] before building (it checks the nodes run, and says whether images
 //! should be built in another engine, Minikube's), then [`load_all`] with the built images.
 
+mod archive;
+mod cluster;
+mod deliver;
 pub mod detect;
+mod digest;
 mod error;
 pub mod events;
 mod exec;
+mod export;
+mod holdings;
+mod image;
+mod loader;
 pub mod memory;
 pub mod minikube;
+mod names;
 mod nodes;
+mod outcome;
 mod prune;
 mod registry;
 mod runtime;
 mod stream;
+mod tarstream;
 
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bollard::Docker;
-use bollard::auth::DockerCredentials;
 use futures_util::future::try_join_all;
 
+pub use cluster::Cluster;
 pub use detect::Choice;
 pub use error::LoadError;
 pub use events::LoadEvent;
-pub use nodes::Cluster;
+pub use loader::Loader;
+pub use outcome::{NodeLoad, NodeOutcome};
 pub use prune::{Removed, remove_images};
 
 use crate::build::BuiltImage;
 use crate::docker::{Endpoint, Origin};
 use crate::plan::ClusterTarget;
 use crate::progress::{Event, Events};
+use loader::Strategy;
 use memory::Memory;
 use minikube::Route;
 use nodes::Node;
 use runtime::Runtime;
-
-/// What happened to an image on one node (or registry).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeLoad {
-    pub service: String,
-    /// The reference, as deployed.
-    pub image: String,
-    /// The image ID the node holds now.
-    pub id: String,
-    /// The node container's ID, when it is one.
-    pub instance: Option<String>,
-    /// The node container, the containerd socket, or the registry.
-    pub node: String,
-    pub outcome: NodeOutcome,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NodeOutcome {
-    /// The archive was sent (or pushed): its size in bytes.
-    Loaded { bytes: u64 },
-    /// The node held the image with the same ID already; nothing was sent.
-    AlreadyPresent,
-}
-
-/// How this run gets images to the cluster, resolved by [`resolve`].
-pub struct Loader {
-    strategy: Strategy,
-    summary: String,
-    /// Where what each node holds is remembered between runs (see [`memory`]).
-    memory: Option<PathBuf>,
-}
-
-enum Strategy {
-    /// Stream into these nodes.
-    Nodes(Vec<Node>),
-    /// Build in this engine (Minikube's); nothing to load.
-    BuildInNode(Endpoint),
-    /// The cluster reads the engine the images are built in (a shared engine, or Minikube's
-    /// after `minikube docker-env`): nothing to load.
-    InEngine,
-    /// Loading is off (`--loader none`).
-    Nothing,
-    Registry {
-        registry: String,
-        credentials: Option<DockerCredentials>,
-    },
-}
-
-impl fmt::Debug for Loader {
-    /// The summary only: the registry's credentials stay out of debug output.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Loader")
-            .field("summary", &self.summary)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Loader {
-    /// The engine to build in instead of the local one, when that makes loading unnecessary:
-    /// Minikube's, for its docker runtime on one node (what `minikube docker-env` points at).
-    /// Connect with [`Endpoint::connect`] and pass that client to `build_all` and [`load_all`].
-    pub fn build_engine(&self) -> Option<&Endpoint> {
-        match &self.strategy {
-            Strategy::BuildInNode(endpoint) => Some(endpoint),
-            _ => None,
-        }
-    }
-
-    /// What this loader does, in a sentence (the `-v` line [`resolve`] sends).
-    pub fn summary(&self) -> &str {
-        &self.summary
-    }
-
-    /// The nodes images are streamed into; empty for the other loaders.
-    pub fn nodes(&self) -> Vec<String> {
-        match &self.strategy {
-            Strategy::Nodes(nodes) => nodes.iter().map(|node| node.name.clone()).collect(),
-            _ => Vec::new(),
-        }
-    }
-
-    fn new(strategy: Strategy, summary: String) -> Loader {
-        Loader {
-            strategy,
-            summary,
-            memory: None,
-        }
-    }
-}
 
 /// Chooses the loader for `target` on the kube context `context` (the one the cluster
 /// connection used), finds its nodes and checks that they run. No image moves yet: call it
@@ -201,13 +129,7 @@ pub async fn load_all(
     match &loader.strategy {
         Strategy::Nodes(nodes) => {
             let mut known = Memory::read(loader.memory.as_deref());
-            let loaded = try_join_all(
-                images
-                    .iter()
-                    .map(|image| stream::load(docker, nodes, image, &known, events)),
-            )
-            .await?;
-            let loaded: Vec<NodeLoad> = loaded.into_iter().flatten().collect();
+            let loaded = deliver::load_all(docker, nodes, images, &known, events).await?;
             for load in &loaded {
                 if let Some(instance) = &load.instance {
                     known.remember(instance, &load.image, &load.id);

@@ -2,54 +2,16 @@
 //! each checked to be running, or this host's containerd.
 
 use std::collections::HashMap;
-use std::fmt;
 
 use bollard::Docker;
 use bollard::query_parameters::ListContainersOptionsBuilder;
 
+use super::cluster::Cluster;
+use super::digest::ImageId;
 use super::error::LoadError;
-use super::exec::Place;
-use super::runtime::{Presence, Runtime};
-
-/// A cluster whose nodes are containers, for messages and hints.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Cluster {
-    Minikube { profile: String },
-    Kind { name: String },
-    K3d { name: String },
-}
-
-impl fmt::Display for Cluster {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Cluster::Minikube { profile } => write!(f, "Minikube profile `{profile}`"),
-            Cluster::Kind { name } => write!(f, "kind cluster `{name}`"),
-            Cluster::K3d { name } => write!(f, "k3d cluster `{name}`"),
-        }
-    }
-}
-
-impl Cluster {
-    /// How to see and start it.
-    pub fn start_hint(&self) -> String {
-        match self {
-            Cluster::Minikube { profile } if profile == "minikube" => {
-                "`minikube status` checks; `minikube start` starts it".to_owned()
-            }
-            Cluster::Minikube { profile } => {
-                format!(
-                    "`minikube status -p {profile}` checks; `minikube start -p {profile}` starts it"
-                )
-            }
-            Cluster::Kind { name } => format!(
-                "`kind get clusters` lists the clusters; `kind create cluster --name {name}` creates it"
-            ),
-            Cluster::K3d { name } => format!(
-                "`k3d cluster list` lists the clusters; `k3d cluster start {name}` starts it"
-            ),
-        }
-    }
-}
+use super::exec::{Finished, Place};
+use super::holdings::Holdings;
+use super::runtime::Runtime;
 
 /// Where one copy of an image goes.
 #[derive(Debug, Clone)]
@@ -71,11 +33,40 @@ impl Node {
         }
     }
 
-    /// Which image IDs the node holds under `reference`.
-    pub async fn presence(&self, reference: &str) -> Result<Presence, LoadError> {
+    /// What the node holds: one listing.
+    pub async fn holdings(&self) -> Result<Holdings, LoadError> {
+        let finished = self.place.run(&self.runtime.listing_command()).await?;
+        self.listed(&self.runtime.listing_description(), finished)
+    }
+
+    /// Names the image `id`, which the node holds as `from`, also `to`; what the node holds
+    /// then.
+    pub async fn tag(&self, from: &str, id: &ImageId, to: &str) -> Result<Holdings, LoadError> {
+        let finished = self
+            .place
+            .run(&self.runtime.tag_script(from, id, to))
+            .await?;
+        let command = self.runtime.tag_description(from, id, to);
+        self.listed(&command, finished)
+    }
+
+    /// What the node holds, from the output of a script that ends with the listing; `command`
+    /// says what the script did, for the error when it failed.
+    pub fn listed(&self, command: &str, finished: Finished) -> Result<Holdings, LoadError> {
+        if finished.code != 0 {
+            return Err(LoadError::Runtime {
+                node: self.describe(),
+                command: command.to_owned(),
+                code: finished.code,
+                output: finished.complaint(),
+            });
+        }
         self.runtime
-            .presence(&self.place, &self.describe(), reference)
-            .await
+            .holdings(&finished.stdout)
+            .map_err(|reason| LoadError::Listing {
+                node: self.describe(),
+                reason,
+            })
     }
 }
 

@@ -6,9 +6,10 @@ use bollard::Docker;
 use bollard::query_parameters::RemoveImageOptionsBuilder;
 
 use super::error::LoadError;
+use super::loader::{Loader, Strategy};
+use super::names::normalize;
 use super::nodes::Node;
-use super::runtime::{Runtime, failed, normalize};
-use super::{Loader, Strategy};
+use super::runtime::{Runtime, failed};
 use crate::progress::{Event, Events};
 
 /// One reference removed from one place.

@@ -15,7 +15,7 @@ use crate::progress::Events;
 
 use super::error::LoadError;
 use super::events::LoadEvent;
-use super::{NodeLoad, NodeOutcome};
+use super::outcome::{NodeLoad, NodeOutcome};
 
 /// Pushes `image` to `registry`; [`NodeOutcome::AlreadyPresent`] when the registry had every
 /// layer already.
@@ -26,28 +26,15 @@ pub async fn push(
     credentials: Option<DockerCredentials>,
     events: &Events,
 ) -> Result<NodeLoad, LoadError> {
-    let source = image.image.to_string();
-    let repository = match image.image.repository.strip_prefix(registry) {
-        Some(rest) if rest.starts_with('/') => image.image.repository.clone(),
-        _ => format!("{registry}/{}", image.image.repository),
-    };
+    let (repository, target) = tag_for(docker, image, registry).await?;
     let tag = image.image.tag.as_str();
-    let target = format!("{repository}:{tag}");
-    let engine = |action: String| move |source| LoadError::Engine { action, source };
-    if target != source {
-        let options = TagImageOptionsBuilder::new()
-            .repo(&repository)
-            .tag(tag)
-            .build();
-        docker
-            .tag_image(&image.id, Some(options))
-            .await
-            .map_err(engine(format!("tag `{source}` as `{target}`")))?;
-    }
     let size = docker
         .inspect_image(&target)
         .await
-        .map_err(engine(format!("inspect `{target}`")))?
+        .map_err(|source| LoadError::Engine {
+            action: format!("inspect `{target}`"),
+            source,
+        })?
         .size
         .map_or(0, |size| size.max(0) as u64);
     events.send(LoadEvent::Started {
@@ -58,27 +45,19 @@ pub async fn push(
     });
     let started = Instant::now();
     let options = PushImageOptionsBuilder::new().tag(tag).build();
-    let mut progress = docker.push_image(&repository, Some(options), credentials);
-    let mut pushed = false;
-    while let Some(info) = progress.next().await {
-        let info = match info {
-            Ok(info) => info,
-            Err(error) => {
-                events.send(LoadEvent::Failed {
-                    service: image.service.clone(),
-                });
-                let message = match error {
-                    bollard::errors::Error::DockerStreamError { error } => error,
-                    other => other.to_string(),
-                };
-                return Err(LoadError::Push {
-                    image: target,
-                    message,
-                });
-            }
-        };
-        pushed |= info.status.as_deref() == Some("Pushed");
-    }
+    let progress = docker.push_image(&repository, Some(options), credentials);
+    let pushed = match pushed(progress).await {
+        Ok(pushed) => pushed,
+        Err(message) => {
+            events.send(LoadEvent::Failed {
+                service: image.service.clone(),
+            });
+            return Err(LoadError::Push {
+                image: target,
+                message,
+            });
+        }
+    };
     let outcome = if pushed {
         events.send(LoadEvent::Finished {
             service: image.service.clone(),
@@ -104,6 +83,54 @@ pub async fn push(
         node: registry.to_owned(),
         outcome,
     })
+}
+
+/// The repository and reference `image` is pushed as (under `registry`, unless its reference
+/// names it already), tagged so in the engine.
+async fn tag_for(
+    docker: &Docker,
+    image: &BuiltImage,
+    registry: &str,
+) -> Result<(String, String), LoadError> {
+    let source = image.image.to_string();
+    let repository = match image.image.repository.strip_prefix(registry) {
+        Some(rest) if rest.starts_with('/') => image.image.repository.clone(),
+        _ => format!("{registry}/{}", image.image.repository),
+    };
+    let tag = image.image.tag.as_str();
+    let target = format!("{repository}:{tag}");
+    if target != source {
+        let options = TagImageOptionsBuilder::new()
+            .repo(&repository)
+            .tag(tag)
+            .build();
+        docker
+            .tag_image(&image.id, Some(options))
+            .await
+            .map_err(|source_error| LoadError::Engine {
+                action: format!("tag `{source}` as `{target}`"),
+                source: source_error,
+            })?;
+    }
+    Ok((repository, target))
+}
+
+/// Follows a push to its end: whether any layer was pushed, or the engine's complaint.
+async fn pushed(
+    progress: impl futures_util::Stream<
+        Item = Result<bollard::models::PushImageInfo, bollard::errors::Error>,
+    >,
+) -> Result<bool, String> {
+    let mut progress = std::pin::pin!(progress);
+    let mut pushed = false;
+    while let Some(info) = progress.next().await {
+        let info = info.map_err(|error| match error {
+            bollard::errors::Error::DockerStreamError { error } => error,
+            other => other.to_string(),
+        })?;
+        pushed |= info.status.as_deref() == Some("Pushed");
+    }
+    Ok(pushed)
 }
 
 /// The credentials `docker login` stored for `registry` (`host[:port][/path]`), if any: the

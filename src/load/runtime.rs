@@ -1,13 +1,25 @@
-//! The container runtime inside a node, and the commands that load an image into it and ask
-//! whether it has one: `ctr` for containerd (kind, k3d, Minikube's containerd, a local socket),
-//! `docker` for Minikube's docker runtime.
+//! The container runtime inside a node and the three things the load stage has it do, each one
+//! `sh -c` script so that one `docker exec` (some 100 ms) asks or does everything: list what the
+//! node holds, import an archive read on stdin, tag an image it has. An import or a tag ends with
+//! the listing, which proves it worked without another round trip. `ctr` for containerd (kind,
+//! k3d, Minikube's containerd, a local socket), `docker` for Minikube's docker runtime.
 //!
-//! "Has it" means the image *ID* under the reference, not just the reference: containerd keeps the
-//! image's config blob unchanged, and its digest is Docker's image ID, so a tag that was reused
-//! for a new build is noticed and loaded again.
+//! An import into containerd names the image as soon as its blobs are in, before unpacking;
+//! one that fails later would leave the name on a broken image, or take it from the image it
+//! named. So the script keeps that image under a backup name (`todo-deploy-backup.invalid/…`)
+//! while importing and restores the name if the import fails (or removes the name it did not
+//! have, waiting for containerd's garbage collection): a failed import leaves the node as it was.
 
+use super::digest::ImageId;
 use super::error::LoadError;
-use super::exec::{Finished, Place};
+use super::exec::Finished;
+use super::holdings::Holdings;
+use super::names::normalize;
+
+/// Marks the start of each table of a listing in a script's output.
+const SECTION: &str = "--- todo-deploy ";
+/// The registry part of backup names: `.invalid` can never be a real one.
+const BACKUP: &str = "todo-deploy-backup.invalid";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Runtime {
@@ -22,35 +34,15 @@ pub enum Runtime {
     Docker,
 }
 
-/// What a node holds under a reference.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Presence {
-    Absent,
-    /// The image IDs (`sha256:…`) found under the reference.
-    Present(Vec<String>),
-}
-
-impl Presence {
-    pub fn has(&self, id: &str) -> bool {
-        matches!(self, Presence::Present(ids) if ids.iter().any(|found| found == id))
-    }
-
-    /// An ID found, for messages.
-    pub fn first(&self) -> Option<String> {
-        match self {
-            Presence::Present(ids) => ids.first().cloned(),
-            Presence::Absent => None,
-        }
-    }
-}
-
 impl Runtime {
-    /// containerd in a kind or k3d node: the flags `kind load docker-image` uses.
+    /// containerd in a kind or k3d node: the flags `kind load docker-image` uses, but for
+    /// `--digests`, whose `import-DATE@sha256:…` names a failed import would leave behind (and
+    /// which no deployment of this tool refers to).
     pub fn kind() -> Runtime {
         Runtime::Containerd {
             ctr: "ctr".to_owned(),
             global: vec!["--namespace=k8s.io".to_owned()],
-            import: ["--all-platforms", "--digests", "--snapshotter=overlayfs"]
+            import: ["--all-platforms", "--snapshotter=overlayfs"]
                 .map(String::from)
                 .to_vec(),
         }
@@ -97,85 +89,165 @@ impl Runtime {
         }
     }
 
-    /// Which image IDs the node holds under `reference` (`repo:tag` as built).
-    pub async fn presence(
-        &self,
-        place: &Place,
-        node: &str,
-        reference: &str,
-    ) -> Result<Presence, LoadError> {
-        match self {
-            Runtime::Docker => {
-                let argv = [
-                    "docker", "image", "inspect", "--format", "{{.Id}}", reference,
-                ]
-                .map(String::from)
-                .to_vec();
-                let finished = place.run(&argv).await?;
-                if finished.code != 0 {
-                    if finished
-                        .complaint()
-                        .to_ascii_lowercase()
-                        .contains("no such image")
-                    {
-                        return Ok(Presence::Absent);
-                    }
-                    return Err(failed(node, &argv, finished));
-                }
-                Ok(Presence::Present(
-                    finished
-                        .stdout
-                        .lines()
-                        .map(str::trim)
-                        .filter(|line| !line.is_empty())
-                        .map(str::to_owned)
-                        .collect(),
-                ))
-            }
+    pub fn is_containerd(&self) -> bool {
+        matches!(self, Runtime::Containerd { .. })
+    }
+
+    /// The script that prints what the node holds (see [`Runtime::holdings`]).
+    pub fn listing_command(&self) -> Vec<String> {
+        shell(&self.listing())
+    }
+
+    /// The script that imports an archive read on stdin as `reference` and lists the node;
+    /// `replaces` when the node names `reference` already (see the module's documentation).
+    pub fn import_script(&self, reference: &str, replaces: bool) -> Vec<String> {
+        let import: Vec<String> = self.import_command().iter().map(|a| quote(a)).collect();
+        let import = import.join(" ");
+        let body = match self {
+            Runtime::Docker => format!("{import} && {}", self.listing()),
             Runtime::Containerd { .. } => {
-                let name = normalize(reference);
-                let argv = self.ctr(&["images", "ls", &format!("name=={name}")]);
-                let finished = place.run(&argv).await?;
-                if finished.code != 0 {
-                    return Err(failed(node, &argv, finished));
-                }
-                let Some(digest) = listed_digest(&finished.stdout, &name) else {
-                    return Ok(Presence::Absent);
-                };
-                let mut ids = Vec::new();
-                let mut pending = vec![digest];
-                // An index names a manifest per platform; one level is all an import makes.
-                for _ in 0..2 {
-                    let mut next = Vec::new();
-                    for digest in pending {
-                        let argv = self.ctr(&["content", "get", &digest]);
-                        let finished = place.run(&argv).await?;
-                        if finished.code != 0 {
-                            return Err(failed(node, &argv, finished));
-                        }
-                        let (config, manifests) = manifest_targets(&finished.stdout);
-                        ids.extend(config);
-                        next.extend(manifests);
-                    }
-                    pending = next;
-                }
-                Ok(if ids.is_empty() {
-                    Presence::Absent
+                let ctr =
+                    |args: String| format!("{} {args} </dev/null >/dev/null 2>&1", self.ctr());
+                let name = quote(&normalize(reference));
+                let backup = quote(&format!("{BACKUP}/{}", normalize(reference)));
+                let (before, after) = if replaces {
+                    let keep = ctr(format!("images tag --force {name} {backup}"));
+                    let restore = ctr(format!("images tag --force {backup} {name}"));
+                    let drop_synced = ctr(format!("images rm --sync {backup}"));
+                    let drop = ctr(format!("images rm {backup}"));
+                    (
+                        format!("if {keep}; then kept=1; else kept=0; fi\n"),
+                        format!(
+                            "if [ $kept = 1 ]; then\n  if [ $s -ne 0 ]; then {restore}; {drop_synced}; else {drop}; fi\nfi\n"
+                        ),
+                    )
                 } else {
-                    Presence::Present(ids)
-                })
+                    let remove = ctr(format!("images rm --sync {name}"));
+                    (
+                        String::new(),
+                        format!("if [ $s -ne 0 ]; then {remove}; fi\n"),
+                    )
+                };
+                format!(
+                    "{before}{import}\ns=$?\n{after}[ $s -eq 0 ] || exit $s\n{}",
+                    self.listing()
+                )
+            }
+        };
+        shell(&body)
+    }
+
+    /// The script that names the image `from` (whose ID is `id`) also `to`, replacing what
+    /// `to` named, and lists the node. Docker tags by ID; containerd by name.
+    pub fn tag_script(&self, from: &str, id: &ImageId, to: &str) -> Vec<String> {
+        let body = match self {
+            Runtime::Docker => format!(
+                "docker tag {} {} && {}",
+                quote(&id.to_string()),
+                quote(to),
+                self.listing()
+            ),
+            Runtime::Containerd { .. } => format!(
+                "{} images tag --force {} {} >/dev/null && {}",
+                self.ctr(),
+                quote(&normalize(from)),
+                quote(&normalize(to)),
+                self.listing()
+            ),
+        };
+        shell(&body)
+    }
+
+    /// The listing, for messages.
+    pub fn listing_description(&self) -> String {
+        match self {
+            Runtime::Docker => "docker images".to_owned(),
+            Runtime::Containerd { .. } => {
+                format!("{} images ls (and content ls, snapshots ls)", self.ctr())
             }
         }
     }
 
-    fn ctr(&self, args: &[&str]) -> Vec<String> {
-        let Runtime::Containerd { ctr, global, .. } = self else {
-            return Vec::new();
+    /// The tag, for messages.
+    pub fn tag_description(&self, from: &str, id: &ImageId, to: &str) -> String {
+        match self {
+            Runtime::Docker => format!("docker tag {id} {to}"),
+            Runtime::Containerd { .. } => format!(
+                "{} images tag --force {} {}",
+                self.ctr(),
+                normalize(from),
+                normalize(to)
+            ),
+        }
+    }
+
+    /// What the node holds, from the output of a script that ends with the listing.
+    pub fn holdings(&self, output: &str) -> Result<Holdings, String> {
+        let start = output
+            .rfind(&format!("{SECTION}images\n"))
+            .ok_or("its listing is missing")?;
+        let mut tables = std::collections::HashMap::new();
+        let mut current: Option<&str> = None;
+        for line in output[start..].lines() {
+            if let Some(table) = line.strip_prefix(SECTION) {
+                current = Some(table);
+                tables.entry(table).or_insert_with(String::new);
+            } else if let Some(table) = current {
+                let text = tables.entry(table).or_insert_with(String::new);
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        let table = |name: &str| {
+            tables
+                .get(name)
+                .map(String::as_str)
+                .ok_or_else(|| format!("its listing has no `{name}` table"))
         };
-        let mut argv = vec![ctr.clone()];
-        argv.extend(global.iter().cloned());
-        argv.extend(args.iter().map(|arg| (*arg).to_owned()));
-        argv
+        Ok(match self {
+            Runtime::Docker => Holdings::docker(table("images")?),
+            Runtime::Containerd { .. } => {
+                Holdings::containerd(table("images")?, table("content")?, table("snapshots")?)
+            }
+        })
+    }
+
+    /// The listing: `docker images` with full IDs; `ctr`'s images, content and snapshots (of
+    /// the snapshotter imports unpack into).
+    fn listing(&self) -> String {
+        let section = |name: &str| format!("echo '{SECTION}{name}'");
+        match self {
+            Runtime::Docker => format!(
+                "{} && docker images --no-trunc --format '{{{{.ID}}}} {{{{.Repository}}}}:{{{{.Tag}}}}'",
+                section("images")
+            ),
+            Runtime::Containerd { import, .. } => {
+                let snapshotter = import
+                    .iter()
+                    .find_map(|flag| flag.strip_prefix("--snapshotter="))
+                    .map(|name| format!(" --snapshotter {}", quote(name)))
+                    .unwrap_or_default();
+                let ctr = self.ctr();
+                format!(
+                    "{} && {ctr} images ls && {} && {ctr} content ls && {} && {ctr} snapshots{snapshotter} ls",
+                    section("images"),
+                    section("content"),
+                    section("snapshots")
+                )
+            }
+        }
+    }
+
+    /// `ctr` and its global flags, quoted for the shell.
+    fn ctr(&self) -> String {
+        match self {
+            Runtime::Containerd { ctr, global, .. } => std::iter::once(ctr)
+                .chain(global)
+                .map(|arg| quote(arg))
+                .collect::<Vec<_>>()
+                .join(" "),
+            Runtime::Docker => String::new(),
+        }
     }
 }
 
@@ -189,48 +261,22 @@ pub fn failed(node: &str, argv: &[String], finished: Finished) -> LoadError {
     }
 }
 
-/// The full name containerd stores a reference under, as `docker pull` would resolve it:
-/// `todo-backend:1` is `docker.io/library/todo-backend:1`, `me/app:1` is `docker.io/me/app:1`,
-/// and a first part with a `.` or `:` (or `localhost`) is a registry and stays.
-pub fn normalize(reference: &str) -> String {
-    let (first, rest) = match reference.split_once('/') {
-        Some(parts) => parts,
-        None => return format!("docker.io/library/{reference}"),
-    };
-    if first == "docker.io" && !rest.contains('/') {
-        format!("docker.io/library/{rest}")
-    } else if first.contains('.') || first.contains(':') || first == "localhost" {
-        reference.to_owned()
+/// `sh -c BODY`.
+fn shell(body: &str) -> Vec<String> {
+    vec!["sh".to_owned(), "-c".to_owned(), body.to_owned()]
+}
+
+/// `arg` as one shell word: plain when it is safe, else single-quoted.
+fn quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+".contains(c));
+    if plain {
+        arg.to_owned()
     } else {
-        format!("docker.io/{reference}")
+        format!("'{}'", arg.replace('\'', "'\\''"))
     }
-}
-
-/// The digest column of `ctr images ls` for the row of `name`.
-fn listed_digest(listing: &str, name: &str) -> Option<String> {
-    listing.lines().skip(1).find_map(|line| {
-        let mut columns = line.split_whitespace();
-        let reference = columns.next()?;
-        let digest = columns.nth(1)?;
-        (reference == name && digest.starts_with("sha256:")).then(|| digest.to_owned())
-    })
-}
-
-/// From a manifest, its config digest; from an index, the digests of its manifests.
-fn manifest_targets(json: &str) -> (Option<String>, Vec<String>) {
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(json) else {
-        return (None, Vec::new());
-    };
-    let config = value["config"]["digest"].as_str().map(str::to_owned);
-    let manifests = value["manifests"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .filter_map(|m| m["digest"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    (config, manifests)
 }
 
 #[cfg(test)]
@@ -238,61 +284,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn references_are_normalized_like_containerd_does() {
-        assert_eq!(
-            normalize("todo-backend:1"),
-            "docker.io/library/todo-backend:1"
-        );
-        assert_eq!(normalize("me/app:1"), "docker.io/me/app:1");
-        assert_eq!(normalize("docker.io/app:1"), "docker.io/library/app:1");
-        assert_eq!(normalize("localhost/app:1"), "localhost/app:1");
-        assert_eq!(normalize("localhost:5000/app:1"), "localhost:5000/app:1");
-        assert_eq!(normalize("ghcr.io/me/app:1"), "ghcr.io/me/app:1");
-        assert_eq!(
-            normalize("todo-deploy-e2e/x-backend:v1"),
-            "docker.io/todo-deploy-e2e/x-backend:v1"
-        );
-    }
-
-    #[test]
-    fn the_digest_of_the_named_row_is_read_from_ctr_images_ls() {
-        let listing = "\
-REF                              TYPE                                                 DIGEST                                                                  SIZE    PLATFORMS   LABELS
-docker.io/library/other:1        application/vnd.oci.image.manifest.v1+json           sha256:1111111111111111111111111111111111111111111111111111111111111111 1.0 MiB linux/amd64 io.cri-containerd.image=managed
-docker.io/library/todo:1         application/vnd.docker.distribution.manifest.v2+json sha256:2222222222222222222222222222222222222222222222222222222222222222 2.0 MiB linux/amd64 io.cri-containerd.image=managed
-";
-        assert_eq!(
-            listed_digest(listing, "docker.io/library/todo:1").as_deref(),
-            Some("sha256:2222222222222222222222222222222222222222222222222222222222222222")
-        );
-        assert_eq!(listed_digest(listing, "docker.io/library/todo:2"), None);
-        assert_eq!(
-            listed_digest("REF TYPE DIGEST SIZE PLATFORMS LABELS\n", "x"),
-            None
-        );
-    }
-
-    #[test]
-    fn manifests_give_their_config_and_indexes_their_manifests() {
-        let manifest = r#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"sha256:aaa","size":1},"layers":[]}"#;
-        assert_eq!(
-            manifest_targets(manifest),
-            (Some("sha256:aaa".to_owned()), vec![])
-        );
-        let index =
-            r#"{"schemaVersion":2,"manifests":[{"digest":"sha256:m1"},{"digest":"sha256:m2"}]}"#;
-        assert_eq!(
-            manifest_targets(index),
-            (None, vec!["sha256:m1".to_owned(), "sha256:m2".to_owned()])
-        );
-        assert_eq!(manifest_targets("not json"), (None, vec![]));
-    }
-
-    #[test]
     fn import_commands() {
         assert_eq!(
             Runtime::kind().import_command().join(" "),
-            "ctr --namespace=k8s.io images import --all-platforms --digests --snapshotter=overlayfs -"
+            "ctr --namespace=k8s.io images import --all-platforms --snapshotter=overlayfs -"
         );
         assert_eq!(
             Runtime::minikube_containerd().import_command().join(" "),

@@ -1,6 +1,9 @@
-//! One image into the nodes that lack it: `docker save` (the engine's `export_image`) streamed
-//! into every node's import command at once. A chunk goes to all nodes before the next is read,
-//! so the slowest node paces the engine and memory holds one chunk, never the image.
+//! One export of an image, streamed into several nodes' imports at once. The export is read by a
+//! task of its own (beside the writes, on another core, as `docker save | …` would) that turns it
+//! into pieces, each for some of the nodes: the whole `docker save` stream for every node
+//! ([`whole`]), or for containerd nodes an OCI archive holding only what each lacks
+//! ([`layered`], see `archive`). A piece goes to all its nodes before the next is taken, so the
+//! slowest node paces the engine and memory holds a few pieces, never the image.
 
 use std::time::{Duration, Instant};
 
@@ -8,254 +11,270 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use futures_util::future::join_all;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
 
-use crate::build::{BuiltImage, Outcome};
-use crate::progress::Events;
-
+use super::archive::{Assembler, Piece, Targets, Totals};
 use super::error::LoadError;
-use super::events::LoadEvent;
 use super::exec::{Finished, Started};
-use super::memory::Memory;
+use super::holdings::Holdings;
+use super::image::Image;
 use super::nodes::Node;
-use super::runtime::{Presence, failed};
-use super::{NodeLoad, NodeOutcome};
+use super::tarstream::Reader;
 
-/// How many chunks of the export (some 30 KiB each) may wait to be sent.
-const READ_AHEAD: usize = 8;
+/// How many pieces may wait to be sent.
+const READ_AHEAD: usize = 16;
 /// How much is gathered before a write to a node.
 const WRITE_BUFFER: usize = 256 * 1024;
 /// How often progress is reported while sending.
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 
-/// Loads `image` into every node that does not hold its ID yet. A node is not asked when it is
-/// remembered holding the ID (`known`), nor when the image was just built (its ID is new, so no
-/// node can hold it).
-pub async fn load(
-    docker: &Docker,
-    nodes: &[Node],
-    image: &BuiltImage,
-    known: &Memory,
-    events: &Events,
-) -> Result<Vec<NodeLoad>, LoadError> {
-    let result = load_inner(docker, nodes, image, known, events).await;
-    if result.is_err() {
-        events.send(LoadEvent::Failed {
-            service: image.service.clone(),
-        });
-    }
-    result
+/// What the reading task sends.
+pub enum Message {
+    Piece(Piece),
+    /// The archive is complete; for a layered one, what the whole image amounts to.
+    Done(Option<Totals>),
+    /// Reading stopped: the imports get a truncated archive, which imports nothing.
+    Failed(LoadError),
 }
 
-async fn load_inner(
-    docker: &Docker,
-    nodes: &[Node],
-    image: &BuiltImage,
-    known: &Memory,
-    events: &Events,
-) -> Result<Vec<NodeLoad>, LoadError> {
-    let reference = image.image.to_string();
-    let presences =
-        futures_util::future::try_join_all(nodes.iter().map(|node| holds(node, image, known)))
-            .await?;
-    let mut results = Vec::new();
-    let mut missing = Vec::new();
-    for (node, holds) in nodes.iter().zip(presences) {
-        if holds {
-            events.send(LoadEvent::AlreadyPresent {
-                service: image.service.clone(),
-                image: reference.clone(),
-                node: node.name.clone(),
+/// The reading task: its messages, and the task itself, stopped when this is dropped.
+pub struct Source {
+    messages: mpsc::Receiver<Message>,
+    _task: AbortOnDrop,
+}
+
+/// What one node got.
+#[derive(Debug)]
+pub struct Delivered {
+    pub bytes: u64,
+    /// What the node holds after the import.
+    pub holdings: Holdings,
+}
+
+/// The `docker save` stream of `reference`, whole, for every node.
+pub fn whole(docker: &Docker, reference: &str, nodes: usize) -> Source {
+    let (sender, messages) = mpsc::channel(READ_AHEAD);
+    let export = docker.export_image(reference);
+    let reference = reference.to_owned();
+    let all = Targets::all(nodes);
+    let task = tokio::spawn(async move {
+        let mut export = std::pin::pin!(export);
+        while let Some(chunk) = export.next().await {
+            let message = match chunk {
+                Ok(bytes) => Message::Piece(Piece {
+                    bytes,
+                    targets: all.clone(),
+                }),
+                Err(source) => Message::Failed(LoadError::Export {
+                    image: reference.clone(),
+                    source,
+                }),
+            };
+            let failed = matches!(message, Message::Failed(_));
+            if sender.send(message).await.is_err() || failed {
+                return;
+            }
+        }
+        let _ = sender.send(Message::Done(None)).await;
+    });
+    Source {
+        messages,
+        _task: AbortOnDrop(task),
+    }
+}
+
+/// An OCI archive of `image` for each node, holding the layers above the `unpacked[i]` it has.
+pub fn layered(docker: &Docker, image: &Image, unpacked: Vec<usize>) -> Source {
+    let (sender, messages) = mpsc::channel(READ_AHEAD);
+    let export = docker.export_image(&image.reference);
+    let image = image.clone();
+    let task = tokio::spawn(async move {
+        let mut assembler = Assembler::new(&image, unpacked);
+        let mut reader = Reader::default();
+        let mut export = std::pin::pin!(export);
+        let failed = |reason: String| {
+            Message::Failed(LoadError::Archive {
+                image: image.reference.clone(),
+                reason,
+            })
+        };
+        let mut pieces = Vec::new();
+        while let Some(chunk) = export.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(source) => {
+                    let reference = image.reference.clone();
+                    let error = LoadError::Export {
+                        image: reference,
+                        source,
+                    };
+                    let _ = sender.send(Message::Failed(error)).await;
+                    return;
+                }
+            };
+            let read = reader.push(&chunk).map_err(|e| e.0).and_then(|items| {
+                items
+                    .into_iter()
+                    .try_for_each(|item| assembler.item(item, &mut pieces))
             });
-            results.push(result(image, node, NodeOutcome::AlreadyPresent));
-        } else {
-            missing.push(node);
+            if let Err(reason) = read {
+                let _ = sender.send(failed(reason)).await;
+                return;
+            }
+            for piece in pieces.drain(..) {
+                if sender.send(Message::Piece(piece)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let end = reader.finish().map_err(|e| e.0);
+        match end.and_then(|()| assembler.finish(&image.reference)) {
+            Ok((trailer, totals)) => {
+                for piece in trailer {
+                    if sender.send(Message::Piece(piece)).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = sender.send(Message::Done(Some(totals))).await;
+            }
+            Err(reason) => {
+                let _ = sender.send(failed(reason)).await;
+            }
+        }
+    });
+    Source {
+        messages,
+        _task: AbortOnDrop(task),
+    }
+}
+
+/// Streams `source` into each node's import, started with `scripts[i]` (a script that ends with
+/// the node's listing). Per node: what it got, or why not; and the source's end.
+pub async fn send(
+    reference: &str,
+    nodes: &[&Node],
+    scripts: Vec<Vec<String>>,
+    source: Source,
+    progress: &(dyn Fn(u64) + Sync),
+) -> (
+    Vec<Result<Delivered, LoadError>>,
+    Result<Option<Totals>, LoadError>,
+) {
+    let mut sinks = Vec::new();
+    let mut imports = Vec::new();
+    for (node, argv) in nodes.iter().zip(scripts) {
+        match node.place.start(&argv).await {
+            Ok(Started { input, done }) => {
+                sinks.push(Sink::open(node, input));
+                imports.push(Some(done));
+            }
+            Err(error) => {
+                sinks.push(Sink::failed(node, error));
+                imports.push(None);
+            }
         }
     }
-    if missing.is_empty() {
-        return Ok(results);
-    }
-
-    // Exported by reference, so the archive names the tag; it must still be the image built.
-    let inspected = docker
-        .inspect_image(&reference)
-        .await
-        .map_err(|source| LoadError::Engine {
-            action: format!("inspect `{reference}`"),
-            source,
-        })?;
-    let found = inspected.id.unwrap_or_default();
-    if found != image.id {
-        return Err(LoadError::Retagged {
-            image: reference,
-            expected: image.id.clone(),
-            found,
-        });
-    }
-    let names: Vec<String> = missing.iter().map(|node| node.name.clone()).collect();
-    events.send(LoadEvent::Started {
-        service: image.service.clone(),
-        image: reference.clone(),
-        nodes: names.clone(),
-        size: inspected.size.map_or(0, |size| size.max(0) as u64),
-    });
-    let started = Instant::now();
-    let bytes = send(docker, &missing, image, &reference, events).await?;
-    let elapsed = started.elapsed();
-
-    // The import said it worked; the runtime must now hold this very ID under the tag.
-    for node in &missing {
-        let presence = node.presence(&reference).await?;
-        if !presence.has(&image.id) {
-            return Err(LoadError::NotImported {
-                node: node.describe(),
-                image: reference,
-                expected: image.id.clone(),
-                found: Presence::first(&presence),
-            });
+    let waiting = join_all(imports.into_iter().map(|done| async move {
+        match done {
+            Some(done) => Some(done.await),
+            None => None,
         }
-        results.push(result(image, node, NodeOutcome::Loaded { bytes }));
-    }
-    events.send(LoadEvent::Finished {
-        service: image.service.clone(),
-        image: reference,
-        nodes: names,
-        bytes,
-        elapsed,
-    });
-    Ok(results)
+    }));
+    let (end, finished) = tokio::join!(pump(reference, &mut sinks, source, progress), waiting);
+    let results = sinks
+        .into_iter()
+        .zip(finished)
+        .map(|(sink, finished)| sink.result(reference, finished))
+        .collect();
+    (results, end)
 }
 
-/// Whether `node` holds `image`: remembered, or impossible for a fresh build, or asked.
-async fn holds(node: &Node, image: &BuiltImage, known: &Memory) -> Result<bool, LoadError> {
-    let reference = image.image.to_string();
-    let remembered = node
-        .instance
-        .as_ref()
-        .is_some_and(|instance| known.knows(instance, &reference, &image.id));
-    match (remembered, image.outcome) {
-        (true, _) => Ok(true),
-        (false, Outcome::Built) => Ok(false),
-        (false, Outcome::Reused) => Ok(node.presence(&reference).await?.has(&image.id)),
-    }
-}
-
-fn result(image: &BuiltImage, node: &Node, outcome: NodeOutcome) -> NodeLoad {
-    NodeLoad {
-        service: image.service.clone(),
-        image: image.image.to_string(),
-        id: image.id.clone(),
-        instance: node.instance.clone(),
-        node: node.name.clone(),
-        outcome,
-    }
+/// Moves pieces from `source` to the sinks until it ends; then closes every sink (an archive
+/// cut short imports nothing).
+async fn pump(
+    reference: &str,
+    sinks: &mut [Sink<'_>],
+    mut source: Source,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Option<Totals>, LoadError> {
+    let mut sent = 0u64;
+    let mut reported = Instant::now();
+    let end = loop {
+        let Some(message) = source.messages.recv().await else {
+            break Err(LoadError::Archive {
+                image: reference.to_owned(),
+                reason: "reading the export stopped".to_owned(),
+            });
+        };
+        match message {
+            Message::Piece(piece) => {
+                let writes = sinks
+                    .iter_mut()
+                    .enumerate()
+                    .filter(|(i, _)| piece.targets.includes(*i))
+                    .map(|(_, sink)| sink.write(&piece.bytes));
+                join_all(writes).await;
+                if sinks.iter().all(|sink| sink.input.is_none()) {
+                    break Ok(None);
+                }
+                sent += piece.bytes.len() as u64;
+                if reported.elapsed() >= PROGRESS_EVERY {
+                    reported = Instant::now();
+                    progress(sent);
+                }
+            }
+            Message::Done(totals) => break Ok(totals),
+            Message::Failed(error) => break Err(error),
+        }
+    };
+    drop(source);
+    join_all(sinks.iter_mut().map(Sink::close)).await;
+    end
 }
 
 /// A node's import while the archive is sent: its stdin, until it fails or is closed.
 struct Sink<'a> {
     node: &'a Node,
     input: Option<std::pin::Pin<Box<dyn AsyncWrite + Send>>>,
+    written: u64,
     broken: Option<std::io::Error>,
+    /// The import could not even start.
+    refused: Option<LoadError>,
 }
 
-/// Streams the archive into every node's import; returns the bytes sent.
-async fn send(
-    docker: &Docker,
-    nodes: &[&Node],
-    image: &BuiltImage,
-    reference: &str,
-    events: &Events,
-) -> Result<u64, LoadError> {
-    let mut sinks = Vec::new();
-    let mut imports = Vec::new();
-    for node in nodes {
-        let argv = node.runtime.import_command();
-        let Started { input, done } = node.place.start(&argv).await?;
+impl<'a> Sink<'a> {
+    fn open(node: &'a Node, input: std::pin::Pin<Box<dyn AsyncWrite + Send>>) -> Sink<'a> {
         // Written in pieces of `WRITE_BUFFER`, not of the export's chunks (some 30 KiB).
         let input = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, input);
-        sinks.push(Sink {
+        Sink {
             node,
             input: Some(Box::pin(input)),
+            written: 0,
             broken: None,
-        });
-        imports.push(async move { (argv, done.await) });
-    }
-    // The export is read a few chunks ahead by a task of its own, so decoding the engine's
-    // response runs beside writing to the nodes (on another core, as `docker save | …` would);
-    // the channel's bound keeps the backpressure. Dropping the guard stops the task.
-    let (chunks, mut received) = tokio::sync::mpsc::channel(READ_AHEAD);
-    let export = docker.export_image(reference);
-    let _reading = AbortOnDrop(tokio::spawn(async move {
-        let mut export = std::pin::pin!(export);
-        while let Some(chunk) = export.next().await {
-            let failed = chunk.is_err();
-            // The writer is gone when every node failed: stop reading.
-            if chunks.send(chunk).await.is_err() || failed {
-                break;
-            }
-        }
-    }));
-    let sending = async {
-        let mut sent = 0u64;
-        let mut reported = Instant::now();
-        let mut outcome = Ok(());
-        while let Some(chunk) = received.recv().await {
-            let chunk = match chunk {
-                Ok(chunk) => chunk,
-                Err(source) => {
-                    outcome = Err(LoadError::Export {
-                        image: reference.to_owned(),
-                        source,
-                    });
-                    break;
-                }
-            };
-            join_all(sinks.iter_mut().map(|sink| sink.write(&chunk))).await;
-            if sinks.iter().all(|sink| sink.input.is_none()) {
-                break;
-            }
-            sent += chunk.len() as u64;
-            if reported.elapsed() >= PROGRESS_EVERY {
-                reported = Instant::now();
-                events.send(LoadEvent::Progress {
-                    service: image.service.clone(),
-                    sent,
-                });
-            }
-        }
-        drop(received);
-        // End of the archive: the imports see EOF. After an error they see a truncated
-        // archive, fail, and exit; either way nothing is left waiting for input.
-        join_all(sinks.iter_mut().map(Sink::close)).await;
-        outcome.map(|()| sent)
-    };
-    let (sent, finished) = tokio::join!(sending, join_all(imports));
-    // The engine failing to export explains the truncated archive the imports complained of;
-    // an import's own failure explains a broken pipe better than the pipe does.
-    let sent = sent?;
-    for ((argv, finished), sink) in finished.into_iter().zip(&mut sinks) {
-        let finished: Finished = finished?;
-        if finished.code != 0 {
-            return Err(failed(&sink.node.describe(), &argv, finished));
-        }
-        if let Some(source) = sink.broken.take() {
-            return Err(LoadError::Send {
-                image: reference.to_owned(),
-                node: sink.node.describe(),
-                source,
-            });
+            refused: None,
         }
     }
-    Ok(sent)
-}
 
-impl Sink<'_> {
-    async fn write(&mut self, chunk: &[u8]) {
+    fn failed(node: &'a Node, error: LoadError) -> Sink<'a> {
+        Sink {
+            node,
+            input: None,
+            written: 0,
+            broken: None,
+            refused: Some(error),
+        }
+    }
+
+    async fn write(&mut self, bytes: &[u8]) {
         let Some(input) = &mut self.input else {
             return;
         };
-        if let Err(error) = input.write_all(chunk).await {
-            self.broken = Some(error);
-            self.close().await;
+        match input.write_all(bytes).await {
+            Ok(()) => self.written += bytes.len() as u64,
+            Err(error) => {
+                self.broken = Some(error);
+                self.close().await;
+            }
         }
     }
 
@@ -265,6 +284,37 @@ impl Sink<'_> {
         if let Some(mut input) = self.input.take() {
             let _ = input.shutdown().await;
         }
+    }
+
+    /// How the import ended: an import's own failure explains a broken pipe better than the
+    /// pipe does.
+    fn result(
+        self,
+        reference: &str,
+        finished: Option<Result<Finished, LoadError>>,
+    ) -> Result<Delivered, LoadError> {
+        if let Some(error) = self.refused {
+            return Err(error);
+        }
+        let finished = finished.ok_or_else(|| LoadError::Archive {
+            image: reference.to_owned(),
+            reason: "the import did not start".to_owned(),
+        })??;
+        let command = self.node.runtime.import_command().join(" ");
+        if finished.code == 0
+            && let Some(source) = self.broken
+        {
+            return Err(LoadError::Send {
+                image: reference.to_owned(),
+                node: self.node.describe(),
+                source,
+            });
+        }
+        let holdings = self.node.listed(&command, finished)?;
+        Ok(Delivered {
+            bytes: self.written,
+            holdings,
+        })
     }
 }
 

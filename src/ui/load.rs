@@ -86,6 +86,34 @@ impl LoadView {
                 );
                 self.end(screen, &service, true, &text);
             }
+            LoadEvent::Layers {
+                service,
+                image,
+                nodes,
+                layers,
+                total,
+                bytes,
+                size,
+                elapsed,
+            } => {
+                let text = format!(
+                    "sent {layers} of {total} layers of `{image}` ({} of {}) to {} in {:.1}s",
+                    BinaryBytes(bytes),
+                    BinaryBytes(size),
+                    listed(&nodes),
+                    elapsed.as_secs_f64()
+                );
+                self.end(screen, &service, true, &text);
+            }
+            LoadEvent::Tagged {
+                service,
+                image,
+                from,
+                node,
+            } => {
+                let text = format!("tagged `{image}` on `{node}` from `{from}` (0 bytes)");
+                self.end(screen, &service, true, &text);
+            }
             LoadEvent::Failed { service } => self.end(screen, &service, false, "failed"),
         }
     }
@@ -93,8 +121,9 @@ impl LoadView {
     /// The end of a load: its plain line, or its row's last look.
     fn end(&mut self, screen: &mut Screen, service: &str, ok: bool, text: &str) {
         screen.plain(Level::Info, &format!("load {service}: {text}"));
-        if let Some(row) = self.sending.remove(service) {
-            screen.finish(&row, ok, text);
+        match self.sending.remove(service) {
+            Some(row) => screen.finish(&row, ok, text),
+            None => screen.done(service, ok, text),
         }
     }
 }
@@ -151,6 +180,22 @@ mod tests {
                 bytes: 4 * 1024 * 1024,
                 elapsed: Duration::from_millis(500),
             },
+            LoadEvent::Layers {
+                service: service(),
+                image: image(),
+                nodes: vec!["minikube".to_owned()],
+                layers: 1,
+                total: 12,
+                bytes: 4 * 1024,
+                size: 305 * 1024 * 1024,
+                elapsed: Duration::from_millis(300),
+            },
+            LoadEvent::Tagged {
+                service: "frontend".to_owned(),
+                image: "todo-frontend:v1.2.0".to_owned(),
+                from: "docker.io/library/todo-frontend:v1.1.0".to_owned(),
+                node: "minikube".to_owned(),
+            },
             LoadEvent::Failed { service: service() },
         ]
     }
@@ -169,6 +214,8 @@ mod tests {
             "load frontend: `todo-frontend:def` is already on `minikube`\n\
              load backend: sending `todo-backend:abc` (3.00 MiB) to `minikube`, `minikube-m02`\n\
              load backend: sent `todo-backend:abc` to `minikube`, `minikube-m02`: 4.00 MiB in 0.5s (8.00 MiB/s)\n\
+             load backend: sent 1 of 12 layers of `todo-backend:abc` (4.00 KiB of 305.00 MiB) to `minikube` in 0.3s\n\
+             load frontend: tagged `todo-frontend:v1.2.0` on `minikube` from `docker.io/library/todo-frontend:v1.1.0` (0 bytes)\n\
              load backend: failed\n"
         );
     }
@@ -186,7 +233,10 @@ mod tests {
         assert_eq!(
             terminal.contents(),
             "✓   frontend `todo-frontend:def` is already on `minikube`\n\
-             ✓    backend sent `todo-backend:abc` to `minikube`, `minikube-m02`: 4.00 MiB in 0.5s (8.00 MiB/s)"
+             ✓    backend sent `todo-backend:abc` to `minikube`, `minikube-m02`: 4.00 MiB in 0.5s (8.00 MiB/s)\n\
+             ✓    backend sent 1 of 12 layers of `todo-backend:abc` (4.00 KiB of 305.00 MiB) to `minikube` in 0.3s\n\
+             ✓   frontend tagged `todo-frontend:v1.2.0` on `minikube` from `docker.io/library/todo-frontend:v1.1.0` (0 bytes)\n\
+             ✗    backend failed"
         );
     }
 }

@@ -1,11 +1,16 @@
 //! The load stage against the real Docker engine, with fake nodes (`support::nodes`): containers
 //! named and labelled like kind's and Minikube's whose `ctr` and `docker` check that a complete
-//! image archive arrives and record it. Every image reaches every node, a second run sends
-//! nothing, an image rebuilt under the same tag is sent again, a missing or stopped node and a
-//! failing import say what to do; a real containerd (started by the test) takes the local
-//! socket loader's imports; Minikube's docker runtime on one node builds in the node instead; a
-//! registry that does not answer is named. `measure_load_throughput` (ignored) is the
-//! measurement `scripts/measure-load` runs.
+//! image archive (`docker save`'s or an OCI layout) arrives and record it. Every image reaches
+//! every node, a second run sends nothing, an image rebuilt under the same tag is sent again, one
+//! re-tagged is tagged, a missing or stopped node and a failing import say what to do; a real
+//! containerd (started by the test) takes the local socket loader's imports; Minikube's docker
+//! runtime on one node builds in the node instead; a registry that does not answer is named.
+//!
+//! With a real containerd behind a kind node container (its socket mounted, the real `ctr`): a
+//! two-layer image whose top layer changes gets only that layer and runs; an image whose base the
+//! node lacks gets every layer; a cut or damaged stream leaves the node as it was (names and
+//! snapshots) and the next run recovers; an unchanged image under a new tag is tagged, 0 bytes.
+//! `measure_load_throughput` (ignored) is the measurement `scripts/measure-load` runs.
 //!
 //! Without an engine these tests skip on a laptop and fail in CI (`CI` set).
 
@@ -52,7 +57,7 @@ fn outcomes(loaded: &[NodeLoad]) -> Vec<(String, String, bool)> {
     let mut list: Vec<_> = loaded
         .iter()
         .map(|l| {
-            let sent = matches!(l.outcome, NodeOutcome::Loaded { bytes } if bytes > 0);
+            let sent = l.outcome.bytes() > 0;
             (l.service.clone(), l.node.clone(), sent)
         })
         .collect();
@@ -150,7 +155,8 @@ async fn kind_nodes_get_each_image_once_and_a_changed_one_again() {
     assert!(nodes.imports(&balancer).await.is_empty());
     let events_seen = drain(&mut receiver);
     for service in ["backend", "frontend"] {
-        assert!(events_seen.iter().any(|e| matches!(e, Event::Load(LoadEvent::Finished { service: s, nodes, bytes, .. }) if s == service && nodes.len() == 2 && *bytes > 0)), "{events_seen:?}");
+        // Containerd nodes get only what they lack: here everything, as an OCI archive.
+        assert!(events_seen.iter().any(|e| matches!(e, Event::Load(LoadEvent::Layers { service: s, nodes, layers: 1, total: 1, bytes, .. }) if s == service && nodes.len() == 2 && *bytes > 0)), "{events_seen:?}");
     }
 
     // Again, as a second run sees them (reused, not built): every node has both IDs, so nothing
@@ -249,6 +255,34 @@ async fn minikube_nodes_get_images_by_docker_load_or_ctr() {
             .all(|l| l.outcome == NodeOutcome::AlreadyPresent),
         "{again:?}"
     );
+
+    // The same image under a new tag (a cache-hit build): `docker tag` on each node, nothing sent.
+    let options = bollard::query_parameters::TagImageOptionsBuilder::new()
+        .repo(&repo)
+        .tag("v2")
+        .build();
+    docker
+        .tag_image(&image.id, Some(options))
+        .await
+        .expect("tag");
+    let retagged = BuiltImage {
+        image: todo_deploy::plan::ImageRef {
+            tag: "v2".to_owned(),
+            ..image.image.clone()
+        },
+        ..image.clone()
+    };
+    let tagged = load::load_all(&docker, &loader, &[retagged], &events)
+        .await
+        .expect("tags");
+    assert!(
+        tagged.iter().all(|l| l.outcome
+            == NodeOutcome::Tagged {
+                from: format!("docker.io/{}", image.image)
+            }),
+        "{tagged:?}"
+    );
+    assert_eq!(nodes.imports(&second).await.len(), 1, "nothing imported");
 
     // containerd on one node, found through `cluster.minikubeProfile` under another context.
     let profile = format!("{}-containerd", nodes.unique);
@@ -432,7 +466,7 @@ async fn a_failing_import_shows_the_runtimes_error() {
     assert_eq!(
         error.to_string(),
         format!(
-            "`ctr --namespace=k8s.io images import --all-platforms --digests --snapshotter=overlayfs -` failed on node `{bad}` with exit code 1:\n  {message}"
+            "`ctr --namespace=k8s.io images import --all-platforms --snapshotter=overlayfs -` failed on node `{bad}` with exit code 1:\n  {message}"
         )
     );
     assert!(
@@ -481,10 +515,7 @@ async fn a_containerd_socket_on_this_host_takes_images_through_the_real_ctr() {
     let loaded = load::load_all(&docker, &loader, std::slice::from_ref(&image), &events)
         .await
         .expect("loads");
-    assert!(
-        matches!(loaded[0].outcome, NodeOutcome::Loaded { .. }),
-        "{loaded:?}"
-    );
+    assert!(loaded[0].outcome.bytes() > 0, "{loaded:?}");
     let listing = containerd.ctr(&["images", "ls", "-q"]);
     assert!(
         listing.contains(&format!("docker.io/{}", image.image)),
@@ -500,10 +531,301 @@ async fn a_containerd_socket_on_this_host_takes_images_through_the_real_ctr() {
     let third = load::load_all(&docker, &loader, std::slice::from_ref(&changed), &events)
         .await
         .expect("loads");
+    assert!(third[0].outcome.bytes() > 0, "{third:?}");
+}
+
+/// A real containerd (its own socket, root and state) and a kind node container whose `ctr` is
+/// the real one, talking to it through the mounted socket; the kind loader for that node.
+struct RealNode {
+    nodes: FakeNodes,
+    containerd: Containerd,
+    node: String,
+    loader: load::Loader,
+}
+
+impl RealNode {
+    /// `None` (after saying why) without containerd, as `Containerd::start` decides.
+    async fn start(docker: &bollard::Docker, scenario: &str) -> Option<RealNode> {
+        let containerd = Containerd::start()?;
+        let nodes = FakeNodes::new(docker, scenario).await;
+        let cluster = nodes.unique.clone();
+        let node = format!("{cluster}-control-plane");
+        nodes.start_real(&node, &cluster, &containerd).await;
+        let (events, _receiver) = Events::channel();
+        let context = format!("kind-{cluster}");
+        let loader = load::resolve(
+            docker,
+            &target(LoaderKind::Kind),
+            &context,
+            &no_env,
+            &events,
+        )
+        .await
+        .expect("the node resolves");
+        Some(RealNode {
+            nodes,
+            containerd,
+            node,
+            loader,
+        })
+    }
+
+    /// Loads `image`; its outcome on the node, and every event.
+    async fn load(&self, image: &BuiltImage) -> Result<(NodeOutcome, Vec<Event>), LoadError> {
+        let (events, mut receiver) = Events::channel();
+        let docker = &self.nodes.docker;
+        let loaded =
+            load::load_all(docker, &self.loader, std::slice::from_ref(image), &events).await?;
+        assert_eq!(loaded.len(), 1, "{loaded:?}");
+        Ok((loaded[0].outcome.clone(), drain(&mut receiver)))
+    }
+
+    /// The image ID containerd has under `image`'s name: its manifest's config.
+    fn id_of(&self, image: &BuiltImage) -> Option<String> {
+        let name = format!("docker.io/{}", image.image);
+        let listing = self
+            .containerd
+            .ctr(&["images", "ls", &format!("name=={name}")]);
+        let manifest = listing
+            .lines()
+            .nth(1)?
+            .split_whitespace()
+            .nth(2)?
+            .to_owned();
+        let manifest = self.containerd.ctr(&["content", "get", &manifest]);
+        let manifest: serde_json::Value = serde_json::from_str(&manifest).ok()?;
+        manifest["config"]["digest"].as_str().map(str::to_owned)
+    }
+
+    /// What containerd holds: image names and committed snapshots.
+    fn state(&self) -> (Vec<String>, Vec<String>) {
+        (self.containerd.images(), self.containerd.snapshots())
+    }
+
+    /// Makes every later import on the node read a damaged stream (`support::nodes::REAL_CTR`);
+    /// `None` stops it.
+    async fn damage(&self, how: Option<&str>) {
+        let script = match how {
+            Some(how) => {
+                format!("mkdir -p /var/lib/real-node && echo '{how}' > /var/lib/real-node/damage")
+            }
+            None => "rm -f /var/lib/real-node/damage".to_owned(),
+        };
+        self.nodes.exec(&self.node, &["sh", "-c", &script]).await;
+    }
+}
+
+/// `busybox` and a small file `/app/version` above it: two layers, runnable.
+async fn two_layers(nodes: &FakeNodes, tag: &str, version: &[u8]) -> BuiltImage {
+    let busybox = std::fs::read("/bin/busybox").expect("busybox-static");
+    let files: [(&str, &[u8]); 2] = [("/bin/busybox", &busybox), ("/app/version", version)];
+    let repository = nodes.repository("backend");
+    nodes
+        .layered_image("backend", &repository, tag, &files)
+        .await
+}
+
+fn layers_event(events: &[Event]) -> Option<(usize, usize, u64, u64)> {
+    events.iter().find_map(|event| match event {
+        Event::Load(LoadEvent::Layers {
+            layers,
+            total,
+            bytes,
+            size,
+            ..
+        }) => Some((*layers, *total, *bytes, *size)),
+        _ => None,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_containerd_node_gets_only_the_changed_top_layer_and_runs_the_image() {
+    let Some(docker) = engine().await else { return };
+    let Some(real) = RealNode::start(&docker, "top-layer").await else {
+        return;
+    };
+    let busybox = std::fs::metadata("/bin/busybox").expect("busybox").len();
+    let v1 = two_layers(&real.nodes, "v1", b"version one\n").await;
+    let (first, _) = real.load(&v1).await.expect("v1 loads");
     assert!(
-        matches!(third[0].outcome, NodeOutcome::Loaded { .. }),
-        "{third:?}"
+        matches!(first, NodeOutcome::Layers { layers: 2, total: 2, bytes } if bytes > busybox),
+        "an empty node gets both layers: {first:?}"
     );
+
+    let v2 = two_layers(&real.nodes, "v2", b"version two\n").await;
+    let (outcome, events) = real.load(&v2).await.expect("v2 loads");
+    let NodeOutcome::Layers {
+        layers: 1,
+        total: 2,
+        bytes,
+    } = outcome
+    else {
+        panic!("only the top layer: {outcome:?}");
+    };
+    assert!(
+        bytes < 16 * 1024,
+        "{bytes} bytes sent for a one-file change"
+    );
+    let (layers, total, sent, size) = layers_event(&events).expect("a layers event");
+    assert_eq!((layers, total, sent), (1, 2, bytes));
+    assert!(
+        size > busybox,
+        "the image's size, {size}, counts every layer"
+    );
+
+    // As far as containerd says, the image is complete: named, with the built ID, its top
+    // layer's chain unpacked; and it runs.
+    assert!(
+        real.containerd
+            .images()
+            .contains(&format!("docker.io/{}", v2.image))
+    );
+    assert_eq!(real.id_of(&v2).as_deref(), Some(v2.id.as_str()));
+    let chain = crate::support::nodes::chain_ids(&docker, &v2.image.to_string()).await;
+    assert!(real.containerd.snapshots().contains(&chain[1]), "{chain:?}");
+    let name = format!("docker.io/{}", v2.image);
+    let output = real
+        .containerd
+        .run(&name, &["/bin/busybox", "cat", "/app/version"]);
+    assert_eq!(output, "version two\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_whose_base_a_real_containerd_node_lacks_is_sent_whole() {
+    let Some(docker) = engine().await else { return };
+    let Some(real) = RealNode::start(&docker, "new-base").await else {
+        return;
+    };
+    let v1 = two_layers(&real.nodes, "v1", b"version one\n").await;
+    real.load(&v1).await.expect("v1 loads");
+    // Another base (not busybox) under the same kind of top layer: nothing is shared.
+    let base = random_bytes(256 * 1024);
+    let files: [(&str, &[u8]); 2] = [("/base", &base), ("/app/version", b"version one\n")];
+    let other = real
+        .nodes
+        .layered_image("other", &real.nodes.repository("other"), "v1", &files)
+        .await;
+    let (outcome, _) = real.load(&other).await.expect("loads");
+    assert!(
+        matches!(outcome, NodeOutcome::Layers { layers: 2, total: 2, bytes } if bytes > 256 * 1024),
+        "{outcome:?}"
+    );
+    assert_eq!(real.id_of(&other).as_deref(), Some(other.id.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_or_cut_stream_leaves_a_real_containerd_node_as_it_was() {
+    let Some(docker) = engine().await else { return };
+    let Some(real) = RealNode::start(&docker, "damaged").await else {
+        return;
+    };
+    // A small base and a large top (256 KiB): byte 20000 of either archive, the OCI one or
+    // `docker save`'s, falls inside the top layer, which the node does not have.
+    let top = |first: u8| {
+        let mut bytes = random_bytes(256 * 1024);
+        bytes[0] = first;
+        bytes
+    };
+    let repository = real.nodes.repository("backend");
+    let image = |tag: &'static str, top: Vec<u8>| {
+        let nodes = &real.nodes;
+        let repository = repository.clone();
+        async move {
+            let files: [(&str, &[u8]); 2] = [("/base", b"base"), ("/top", &top)];
+            nodes
+                .layered_image("backend", &repository, tag, &files)
+                .await
+        }
+    };
+    let v1 = image("v1", top(1)).await;
+    real.load(&v1).await.expect("v1 loads");
+    let before = real.state();
+    let v2 = image("v2", top(2)).await;
+    for damage in ["cut 3000", "zero 20000 100"] {
+        real.damage(Some(damage)).await;
+        let (events, mut receiver) = Events::channel();
+        let error = load::load_all(&docker, &real.loader, std::slice::from_ref(&v2), &events)
+            .await
+            .expect_err(damage);
+        assert!(
+            matches!(error, LoadError::Runtime { .. }),
+            "{damage}: {error}"
+        );
+        let warned = drain(&mut receiver).into_iter().any(|e| {
+            matches!(e, Event::Warning(line) if line.contains("sending only the layers it lacks failed") && line.contains("sending the whole image instead"))
+        });
+        assert!(warned, "{damage}: the layered load's failure is a warning");
+        assert_eq!(real.state(), before, "{damage}: the node is as it was");
+    }
+
+    // A rebuild under the tag the node has: the failed import gives the tag back to the image
+    // it named.
+    let rebuilt = image("v1", top(3)).await;
+    assert_ne!(rebuilt.id, v1.id);
+    let error = real.load(&rebuilt).await.expect_err("damaged");
+    assert!(matches!(error, LoadError::Runtime { .. }), "{error}");
+    assert_eq!(real.state(), before, "the node is as it was");
+    assert_eq!(real.id_of(&v1).as_deref(), Some(v1.id.as_str()));
+
+    real.damage(None).await;
+    let (outcome, _) = real.load(&v2).await.expect("the next run loads");
+    assert!(
+        matches!(
+            outcome,
+            NodeOutcome::Layers {
+                layers: 1,
+                total: 2,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(real.id_of(&v2).as_deref(), Some(v2.id.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_image_under_a_new_tag_is_tagged_on_a_real_containerd_node() {
+    let Some(docker) = engine().await else { return };
+    let Some(real) = RealNode::start(&docker, "retag").await else {
+        return;
+    };
+    let v1 = two_layers(&real.nodes, "v1", b"version one\n").await;
+    real.load(&v1).await.expect("v1 loads");
+    // A cache-hit build under `--tag v2`: the same ID, just built.
+    let options = bollard::query_parameters::TagImageOptionsBuilder::new()
+        .repo(&v1.image.repository)
+        .tag("v2")
+        .build();
+    docker.tag_image(&v1.id, Some(options)).await.expect("tag");
+    let v2 = BuiltImage {
+        image: todo_deploy::plan::ImageRef {
+            tag: "v2".to_owned(),
+            ..v1.image.clone()
+        },
+        ..v1.clone()
+    };
+    let (outcome, events) = real.load(&v2).await.expect("tags");
+    let from = format!("docker.io/{}", v1.image);
+    assert_eq!(outcome, NodeOutcome::Tagged { from: from.clone() });
+    assert_eq!(outcome.bytes(), 0);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Load(LoadEvent::Tagged { from: f, .. }) if *f == from)),
+        "{events:?}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::Load(LoadEvent::Started { .. }))),
+        "nothing is sent"
+    );
+    assert_eq!(real.id_of(&v2).as_deref(), Some(v1.id.as_str()));
+    let name = format!("docker.io/{}", v2.image);
+    let output = real
+        .containerd
+        .run(&name, &["/bin/busybox", "cat", "/app/version"]);
+    assert_eq!(output, "version one\n");
 }
 
 /// The median of `values`.
@@ -568,7 +890,7 @@ async fn measure_load_throughput() {
     let mut archive = 0u64;
     let name = format!("docker.io/{}", image.image);
     for discard in [false, true] {
-        let recorded = discard.then_some((name.as_str(), image.id.as_str()));
+        let recorded = discard.then_some((name.as_str(), &image));
         nodes.discard_imports(&node, recorded).await;
         let mut timings = Timings::default();
         for _ in 0..runs {
@@ -578,16 +900,16 @@ async fn measure_load_throughput() {
                 .await
                 .expect("loads");
             timings.stage.push(started.elapsed().as_secs_f64());
-            let NodeOutcome::Loaded { bytes } = loaded[0].outcome else {
-                panic!("not sent: {loaded:?}")
-            };
-            archive = bytes;
+            archive = loaded[0].outcome.bytes();
+            assert!(archive > 0, "not sent: {loaded:?}");
             // The send alone: from the first byte exported to the last one imported, without
             // the "does the node have it" queries before and after.
             let send = drain(&mut receiver)
                 .into_iter()
                 .find_map(|event| match event {
-                    Event::Load(LoadEvent::Finished { elapsed, .. }) => Some(elapsed.as_secs_f64()),
+                    Event::Load(
+                        LoadEvent::Finished { elapsed, .. } | LoadEvent::Layers { elapsed, .. },
+                    ) => Some(elapsed.as_secs_f64()),
                     _ => None,
                 });
             timings.send.push(send.expect("a finished event"));

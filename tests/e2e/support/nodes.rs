@@ -65,6 +65,16 @@ impl FakeNodes {
 
     /// Creates a node container `name` without starting it.
     pub async fn create(&self, name: &str, labels: &[(&str, &str)], publish: Option<&str>) {
+        self.create_with(name, labels, publish, None).await;
+    }
+
+    async fn create_with(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        publish: Option<&str>,
+        binds: Option<Vec<String>>,
+    ) {
         let mut labels: HashMap<String, String> = labels
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -85,6 +95,7 @@ impl FakeNodes {
             exposed_ports: publish.map(|port| vec![port.to_owned()]),
             host_config: Some(HostConfig {
                 port_bindings,
+                binds,
                 ..Default::default()
             }),
             ..Default::default()
@@ -110,20 +121,62 @@ impl FakeNodes {
         self.exec(node, &["sh", "-c", &script]).await;
     }
 
-    /// Makes imports on `node` read the archive without checking it and record `name id`
-    /// (`None`: check again): the transport alone, for measurements.
-    pub async fn discard_imports(&self, node: &str, recorded: Option<(&str, &str)>) {
+    /// Makes imports on `node` read the archive without checking it and record `image` as
+    /// `name`, its layers unpacked (`None`: check again): the transport alone, for measurements.
+    pub async fn discard_imports(&self, node: &str, recorded: Option<(&str, &BuiltImage)>) {
         let script = match recorded {
-            Some((name, id)) => format!("echo '{name} {id}' > /var/lib/fake-node/discard"),
+            Some((name, image)) => {
+                let chains = chain_ids(&self.docker, &image.image.to_string()).await;
+                format!(
+                    "echo '{name} {} {}' > /var/lib/fake-node/discard",
+                    image.id,
+                    chains.join(" ")
+                )
+            }
             None => "rm -f /var/lib/fake-node/discard".to_owned(),
         };
         self.exec(node, &["sh", "-c", &script]).await;
     }
 
-    /// Forgets every image the node holds, so the next load sends them again.
+    /// Forgets every image and unpacked layer the node holds, so the next load sends them again.
     pub async fn forget_images(&self, node: &str) {
-        self.exec(node, &["sh", "-c", "rm -rf /var/lib/fake-node/images"])
-            .await;
+        let script = "rm -rf /var/lib/fake-node/images /var/lib/fake-node/snapshots";
+        self.exec(node, &["sh", "-c", script]).await;
+    }
+
+    /// Starts a kind node `name` (of the kind cluster `cluster`) whose `ctr` is the real one,
+    /// talking to `containerd` through its socket, mounted where containerd listens by default;
+    /// it reads `/var/lib/real-node/damage` to damage imports (see [`REAL_CTR`]).
+    pub async fn start_real(&self, name: &str, cluster: &str, containerd: &Containerd) {
+        let mut binds = vec![
+            format!(
+                "{}:/run/containerd/containerd.sock",
+                containerd.socket().display()
+            ),
+            format!("{}:/usr/local/bin/ctr:ro", containerd.wrapper().display()),
+            "/usr/bin/ctr:/usr/local/lib/ctr-real:ro".to_owned(),
+        ];
+        // `ctr` is linked dynamically: its libraries, where it looks for them.
+        let ldd = std::process::Command::new("ldd")
+            .arg("/usr/bin/ctr")
+            .output()
+            .expect("ldd runs");
+        for path in String::from_utf8_lossy(&ldd.stdout)
+            .split_whitespace()
+            .filter(|word| word.starts_with('/'))
+        {
+            let real = std::fs::canonicalize(path).expect("a library");
+            binds.push(format!("{}:{path}:ro", real.display()));
+        }
+        let labels = [
+            ("io.x-k8s.kind.cluster", cluster),
+            ("io.x-k8s.kind.role", "control-plane"),
+        ];
+        self.create_with(name, &labels, None, Some(binds)).await;
+        self.docker
+            .start_container(name, None)
+            .await
+            .unwrap_or_else(|error| panic!("start the node `{name}`: {error}"));
     }
 
     /// Runs a command in a node; its stdout.
@@ -168,6 +221,37 @@ impl FakeNodes {
             &[("Dockerfile", dockerfile.as_bytes()), ("payload", content)],
         )
         .await;
+        BuiltImage {
+            service: service.to_owned(),
+            image: ImageRef {
+                repository: repository.to_owned(),
+                tag: tag.to_owned(),
+            },
+            id,
+            input_digest: String::new(),
+            outcome: Outcome::Built,
+        }
+    }
+
+    /// Builds `FROM scratch` with one layer per file (`path in the image`, content), bottom
+    /// first, as `repository:tag`; labelled so the scenario removes it. Files are 0755.
+    pub async fn layered_image(
+        &self,
+        service: &str,
+        repository: &str,
+        tag: &str,
+        files: &[(&str, &[u8])],
+    ) -> BuiltImage {
+        let mut dockerfile = format!("FROM scratch\nLABEL {LOAD_LABEL}={}\n", self.unique);
+        let names: Vec<String> = (0..files.len()).map(|i| format!("file{i}")).collect();
+        let mut context: Vec<(&str, &[u8])> = Vec::new();
+        for ((path, content), name) in files.iter().zip(&names) {
+            dockerfile.push_str(&format!("COPY {name} {path}\n"));
+            context.push((name, content));
+        }
+        context.push(("Dockerfile", dockerfile.as_bytes()));
+        let reference = format!("{repository}:{tag}");
+        let id = build(&self.docker, &reference, &context).await;
         BuiltImage {
             service: service.to_owned(),
             image: ImageRef {
@@ -393,6 +477,53 @@ impl Containerd {
         self.dir.path().join("containerd.sock")
     }
 
+    /// [`REAL_CTR`], written beside the socket (0755).
+    pub fn wrapper(&self) -> PathBuf {
+        let path = self.dir.path().join("ctr-wrapper");
+        if !path.exists() {
+            std::fs::write(&path, REAL_CTR).expect("write the wrapper");
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .expect("chmod 755");
+        }
+        path
+    }
+
+    /// `ctr … snapshots --snapshotter overlayfs ls`: the committed chain IDs, sorted.
+    pub fn snapshots(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .ctr(&["snapshots", "--snapshotter", "overlayfs", "ls"])
+            .lines()
+            .filter(|line| line.trim_end().ends_with("Committed"))
+            .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// `ctr … images ls -q`: the image names, sorted.
+    pub fn images(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .ctr(&["images", "ls", "-q"])
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Runs `argv` in a container of the image `name` (unpacked with overlayfs); its stdout.
+    pub fn run(&self, name: &str, argv: &[&str]) -> String {
+        static RUNS: AtomicU32 = AtomicU32::new(0);
+        let id = format!(
+            "tdl-run-{}-{}",
+            std::process::id(),
+            RUNS.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut args = vec!["run", "--rm", "--snapshotter", "overlayfs", name, &id];
+        args.extend_from_slice(argv);
+        self.ctr(&args)
+    }
+
     /// Runs `ctr` in the `k8s.io` namespace; its stdout.
     pub fn ctr(&self, args: &[&str]) -> String {
         let output = std::process::Command::new("ctr")
@@ -411,6 +542,61 @@ impl Drop for Containerd {
         let _ = self.process.kill();
         let _ = self.process.wait();
     }
+}
+
+/// The `ctr` of a node bound to a real containerd: the real one, unless
+/// `/var/lib/real-node/damage` says `cut N` (an import reads the first N bytes of its stream, then
+/// the end) or `zero N M` (it reads M zeros in place of the M bytes from N on).
+pub const REAL_CTR: &str = r#"#!/bin/sh
+real=/usr/local/lib/ctr-real
+case " $* " in
+*" images import "*)
+    if [ -f /var/lib/real-node/damage ]; then
+        read -r how n m </var/lib/real-node/damage
+        case "$how" in
+        cut)
+            head -c "$n" | "$real" "$@"
+            status=$?
+            cat >/dev/null
+            exit $status
+            ;;
+        zero)
+            # `dd bs=1` reads exactly what it copies (`head` may read ahead).
+            {
+                dd bs=1 count="$n" 2>/dev/null
+                dd bs=1 count="$m" of=/dev/null 2>/dev/null
+                head -c "$m" /dev/zero
+                cat
+            } | "$real" "$@"
+            exit $?
+            ;;
+        esac
+    fi
+    ;;
+esac
+exec "$real" "$@"
+"#;
+
+/// The chain IDs of `reference`'s layers, bottom first, as containerd names their snapshots.
+pub async fn chain_ids(docker: &Docker, reference: &str) -> Vec<String> {
+    let inspected = docker.inspect_image(reference).await.expect("inspect");
+    let layers = inspected
+        .root_fs
+        .and_then(|root| root.layers)
+        .unwrap_or_default();
+    let mut chain: Vec<String> = Vec::new();
+    for diff in layers {
+        let next = match chain.last() {
+            None => diff,
+            Some(parent) => {
+                let digest = Sha256::digest(format!("{parent} {diff}").as_bytes());
+                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                format!("sha256:{hex}")
+            }
+        };
+        chain.push(next);
+    }
+    chain
 }
 
 /// `len` random bytes (xorshift): nothing along the way (compression, deduplication) can shrink
