@@ -44,23 +44,7 @@ impl LoadView {
                 image,
                 nodes,
                 size,
-            } => {
-                let nodes = listed(&nodes);
-                let line = format!(
-                    "load {service}: sending `{image}` ({}) to {nodes}",
-                    BinaryBytes(size)
-                );
-                screen.plain(Level::Info, &line);
-                let bar = ProgressBar::hidden()
-                    .with_prefix(service.clone())
-                    .with_style(style::running(
-                        self.color,
-                        "{binary_bytes:>10}/{binary_total_bytes:<10} {binary_bytes_per_sec:>12} {wide_msg}",
-                    ))
-                    .with_message(format!("`{image}` to {nodes}"));
-                bar.set_length(size);
-                self.sending.insert(service, screen.add(bar));
-            }
+            } => self.start(screen, service, &image, &nodes, size),
             LoadEvent::Progress { service, sent } => {
                 if let Some(row) = self.sending.get(&service) {
                     row.bar.update(|bar| {
@@ -116,6 +100,32 @@ impl LoadView {
             }
             LoadEvent::Failed { service } => self.end(screen, &service, false, "failed"),
         }
+    }
+
+    /// A load begins: its plain line, and a row that counts the bytes sent.
+    fn start(
+        &mut self,
+        screen: &mut Screen,
+        service: String,
+        image: &str,
+        nodes: &[String],
+        size: u64,
+    ) {
+        let nodes = listed(nodes);
+        let line = format!(
+            "load {service}: sending `{image}` ({}) to {nodes}",
+            BinaryBytes(size)
+        );
+        screen.plain(Level::Info, &line);
+        let bar = ProgressBar::hidden()
+            .with_prefix(service.clone())
+            .with_style(style::running(
+                self.color,
+                "{binary_bytes:>10}/{binary_total_bytes:<10} {binary_bytes_per_sec:>12} {wide_msg}",
+            ))
+            .with_message(format!("`{image}` to {nodes}"));
+        bar.set_length(size);
+        self.sending.insert(service, screen.add(bar));
     }
 
     /// The end of a load: its plain line, or its row's last look.
