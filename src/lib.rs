@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod docker;
+pub mod helm;
 pub mod load;
 pub mod outcome;
 pub mod plan;
