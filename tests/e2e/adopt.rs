@@ -636,3 +636,100 @@ async fn helm_records_that_cannot_be_used_say_why() {
     assert!(run.stderr.contains("the Helm record `sh.helm.release.v1.todo-app.v2` is unreadable: its `release` is not base64"), "{}", run.stderr);
     assert!(run.stdout.is_empty(), "no values file: {}", run.stdout);
 }
+
+/// The object of `kind` and `name` among `objects`.
+fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind}/{name}"))
+}
+
+/// `--values-only` keeps what the release ran: rendered with it, todo-deploy's objects have the
+/// chart's replicas, resources, image repositories, Service types and ports, Ingress host and
+/// class, ConfigMap data and Secret keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_only_round_trips_through_render() {
+    let env = Env::start("helm-values").await;
+    let images = Images {
+        backend: "registry.local:5000/todo/backend:1.0.0".into(),
+        frontend: "todo-frontend:1.0.0".into(),
+    };
+    let chart = helm::design_chart(&env.namespace, &images, 3);
+    helm::install(&env, std::slice::from_ref(&chart)).await;
+    let values = env
+        .run(&["adopt", "--from-helm", RELEASE, "--values-only"])
+        .await;
+    values.expect_code(0);
+    assert_clean(&values);
+    env.project.write("helm-values.yaml", &values.stdout);
+    let rendered = env.run(&["render", "-f", "helm-values.yaml"]).await;
+    rendered.expect_code(0);
+    let ours: Vec<Value> = serde_saphyr::from_multiple(&rendered.stdout).expect("manifests");
+    for (service, chart_deployment, repository) in [
+        (
+            "backend",
+            "todo-app-backend",
+            "registry.local:5000/todo/backend:",
+        ),
+        ("frontend", "frontend", "todo-frontend:"),
+    ] {
+        let theirs = find(&chart, "Deployment", chart_deployment);
+        let mine = find(&ours, "Deployment", service);
+        assert_eq!(
+            mine["spec"]["replicas"], theirs["spec"]["replicas"],
+            "{service}"
+        );
+        let container = |d: &Value| d["spec"]["template"]["spec"]["containers"][0].clone();
+        assert_eq!(
+            container(mine)["resources"],
+            container(theirs)["resources"],
+            "{service}"
+        );
+        let image = container(mine)["image"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(image.starts_with(repository), "{service}: {image}");
+        let (their_service, my_service) = (
+            find(&chart, "Service", service),
+            find(&ours, "Service", service),
+        );
+        assert_eq!(
+            my_service["spec"]["type"], their_service["spec"]["type"],
+            "{service}"
+        );
+        assert_eq!(
+            my_service["spec"]["ports"][0]["port"],
+            their_service["spec"]["ports"][0]["port"]
+        );
+    }
+    let (their_ingress, my_ingress) = (
+        find(&chart, "Ingress", "todo"),
+        find(&ours, "Ingress", "todo"),
+    );
+    assert_eq!(
+        my_ingress["spec"]["rules"][0]["host"],
+        their_ingress["spec"]["rules"][0]["host"]
+    );
+    assert_eq!(
+        my_ingress["spec"]["ingressClassName"],
+        their_ingress["spec"]["ingressClassName"]
+    );
+    assert_eq!(
+        find(&ours, "ConfigMap", "todo-config")["data"],
+        find(&chart, "ConfigMap", "todo-config")["data"]
+    );
+    let keys = |secret: &Value, field: &str| -> Vec<String> {
+        let mut keys: Vec<String> = secret[field]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        keys.sort();
+        keys
+    };
+    assert_eq!(
+        keys(find(&ours, "Secret", "todo-secrets"), "stringData"),
+        keys(find(&chart, "Secret", "todo-secrets"), "data")
+    );
+}
