@@ -47,6 +47,9 @@ pub enum AdoptEvent {
         revisions: Vec<u32>,
         removed: bool,
     },
+    /// `--from-helm` names a release whose latest revision is uninstalled and that has nothing
+    /// with our names: taken over already.
+    NothingLeft { release: String, revision: u32 },
     /// Objects of the Helm release that todo-deploy does not render, left as they are.
     LeftBehind {
         release: String,

@@ -78,8 +78,11 @@ pub async fn detect(
     check_flags(args, dry_run)?;
     let live = detect::live(cluster, &plan.namespace, objects, events).await?;
     let found = detect::foreign(&live);
-    if found.is_empty() && args.from_helm.is_none() {
-        return Ok(None);
+    if found.is_empty() {
+        return match &args.from_helm {
+            Some(release) => nothing_found(cluster, &plan.namespace, release, events).await,
+            None => Ok(None),
+        };
     }
     let release = helm_release(cluster, &plan.namespace, &found, args, events).await?;
     if !args.adopt {
@@ -105,15 +108,35 @@ pub async fn detect(
         }
         None => None,
     };
-    if let (true, Some(release)) = (found.is_empty(), &release) {
-        let (release, namespace) = (release.clone(), plan.namespace.clone());
-        return Err(AdoptError::NothingShared { release, namespace }.into());
-    }
     let remove_records = args.remove_helm_records;
     Ok(Some(Adoption {
         helm,
         remove_records,
     }))
+}
+
+/// `--from-helm RELEASE` where no object with our names is another tool's: the release was
+/// taken over already (nothing to do but `up`), or it shares nothing with us.
+async fn nothing_found(
+    cluster: &Cluster,
+    namespace: &str,
+    release: &str,
+    events: &Events,
+) -> Result<Option<Adoption>, Failure> {
+    match helm::store::last_deployed(cluster, namespace, release, events).await {
+        Ok(_) => {
+            let (release, namespace) = (release.to_owned(), namespace.to_owned());
+            Err(AdoptError::NothingShared { release, namespace }.into())
+        }
+        Err(helm::HelmError::NotDeployed { status, latest, .. }) if status == "uninstalled" => {
+            events.send(AdoptEvent::NothingLeft {
+                release: release.to_owned(),
+                revision: latest,
+            });
+            Ok(None)
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 fn is_helm(found: &Found) -> bool {
@@ -539,7 +562,9 @@ impl Run<'_> {
                 continue;
             };
             let before = &live.data["spec"]["selector"];
-            if before != wanted {
+            // A Service without a selector had no pods behind it to move away from.
+            let selected = before.as_object().is_some_and(|s| !s.is_empty());
+            if selected && before != wanted {
                 let old = steps::pods(d.cluster, d.namespace, before, d.events).await?;
                 moving.push((service.key.name.clone(), old));
             }

@@ -90,7 +90,7 @@ impl crate::outcome::Diagnose for HelmError {
                     .join(", ")
             )),
             HelmError::NotDeployed { release, .. } => Some(format!(
-                "`helm history {release}` shows what happened; fix or roll back the release with Helm first, or run `todo-deploy up` after removing it"
+                "`helm history {release}` shows its revisions: only a deployed release is taken over; `helm rollback {release}` first, or `helm uninstall {release}` and `todo-deploy up`"
             )),
             HelmError::Api { .. } => None,
         }

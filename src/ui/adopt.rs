@@ -61,6 +61,7 @@ pub fn words(event: &AdoptEvent) -> (Level, String) {
         | AdoptEvent::EndpointsUnreadable { .. }
         | AdoptEvent::Retired { .. }
         | AdoptEvent::HelmRecords { .. }
+        | AdoptEvent::NothingLeft { .. }
         | AdoptEvent::LeftBehind { .. } => later(event),
     }
 }
@@ -102,6 +103,12 @@ fn later(event: &AdoptEvent) -> (Level, String) {
             format!(
                 "Helm release `{release}`: revision {} marked uninstalled (`helm list` no longer shows it, `helm history {release}` keeps it; `--remove-helm-records` deletes the records)",
                 numbers(revisions)
+            ),
+        ),
+        AdoptEvent::NothingLeft { release, revision } => (
+            Level::Info,
+            format!(
+                "Helm release `{release}` is uninstalled (revision {revision}) and nothing here is its: it was taken over already"
             ),
         ),
         AdoptEvent::LeftBehind { release, objects } => (

@@ -338,6 +338,10 @@ async fn adopt_replaces_deployments_with_other_selectors_with_no_gap_in_ready_po
     let status = env.run(&["status"]).await;
     status.expect_code(0);
     assert_clean(&status);
+    let again = env.run(&["adopt", "--from-helm", RELEASE, "-f", "helm-values.yaml"]).await;
+    again.expect_code(0);
+    assert!(again.stderr.contains("it was taken over already"), "{}", again.stderr);
+    assert!(again.stderr.contains("is up to date (revision 1)"), "{}", again.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
