@@ -18,8 +18,8 @@ pub use events::AdoptEvent;
 
 use crate::apply::Owner;
 
-/// The field manager that holds a replacement's extra replicas while the old pods serve: not
-/// ours, so that the final apply takes the field back (or, with an autoscaler, leaves it).
+/// The field manager that holds the replicas of a replacement an autoscaler scales: not ours,
+/// so that our applies, which leave the field out, never reset it.
 pub const SURGE_MANAGER: &str = "todo-deploy-takeover";
 
 #[derive(Debug, thiserror::Error)]

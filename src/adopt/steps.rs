@@ -95,8 +95,9 @@ pub async fn set_aside(
     Ok(replica_sets)
 }
 
-/// Sets our Deployment's replicas to `replicas` under a manager of its own, so that the old
-/// workloads' replica count serves until they are gone (and our final apply takes it back).
+/// Sets the replicas of our Deployment, which an autoscaler scales (our applies leave them out),
+/// to `replicas` under a manager of its own: the old workloads' count serves until they are gone,
+/// and no apply of ours resets it before the autoscaler takes over.
 pub async fn surge(
     cluster: &Cluster,
     namespace: &str,

@@ -439,14 +439,36 @@ impl Run<'_> {
     }
 
     async fn apply(&self, kinds: &[Kind]) -> Result<(), Failure> {
+        self.apply_objects(&self.of_kinds(kinds)).await
+    }
+
+    async fn apply_objects(&self, objects: &[Object]) -> Result<(), Failure> {
         let options = ApplyOptions {
             force_conflicts: true,
             ..ApplyOptions::default()
         };
         let d = self.deployer;
-        let objects = self.of_kinds(kinds);
-        apply::apply(d.cluster, d.namespace, &objects, options, d.events).await?;
+        apply::apply(d.cluster, d.namespace, objects, options, d.events).await?;
         Ok(())
+    }
+
+    /// Our Deployments as the takeover applies them: a replacement whose configuration has
+    /// fewer replicas than the old ones runs as many as they had, in the same write (a second
+    /// write, a scaling event, would delay its rollout).
+    fn deployments(&self) -> Vec<Object> {
+        let mut deployments = self.of_kinds(&[Kind::Deployment]);
+        for deployment in &mut deployments {
+            let surge = self
+                .takeover
+                .replacements
+                .iter()
+                .find(|r| r.deployment == deployment.name() && r.configured.is_some())
+                .and_then(|r| r.surge);
+            if let Some(replicas) = surge {
+                deployment.body["spec"]["replicas"] = serde_json::Value::from(replicas);
+            }
+        }
+        deployments
     }
 
     /// Our ConfigMap and Secret, then our Deployments beside the old ones (an old one of our
@@ -463,7 +485,7 @@ impl Run<'_> {
                 orphans.extend(sets);
             }
         }
-        self.apply(&[Kind::Deployment]).await?;
+        self.apply_objects(&self.deployments()).await?;
         for replacement in &self.takeover.replacements {
             self.surge(replacement).await?;
         }
@@ -484,14 +506,19 @@ impl Run<'_> {
         let Some(replicas) = replacement.surge else {
             return Ok(());
         };
-        steps::surge(
-            d.cluster,
-            d.namespace,
-            &replacement.deployment,
-            replicas,
-            d.events,
-        )
-        .await?;
+        if replacement.configured.is_none() {
+            // An autoscaler's Deployment: the replicas are held by a manager of their own, so
+            // that our applies (which leave them out) never reset them.
+            let (cluster, namespace) = (d.cluster, d.namespace);
+            steps::surge(
+                cluster,
+                namespace,
+                &replacement.deployment,
+                replicas,
+                d.events,
+            )
+            .await?;
+        }
         let old: Vec<String> = replacement
             .old
             .iter()

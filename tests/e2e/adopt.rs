@@ -338,10 +338,20 @@ async fn adopt_replaces_deployments_with_other_selectors_with_no_gap_in_ready_po
     let status = env.run(&["status"]).await;
     status.expect_code(0);
     assert_clean(&status);
-    let again = env.run(&["adopt", "--from-helm", RELEASE, "-f", "helm-values.yaml"]).await;
+    let again = env
+        .run(&["adopt", "--from-helm", RELEASE, "-f", "helm-values.yaml"])
+        .await;
     again.expect_code(0);
-    assert!(again.stderr.contains("it was taken over already"), "{}", again.stderr);
-    assert!(again.stderr.contains("is up to date (revision 1)"), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("it was taken over already"),
+        "{}",
+        again.stderr
+    );
+    assert!(
+        again.stderr.contains("is up to date (revision 1)"),
+        "{}",
+        again.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -736,4 +746,117 @@ async fn values_only_round_trips_through_render() {
         keys(find(&ours, "Secret", "todo-secrets"), "stringData"),
         keys(find(&chart, "Secret", "todo-secrets"), "data")
     );
+}
+
+/// When todo-deploy's pods cannot start, the takeover stops before any Service is switched: the
+/// chart's pods serve on, Helm's records stay, the revision is recorded failed. Run again with
+/// pods that start, it takes over; the configuration's 2 backend replicas run as 3 (the chart's)
+/// until the chart's Deployment is gone, so its Service never has fewer than 3 ready pods until
+/// the configured count applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_takeover_whose_pods_fail_switches_nothing_and_can_run_again() {
+    let env = Env::start("helm-fail").await;
+    let images = Images::on_the_node(&env).await;
+    helm::install(&env, &[helm::design_chart(&env.namespace, &images, 3)]).await;
+    helm::available(&env, &[("todo-app-backend", 3), ("frontend", 2)]).await;
+    env.provide(App::Crashing, &[]).await;
+    let recorder = Recorder::start(&env).await;
+    let failed = env.run(&["adopt", "--from-helm", RELEASE]).await;
+    let (fewest, states) = recorder.stop(&env).await;
+    failed.expect_code(1);
+    assert_clean(&failed);
+    assert!(
+        failed
+            .stderr
+            .contains("error: the takeover stopped: the rollout failed"),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        failed
+            .stderr
+            .contains("nothing was switched: the old workloads still serve"),
+        "{}",
+        failed.stderr
+    );
+    assert_eq!(
+        (fewest.get("backend"), fewest.get("frontend")),
+        (Some(&3), Some(&2)),
+        "{states:?}"
+    );
+    assert!(
+        env.deployment("todo-app-backend").await.is_some(),
+        "the chart's Deployment serves on"
+    );
+    assert_eq!(
+        helm::records(&env).await,
+        [(1, "deployed".to_owned(), "deployed".to_owned())]
+    );
+    let statuses: Vec<(u64, String)> = history(&env)
+        .await
+        .into_iter()
+        .map(|(r, s, _)| (r, s))
+        .collect();
+    assert_eq!(
+        statuses,
+        [(0, "deployed".to_owned()), (1, "failed".to_owned())]
+    );
+
+    env.provide(App::Healthy, &[]).await;
+    let recorder = Recorder::start(&env).await;
+    let run = env.run(&["adopt", "--from-helm", RELEASE]).await;
+    env.eventually(
+        "2 ready pods behind Service backend",
+        std::time::Duration::from_secs(60),
+        || async {
+            let api: Api<k8s_openapi::api::core::v1::Endpoints> =
+                Api::namespaced(env.client.clone(), &env.namespace);
+            api.get("backend")
+                .await
+                .is_ok_and(|e| crate::support::endpoints::ready(&e) == 2)
+        },
+    )
+    .await;
+    let (_, states) = recorder.stop(&env).await;
+    run.expect_code(0);
+    assert!(
+        run.stderr
+            .contains("`backend` ran 3 replicas before; the configuration asks for 2"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("Deployment/backend runs 3 replicas, as many as Deployment/todo-app-backend, until it is gone"), "{}", run.stderr);
+    let backend: Vec<usize> = states
+        .iter()
+        .filter(|(s, _)| s == "backend")
+        .map(|(_, r)| *r)
+        .collect();
+    eprintln!("ready pods behind Service backend, state by state, while taking over: {backend:?}");
+    let until_configured = backend
+        .iter()
+        .position(|r| *r == 2)
+        .unwrap_or(backend.len());
+    assert!(
+        backend[..until_configured].iter().all(|r| *r >= 3),
+        "fewer than 3 before the configured count: {backend:?}"
+    );
+    assert_eq!(
+        backend.last(),
+        Some(&2),
+        "then the configuration's 2: {backend:?}"
+    );
+    let statuses: Vec<(u64, String)> = history(&env)
+        .await
+        .into_iter()
+        .map(|(r, s, _)| (r, s))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            (0, "superseded".into()),
+            (1, "failed".into()),
+            (2, "deployed".into())
+        ]
+    );
+    assert!(env.deployment("todo-app-backend").await.is_none());
 }

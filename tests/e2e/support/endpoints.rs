@@ -55,6 +55,10 @@ impl Recorder {
     /// Stops once the record has caught up with what the Endpoints are now, and returns the
     /// fewest ready pods each Service listed, and the states it went through.
     pub async fn stop(self, env: &Env) -> (BTreeMap<String, usize>, Vec<(String, usize)>) {
+        if let Some(standin) = env.standin() {
+            // What the run's last changes cause (an endpoints update) is part of it.
+            standin.settled().await;
+        }
         env.eventually(
             "the Endpoints record to catch up",
             Duration::from_secs(30),
