@@ -622,3 +622,47 @@ impl Run<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn deploy_args(args: &[&str]) -> DeployArgs {
+        let cli = Cli::try_parse_from(args).expect("parses");
+        match cli.command {
+            Command::Up(args) | Command::Diff(args) => args,
+            Command::Adopt(args) => args.deploy_args(),
+            _ => panic!("a deploy command"),
+        }
+    }
+
+    #[test]
+    fn flags_that_do_not_go_together_are_usage_errors() {
+        use crate::outcome::Diagnose;
+        let records = check_flags(
+            &deploy_args(&["todo-deploy", "up", "--remove-helm-records"]),
+            false,
+        )
+        .expect_err("not a takeover");
+        assert_eq!(records.exit(), Exit::Usage);
+        assert!(
+            records.to_string().contains("`--remove-helm-records`"),
+            "{records}"
+        );
+        let dry = deploy_args(&[
+            "todo-deploy",
+            "adopt",
+            "--from-helm",
+            "todo-app",
+            "--dry-run",
+        ]);
+        let error = check_flags(&dry, true).expect_err("no dry run");
+        assert_eq!(error.exit(), Exit::Usage);
+        assert!(error.hint().unwrap_or_default().contains("--values-only"));
+        assert!(check_flags(&deploy_args(&["todo-deploy", "diff"]), true).is_ok());
+        let adopt = deploy_args(&["todo-deploy", "adopt", "--remove-helm-records"]);
+        assert!(check_flags(&adopt, false).is_ok(), "adopt is a takeover");
+    }
+}
