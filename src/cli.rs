@@ -93,9 +93,11 @@ pub enum Command {
     History(StatusArgs),
     /// Re-deploy an earlier revision (default: the previous one).
     Rollback(RollbackArgs),
+    /// Take over the release the old Helm chart (or `kubectl apply`) installed, with no downtime.
+    Adopt(AdoptArgs),
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct DeployArgs {
     /// The image tag to build and deploy (default: a tag derived from the build inputs).
     #[arg(long, value_name = "TAG")]
@@ -128,6 +130,46 @@ pub struct DeployArgs {
     /// How many revisions to keep in the release history (default: `rollout.historyMax`, 10).
     #[arg(long, value_name = "N")]
     pub history_max: Option<u32>,
+
+    /// Take over objects with our names that another tool made (a Helm release, `kubectl
+    /// apply`) instead of stopping; see `todo-deploy adopt`.
+    #[arg(long)]
+    pub adopt: bool,
+
+    /// When taking over a Helm release: delete its records instead of marking them uninstalled.
+    #[arg(long)]
+    pub remove_helm_records: bool,
+
+    /// The Helm release `adopt --from-helm` names.
+    #[arg(skip)]
+    pub from_helm: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AdoptArgs {
+    /// The Helm release to take over: its objects, its last deployed revision (recorded as
+    /// revision 0) and its records (marked uninstalled).
+    #[arg(long, value_name = "RELEASE")]
+    pub from_helm: Option<String>,
+
+    /// Print the Helm release's settings as a todo-deploy values file (use it with `-f`) and
+    /// change nothing.
+    #[arg(long, requires = "from_helm")]
+    pub values_only: bool,
+
+    #[command(flatten)]
+    pub deploy: DeployArgs,
+}
+
+impl AdoptArgs {
+    /// What `up` runs with to take over.
+    pub fn deploy_args(&self) -> DeployArgs {
+        DeployArgs {
+            adopt: true,
+            from_helm: self.from_helm.clone(),
+            ..self.deploy.clone()
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -187,6 +229,34 @@ mod tests {
     #[test]
     fn the_cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn adopt_is_up_taking_over_a_helm_release() {
+        let cli = Cli::try_parse_from([
+            "todo-deploy",
+            "adopt",
+            "--from-helm",
+            "todo-app",
+            "--tag",
+            "v1",
+        ])
+        .unwrap();
+        let Command::Adopt(args) = cli.command else {
+            panic!("adopt");
+        };
+        let deploy = args.deploy_args();
+        assert!(deploy.adopt);
+        assert_eq!(deploy.from_helm.as_deref(), Some("todo-app"));
+        assert_eq!(deploy.tag.as_deref(), Some("v1"));
+        assert!(
+            Cli::try_parse_from(["todo-deploy", "adopt", "--values-only"]).is_err(),
+            "--values-only needs --from-helm"
+        );
+        assert!(
+            Cli::try_parse_from(["todo-deploy", "up", "--from-helm", "x"]).is_err(),
+            "not a flag of up"
+        );
     }
 
     #[test]

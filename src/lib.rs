@@ -2,6 +2,7 @@
 //! `status`), the configuration and plan they share, and the commands that compose them. The
 //! binary in `main.rs` only parses arguments, runs a command and prints its error.
 
+pub mod adopt;
 pub mod apply;
 pub mod build;
 pub mod cli;
@@ -9,6 +10,7 @@ pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod docker;
+pub mod helm;
 pub mod load;
 pub mod outcome;
 pub mod plan;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::adopt::events::AdoptEvent;
 use crate::apply::events::ApplyEvent;
 use crate::build::events::BuildEvent;
 use crate::load::events::LoadEvent;
@@ -21,6 +22,7 @@ pub enum Event {
     Apply(ApplyEvent),
     Rollout(RolloutEvent),
     Release(ReleaseEvent),
+    Adopt(AdoptEvent),
     /// An API call failed in a way worth another try, which comes after `wait`.
     Retrying {
         what: String,
@@ -58,6 +60,12 @@ impl From<RolloutEvent> for Event {
 impl From<ApplyEvent> for Event {
     fn from(event: ApplyEvent) -> Self {
         Event::Apply(event)
+    }
+}
+
+impl From<AdoptEvent> for Event {
+    fn from(event: AdoptEvent) -> Self {
+        Event::Adopt(event)
     }
 }
 

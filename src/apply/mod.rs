@@ -5,13 +5,14 @@
 pub mod diff;
 pub mod events;
 pub mod namespace;
-mod owners;
+pub mod owners;
 mod prune;
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::Value;
 
 pub use events::{ApplyEvent, Change, Removal};
+pub use owners::Owner;
 pub use prune::{Pruned, delete_release, prune};
 
 use crate::cluster::{self, Cluster};
@@ -69,6 +70,8 @@ pub enum ApplyError {
     Conflict {
         object: String,
         conflicts: Vec<Conflict>,
+        /// Who made the object: the hint depends on it.
+        owner: Owner,
     },
     #[error("{object}: the API server rejected it: {message}")]
     Rejected { object: String, message: String },
@@ -88,14 +91,9 @@ pub enum ApplyError {
 impl crate::outcome::Diagnose for ApplyError {
     fn hint(&self) -> Option<String> {
         match self {
-            ApplyError::Conflict { conflicts, .. } => {
-                let mut managers: Vec<String> = conflicts.iter().flat_map(|c| c.managers.iter()).map(|m| format!("`{m}`")).collect();
-                managers.dedup();
-                Some(format!(
-                    "someone changed it with {} (e.g. `kubectl edit` or `kubectl scale`); run again with `--force-conflicts` to take the field back, or drop it from the config",
-                    managers.join(", ")
-                ))
-            }
+            ApplyError::Conflict {
+                conflicts, owner, ..
+            } => Some(conflict_hint(conflicts, owner)),
             ApplyError::Rejected { .. } => Some(
                 "fix the value in the config; `todo-deploy render` shows the manifest that was sent"
                     .to_owned(),
@@ -107,6 +105,40 @@ impl crate::outcome::Diagnose for ApplyError {
                 "wait until the namespace is gone (`kubectl get ns`), then run again".to_owned(),
             ),
             ApplyError::Api { .. } => None,
+        }
+    }
+}
+
+/// The way out of a conflict, for the situation it is: an object of a Helm release or of
+/// `kubectl apply` is taken over whole (`--force-conflicts` would take only the fields it names);
+/// a field someone changed is taken back with `--force-conflicts`.
+fn conflict_hint(conflicts: &[Conflict], owner: &Owner) -> String {
+    match owner {
+        Owner::Helm { release } => {
+            let release = release.as_deref().unwrap_or("RELEASE");
+            format!(
+                "it belongs to the Helm release `{release}`: `todo-deploy adopt --from-helm {release}` takes the release over without downtime (`helm list` names it); `--force-conflicts` would take only these fields"
+            )
+        }
+        Owner::KubectlApply => "it was made with `kubectl apply`: `todo-deploy up --adopt` takes it over; `--force-conflicts` would take only these fields".to_owned(),
+        Owner::Ours | Owner::Other { .. } => {
+            let mut managers: Vec<&str> = conflicts
+                .iter()
+                .flat_map(|c| c.managers.iter().map(String::as_str))
+                .collect();
+            managers.dedup();
+            let who: Vec<String> = managers
+                .iter()
+                .map(|m| match *m {
+                    owners::KUBECTL_APPLY => "someone ran `kubectl apply` on it".to_owned(),
+                    m if m.starts_with("helm") => format!("Helm changed it (`{m}`)"),
+                    m => format!("someone changed it with `{m}` (e.g. `kubectl edit` or `kubectl scale`)"),
+                })
+                .collect();
+            format!(
+                "{}; run again with `--force-conflicts` to take the field back, or drop it from the config",
+                who.join(", and ")
+            )
         }
     }
 }
@@ -315,6 +347,7 @@ fn explain(object: &str, live: Option<&DynamicObject>, error: kube::Error) -> Ap
         (409, "Conflict") if causes.iter().any(|c| c.reason == "FieldManagerConflict") => {
             ApplyError::Conflict {
                 object: object.to_owned(),
+                owner: live.map_or(Owner::Ours, |l| owners::owner(&l.metadata, FIELD_MANAGER)),
                 conflicts: causes
                     .iter()
                     .filter(|c| c.reason == "FieldManagerConflict")
@@ -360,6 +393,54 @@ mod tests {
     use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
     use k8s_openapi::api::policy::v1::PodDisruptionBudget;
     use kube::api::ObjectMeta;
+
+    /// The user was told someone edited a Helm-installed Namespace; the hint now names
+    /// what really owns a field.
+    #[test]
+    fn a_conflict_hint_names_the_real_owner() {
+        use crate::outcome::Diagnose;
+        let conflict = |managers: &[&str], owner: Owner| ApplyError::Conflict {
+            object: "Service/backend".into(),
+            conflicts: vec![Conflict {
+                field: ".spec.selector".into(),
+                managers: managers.iter().map(|m| (*m).to_owned()).collect(),
+            }],
+            owner,
+        };
+        let hint = |error: ApplyError| error.hint().unwrap_or_default();
+        let helm = hint(conflict(
+            &["helm"],
+            Owner::Helm {
+                release: Some("todo-app".into()),
+            },
+        ));
+        assert!(
+            helm.contains("belongs to the Helm release `todo-app`"),
+            "{helm}"
+        );
+        assert!(
+            helm.contains("`todo-deploy adopt --from-helm todo-app`"),
+            "{helm}"
+        );
+        assert!(!helm.contains("kubectl edit"), "{helm}");
+        let applied = hint(conflict(&[owners::KUBECTL_APPLY], Owner::KubectlApply));
+        assert!(applied.contains("made with `kubectl apply`"), "{applied}");
+        assert!(applied.contains("`todo-deploy up --adopt`"), "{applied}");
+        let edited = hint(conflict(&["kubectl-edit"], Owner::Ours));
+        assert!(
+            edited.starts_with(
+                "someone changed it with `kubectl-edit` (e.g. `kubectl edit` or `kubectl scale`)"
+            ),
+            "{edited}"
+        );
+        assert!(edited.contains("`--force-conflicts`"), "{edited}");
+        let applied_on_ours = hint(conflict(&[owners::KUBECTL_APPLY, "helm"], Owner::Ours));
+        assert!(
+            applied_on_ours
+                .starts_with("someone ran `kubectl apply` on it, and Helm changed it (`helm`)"),
+            "{applied_on_ours}"
+        );
+    }
 
     #[test]
     fn every_rendered_kind_can_be_applied_again_from_a_record() {

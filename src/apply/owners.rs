@@ -1,9 +1,82 @@
-//! Who owns a field: the field managers of a live object, read from its `managedFields`
-//! (`fieldsV1`), for a field path as a conflict names it (`.spec.replicas`,
-//! `.spec.template.spec.containers[name="backend"].image`). Pure.
+//! Who owns a field, and who made an object: the field managers of a live object, read from its
+//! `managedFields` (`fieldsV1`), for a field path as a conflict names it (`.spec.replicas`,
+//! `.spec.template.spec.containers[name="backend"].image`); and the tool an object with one of
+//! our names comes from ([`Owner`]: us, a Helm release, `kubectl apply`, or someone else), read
+//! from its labels, annotations and managers. Pure.
 
-use kube::api::DynamicObject;
+use kube::api::{DynamicObject, ObjectMeta};
 use serde_json::Value;
+
+/// The annotation Helm 3 (3.2 and later) puts on everything it installs.
+pub const HELM_RELEASE_NAME: &str = "meta.helm.sh/release-name";
+pub const HELM_RELEASE_NAMESPACE: &str = "meta.helm.sh/release-namespace";
+/// What `kubectl apply` (client-side) keeps on the objects it applies.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+/// The field manager of `kubectl apply` (client-side).
+pub const KUBECTL_APPLY: &str = "kubectl-client-side-apply";
+
+/// Where an object with one of our names comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// todo-deploy applied it (others may have changed some of its fields since).
+    Ours,
+    /// A Helm release installed it; its name when the object says (Helm 3.2 and later).
+    Helm { release: Option<String> },
+    /// `kubectl apply` (client-side) made it.
+    KubectlApply,
+    /// Someone else (`kubectl create`, an operator, a script): its field managers.
+    Other { managers: Vec<String> },
+}
+
+impl Owner {
+    /// Whether todo-deploy may apply to the object as to its own.
+    pub fn is_ours(&self) -> bool {
+        *self == Owner::Ours
+    }
+
+    /// Whether a field manager is one of this owner's tools: the managers whose fields a
+    /// takeover makes ours.
+    pub fn manages_with(&self, manager: &str) -> bool {
+        match self {
+            Owner::Ours => false,
+            Owner::Helm { .. } => manager.starts_with("helm"),
+            Owner::KubectlApply => manager == KUBECTL_APPLY,
+            Owner::Other { managers } => managers.iter().any(|m| m == manager),
+        }
+    }
+}
+
+/// Who made the object whose metadata is `meta`, `ours` being our field manager. Helm's
+/// annotation wins (an object forced by us is still Helm's); then our manager; then Helm's
+/// labels (Helm before 3.2); then `kubectl apply`'s annotation or manager; then whoever wrote it.
+pub fn owner(meta: &ObjectMeta, ours: &str) -> Owner {
+    let annotation = |key: &str| meta.annotations.as_ref().and_then(|a| a.get(key));
+    let label = |key: &str| meta.labels.as_ref().and_then(|l| l.get(key));
+    let entries = meta.managed_fields.iter().flatten();
+    let managers: Vec<String> = entries
+        .clone()
+        .filter(|e| e.subresource.as_deref().unwrap_or_default().is_empty())
+        .filter_map(|e| e.manager.clone())
+        .collect();
+    if let Some(release) = annotation(HELM_RELEASE_NAME) {
+        return Owner::Helm {
+            release: Some(release.clone()),
+        };
+    }
+    if managers.iter().any(|m| m == ours) {
+        return Owner::Ours;
+    }
+    let helm_label = |key: &str| label(key).is_some_and(|v| v.eq_ignore_ascii_case("helm"));
+    if helm_label("app.kubernetes.io/managed-by") || helm_label("heritage") {
+        return Owner::Helm { release: None };
+    }
+    if annotation(LAST_APPLIED).is_some() || managers.iter().any(|m| m == KUBECTL_APPLY) {
+        return Owner::KubectlApply;
+    }
+    let mut managers = managers;
+    managers.dedup();
+    Owner::Other { managers }
+}
 
 /// The managers other than `ours` whose `fieldsV1` hold `field` in `live`.
 pub fn owners(live: &DynamicObject, field: &str, ours: &str) -> Vec<String> {
@@ -113,6 +186,56 @@ mod tests {
         );
         assert!(owners(&live(), ".spec.paused", "todo-deploy").is_empty());
         assert!(owners(&live(), "no-dot", "todo-deploy").is_empty());
+    }
+
+    fn meta(yaml: &str) -> ObjectMeta {
+        serde_saphyr::from_str(yaml).expect("metadata")
+    }
+
+    #[test]
+    fn the_owner_of_an_object_is_read_from_its_labels_annotations_and_managers() {
+        let helm = meta(
+            "{name: a, labels: {app.kubernetes.io/managed-by: Helm}, annotations: {meta.helm.sh/release-name: todo-app}, managedFields: [{manager: helm, operation: Update}]}",
+        );
+        let helm_release = || Owner::Helm {
+            release: Some("todo-app".into()),
+        };
+        assert_eq!(owner(&helm, "todo-deploy"), helm_release());
+        let forced = meta(
+            "{name: a, annotations: {meta.helm.sh/release-name: todo-app}, managedFields: [{manager: todo-deploy, operation: Apply}, {manager: helm, operation: Update}]}",
+        );
+        assert_eq!(
+            owner(&forced, "todo-deploy"),
+            helm_release(),
+            "still Helm's"
+        );
+        let old_helm = meta("{name: a, labels: {heritage: Helm}}");
+        assert_eq!(
+            owner(&old_helm, "todo-deploy"),
+            Owner::Helm { release: None }
+        );
+        let applied = meta(
+            "{name: a, annotations: {kubectl.kubernetes.io/last-applied-configuration: '{}'}, managedFields: [{manager: kubectl-client-side-apply, operation: Update}]}",
+        );
+        assert_eq!(owner(&applied, "todo-deploy"), Owner::KubectlApply);
+        let ours = meta(
+            "{name: a, managedFields: [{manager: todo-deploy, operation: Apply}, {manager: kubectl-edit, operation: Update}, {manager: kube-controller-manager, operation: Update, subresource: status}]}",
+        );
+        assert_eq!(owner(&ours, "todo-deploy"), Owner::Ours);
+        let created = meta(
+            "{name: a, managedFields: [{manager: kubectl-create, operation: Update}, {manager: kube-controller-manager, operation: Update, subresource: status}]}",
+        );
+        assert_eq!(
+            owner(&created, "todo-deploy"),
+            Owner::Other {
+                managers: vec!["kubectl-create".into()]
+            },
+            "status writers are not owners"
+        );
+        assert!(helm_release().manages_with("helm"));
+        assert!(!helm_release().manages_with("kubectl-edit"));
+        assert!(Owner::KubectlApply.manages_with(KUBECTL_APPLY));
+        assert!(!Owner::Ours.manages_with("todo-deploy"));
     }
 
     #[test]

@@ -23,6 +23,7 @@ use crate::rollout::{self, Outcome};
 use crate::settings::{self, CommandFlags, Purpose};
 use crate::ui::{Event, Events, Printer, Ui};
 
+use super::adopt::{self, Adoption};
 use super::messages;
 use super::revision::{self, Deployed, Deployer, Revision};
 
@@ -69,6 +70,8 @@ async fn pipeline(
     let rendered = render::render(plan);
     let objects: Vec<Object> = rendered.objects.iter().map(Object::from_manifest).collect();
     let namespace = Object::from_manifest(&Manifest::Namespace(rendered.namespace.clone()));
+    // Objects of ours another tool made stop the run here, before anything changes.
+    let adoption = adopt::detect(plan, &checked.cluster, &objects, args, dry_run, events).await?;
     if dry_run {
         let cluster = &checked.cluster;
         let release = (&namespace, objects.as_slice());
@@ -82,7 +85,8 @@ async fn pipeline(
         objects: &objects,
         built: &built,
     };
-    release(plan, args, env, &checked.cluster, shipped, events).await
+    let adoption = adoption.as_ref();
+    release(plan, args, env, &checked.cluster, shipped, adoption, events).await
 }
 
 /// What is known once everything that can be checked without changing anything was.
@@ -195,18 +199,30 @@ async fn release(
     env: &dyn Fn(&str) -> Option<String>,
     cluster: &Cluster,
     shipped: Shipped<'_>,
+    adoption: Option<&Adoption>,
     events: &Events,
 ) -> Result<Exit, Failure> {
     // The lock lives in the namespace, so the namespace comes first.
     let options = ApplyOptions::default();
     let namespace = apply::namespace::ensure(cluster, shipped.namespace, options, events).await?;
     let lock = lock::acquire(cluster, &plan.namespace, &plan.release, events).await?;
-    let deployer = Deployer::new(cluster, plan, args.force_conflicts, events);
+    let force_conflicts = args.force_conflicts || adoption.is_some();
+    let deployer = Deployer::new(cluster, plan, force_conflicts, events);
     let result = async {
         // Read again under the lock: another run may have deployed since the first look.
         let history = release::history(cluster, &plan.namespace, &plan.release, events).await?;
         let history = release::abandon_pending(cluster, &plan.namespace, history, events).await?;
-        let record = new_record(plan, &history, &shipped);
+        let new = |history: &[Record]| new_record(plan, history, &shipped);
+        let (history, record) = match adoption {
+            Some(adoption) => {
+                let objects = shipped.objects;
+                adopt::take_over(&deployer, plan, adoption, objects, history, new).await?
+            }
+            None => {
+                let record = new(&history);
+                (history, record)
+            }
+        };
         let current = history
             .last()
             .filter(|r| r.status == RevisionStatus::Deployed);

@@ -1,6 +1,7 @@
 //! One module per command; each composes the stages it needs and turns their errors into
 //! [`Failure`]s with hints. Nothing here talks to a terminal except through the [`Printer`].
 
+mod adopt;
 mod deploy;
 mod down;
 mod history;
@@ -23,7 +24,11 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<Exit, Failure> {
     // Commands that change the cluster finish a change before stopping; the others just stop.
     if matches!(
         cli.command,
-        Command::Up(_) | Command::Upgrade(_) | Command::Rollback(_) | Command::Down(_)
+        Command::Up(_)
+            | Command::Upgrade(_)
+            | Command::Rollback(_)
+            | Command::Down(_)
+            | Command::Adopt(_)
     ) {
         listen_for_interrupts();
     }
@@ -41,6 +46,13 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<Exit, Failure> {
         Command::Status(args) => status::run(&cli.global, args, printer).await,
         Command::History(args) => history::run(&cli.global, args, printer).await,
         Command::Rollback(args) => rollback::run(&cli.global, args, printer).await,
+        Command::Adopt(args) if args.values_only => {
+            adopt::values_only(&cli.global, args, printer).await
+        }
+        Command::Adopt(args) => {
+            let args = args.deploy_args();
+            deploy::run(&cli.global, &args, deploy::Mode::Up, &env, printer).await
+        }
     }
 }
 

@@ -161,10 +161,19 @@ fn choose(history: &[Record], wanted: Option<u32>) -> Result<&Record, Failure> {
             Some("`todo-deploy up` installs it again".to_owned()),
         ));
     }
+    if wanted == Some(0) {
+        return Err(Failure::message(
+            Exit::Usage,
+            "revision 0 is the release another tool installed, which todo-deploy took over: it is kept for the record and is not deployed again",
+            Some("`todo-deploy history` lists the revisions; roll back to 1 or later".to_owned()),
+        ));
+    }
     let found = match wanted {
         Some(revision) => history.iter().find(|r| r.revision == revision),
+        // Revision 0 (a takeover's record of what was there) is never a rollback target.
         None => history.iter().rev().find(|r| {
             r.revision < latest.revision
+                && r.revision > 0
                 && matches!(
                     r.status,
                     RevisionStatus::Deployed | RevisionStatus::Superseded
@@ -200,4 +209,42 @@ async fn live_secret(
     let name = recorded["metadata"]["name"].as_str()?;
     let api: Api<Secret> = Api::namespaced(cluster.client.clone(), namespace);
     api.get_opt(name).await.ok().flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(revision: u32, status: RevisionStatus) -> Record {
+        Record {
+            release: "todo".into(),
+            revision,
+            status,
+            time: String::new(),
+            tool_version: String::new(),
+            description: String::new(),
+            images: Vec::new(),
+            config_digest: String::new(),
+            manifests: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_record_of_a_takeover_is_never_rolled_back_to() {
+        let history = [
+            record(0, RevisionStatus::Superseded),
+            record(1, RevisionStatus::Deployed),
+        ];
+        let none = choose(&history, None).expect_err("nothing before 1 but revision 0");
+        assert!(none.headline().contains("no earlier deployed revision"));
+        let zero = choose(&history, Some(0)).expect_err("revision 0");
+        assert_eq!(zero.exit, Exit::Usage);
+        assert!(zero.headline().contains("took over"), "{}", zero.headline());
+        let later = [
+            record(0, RevisionStatus::Superseded),
+            record(1, RevisionStatus::Superseded),
+            record(2, RevisionStatus::Deployed),
+        ];
+        assert_eq!(choose(&later, None).expect("revision 1").revision, 1);
+    }
 }

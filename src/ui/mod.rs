@@ -3,6 +3,7 @@
 //! (bars on a terminal, plain lines elsewhere): stages never print, commands hand their output
 //! here.
 
+mod adopt;
 mod build;
 mod load;
 mod rollout;
@@ -193,6 +194,10 @@ impl Views {
             }
             Event::Release(event) => {
                 let (level, line) = words::release(&event);
+                screen.say(level, &line);
+            }
+            Event::Adopt(event) => {
+                let (level, line) = adopt::words(&event);
                 screen.say(level, &line);
             }
             Event::Retrying {

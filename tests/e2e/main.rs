@@ -6,10 +6,13 @@
 //! - `fixture_images`: the fixture images, run under Docker, behave as the stand-in simulates;
 //! - `isolation`: no test reaches a kubeconfig, home or Docker configuration outside its own
 //!   directory (every command is built by `support::todo_deploy` / `support::isolated`);
+//! - `adopt`: taking over what the old Helm chart or `kubectl apply` installed, with no gap in
+//!   ready pods behind a Service;
 //! - `deploy`, `down`, `release`: the commands against a cluster — the in-process API stand-in, or the real
 //!   cluster of `TODO_DEPLOY_E2E_KUBECONFIG` (scenarios that need the stand-in's fault injection
 //!   say so and skip there).
 
+mod adopt;
 mod build;
 mod config_errors;
 mod deploy;

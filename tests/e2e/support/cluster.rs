@@ -203,7 +203,10 @@ impl Env {
             tokio::process::Command::from(todo_deploy(self.project.path(), &self.kubeconfig));
         command.args(args.iter().take(1));
         command.args(self.base_args());
-        let deploys = matches!(args.first(), Some(&"up") | Some(&"upgrade") | Some(&"diff"));
+        let deploys = matches!(
+            args.first(),
+            Some(&"up") | Some(&"upgrade") | Some(&"diff") | Some(&"adopt")
+        );
         if deploys && self.standin.is_some() && !self.auto_loader {
             // The stand-in's node shares no image store with Docker: nothing to load;
             // `provide` registers the images it should have.

@@ -6,6 +6,8 @@
 pub mod cluster;
 pub mod containers;
 pub mod docker;
+pub mod endpoints;
+pub mod helm;
 pub mod nodes;
 pub mod running;
 

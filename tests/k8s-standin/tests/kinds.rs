@@ -497,3 +497,124 @@ async fn follow_logs_until_the_container_stops() {
         "the stream ends when the container stops, with nothing more"
     );
 }
+
+/// The ready pods' names an Endpoints object (or watch event object) lists.
+fn ready_addresses(endpoints: &Value) -> Vec<String> {
+    endpoints["subsets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["addresses"].as_array().into_iter().flatten())
+        .filter_map(|a| a["targetRef"]["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// As the Endpoints controller keeps them: the ready pods a Service selects, a switch of its
+/// selector replacing them in one write, a deleted pod gone at once (while it still
+/// terminates), and the Endpoints gone with their Service.
+#[tokio::test]
+async fn endpoints_follow_ready_pods_and_the_service_selector() {
+    let s = standin("ep").await;
+    for name in ["old", "new"] {
+        let (code, body) = call(
+            &s,
+            "POST",
+            "/apis/apps/v1/namespaces/ep/deployments",
+            Some(deployment(name, "ep", 2, "probe-busybox:1")),
+        )
+        .await;
+        assert_eq!(code, 201, "{body}");
+    }
+    let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "labels": {"tier": "web"}},
+        "spec": {"selector": {"app": "old"}, "ports": [{"port": 80, "targetPort": 8000}]}});
+    let (code, body) = call(&s, "POST", "/api/v1/namespaces/ep/services", Some(service)).await;
+    assert_eq!(code, 201, "{body}");
+    let path = "/api/v1/namespaces/ep/endpoints/web";
+    let endpoints = wait_obj(&s, path, Duration::from_secs(10), |e| {
+        ready_addresses(e).len() == 2
+    })
+    .await;
+    assert!(
+        ready_addresses(&endpoints)
+            .iter()
+            .all(|p| p.starts_with("old-")),
+        "{endpoints}"
+    );
+    assert_eq!(
+        endpoints["metadata"]["labels"],
+        json!({"tier": "web"}),
+        "the Service's labels"
+    );
+    assert_eq!(
+        endpoints["subsets"][0]["ports"],
+        json!([{"port": 8000, "protocol": "TCP"}])
+    );
+    wait_obj(
+        &s,
+        "/apis/apps/v1/namespaces/ep/deployments/new",
+        Duration::from_secs(10),
+        |d| d["status"]["readyReplicas"] == 2,
+    )
+    .await;
+
+    let mut w = watch(
+        &s,
+        &format!(
+            "/api/v1/namespaces/ep/endpoints?watch=1&resourceVersion={}",
+            s.resource_version()
+        ),
+    )
+    .await;
+    let (code, _) = patch(
+        &s,
+        "/api/v1/namespaces/ep/services/web",
+        "application/merge-patch+json",
+        &json!({"spec": {"selector": {"app": "new"}}}),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let events = w
+        .until(Duration::from_secs(5), |e| {
+            ready_addresses(&e["object"])
+                .iter()
+                .all(|p| p.starts_with("new-"))
+        })
+        .await;
+    let switched = events.last().expect("an event");
+    assert_eq!(ready_addresses(&switched["object"]).len(), 2, "{switched}");
+    assert_eq!(
+        events.len(),
+        1,
+        "one write from the old pods to the new: {events:?}"
+    );
+
+    let gone = ready_addresses(&switched["object"])[0].clone();
+    let (code, _) = call(
+        &s,
+        "DELETE",
+        &format!("/api/v1/namespaces/ep/pods/{gone}"),
+        None,
+    )
+    .await;
+    assert_eq!(code, 200);
+    let events = w
+        .until(Duration::from_secs(5), |e| {
+            !ready_addresses(&e["object"]).contains(&gone)
+        })
+        .await;
+    assert!(
+        events
+            .last()
+            .is_some_and(|e| !ready_addresses(&e["object"]).contains(&gone))
+    );
+    let terminating = s.get(&format!("/api/v1/namespaces/ep/pods/{gone}"));
+    assert!(
+        terminating.is_some_and(|p| !p["metadata"]["deletionTimestamp"].is_null()),
+        "left while it still terminates (probe-busybox ignores SIGTERM)"
+    );
+
+    let (code, _) = call(&s, "DELETE", "/api/v1/namespaces/ep/services/web", None).await;
+    assert_eq!(code, 200);
+    s.settled().await;
+    assert!(s.get(path).is_none(), "the Endpoints go with their Service");
+}

@@ -1,10 +1,11 @@
 //! The in-process control plane: one task that receives every stored change,
 //! turns it into work items (deployment, replica set, scheduling, kubelet pod
-//! sync, garbage collection, namespace), runs them one at a time, wakes
+//! sync, garbage collection, namespace, endpoints), runs them one at a time, wakes
 //! itself with scaled timers for probes, back-offs and deadlines, and says
 //! when it has handled every change so far.
 
 pub mod deployment;
+pub mod endpoints;
 pub mod events;
 pub mod gc;
 pub mod kubelet;
@@ -34,6 +35,8 @@ pub enum Work {
     Pod(String, String),
     Gc,
     Namespace(String),
+    /// The Endpoints of every Service in a namespace.
+    Endpoints(String),
 }
 
 /// The node the kubelet simulates.
@@ -237,6 +240,7 @@ async fn run(
             Work::Pod(ns, n) => kubelet.sync(&env, ns, n),
             Work::Gc => gc::sync(&env),
             Work::Namespace(n) => namespace::sync(&env, n),
+            Work::Endpoints(ns) => endpoints::sync(&env, ns),
         }
         tokio::task::yield_now().await;
     }
@@ -291,6 +295,12 @@ fn route(c: &crate::store::Change) -> Vec<Work> {
         }
         "Namespace" => out.push(Work::Namespace(name)),
         _ => {}
+    }
+    // A pod's readiness or labels, a Service's selector or ports, or Endpoints someone deleted:
+    // the namespace's Endpoints are computed again.
+    let endpoints_changed = c.kind == "DELETED" && c.res.kind == "Endpoints";
+    if matches!(c.res.kind, "Pod" | "Service") || endpoints_changed {
+        out.push(Work::Endpoints(c.namespace.clone()));
     }
     out
 }
