@@ -99,9 +99,12 @@ async fn an_api_server_gone_past_the_timeout_is_named_with_what_is_left() {
     };
     env.provide(App::Healthy, &[]).await;
     slow_to_start(&env, 3600.0).await;
-    let mut run = Running::start(env.command(&patient(&["up", "--timeout", "3s"])));
+    // The timeout leaves the run time to notice the outage, however busy the machine.
+    let mut run = Running::start(env.command(&patient(&["up", "--timeout", "10s"])));
     run.until_line(|l| l.starts_with("rollout backend:")).await;
     standin.go_down();
+    run.until_line(|l| l.contains("lost the connection to the API server"))
+        .await;
     let run = run.finish().await;
     run.expect_code(1);
     let server = standin.url();
