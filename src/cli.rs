@@ -25,7 +25,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// The configuration file.
     #[arg(
@@ -95,6 +95,11 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Take over the release the old Helm chart (or `kubectl apply`) installed, with no downtime.
     Adopt(AdoptArgs),
+    /// `up`, then watch the sources and the config: rebuild, load and roll out what changed on
+    /// every save, with the pods' logs, until Ctrl-C.
+    Dev(DevArgs),
+    /// Print the logs of the release's pods, prefixed with service and pod.
+    Logs(LogsArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -170,6 +175,62 @@ impl AdoptArgs {
             ..self.deploy.clone()
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Deploy the configuration exactly as it is, without the dev profile (one replica per
+    /// service, a startup probe in place of long initial delays).
+    #[arg(long)]
+    pub as_configured: bool,
+
+    /// Run `down` when the loop stops (Ctrl-C), instead of leaving the release running.
+    #[arg(long)]
+    pub cleanup: bool,
+
+    /// How long to wait for each rollout, e.g. `5m`, `90s` (default: the config's `rollout.timeout`).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+
+    /// Take ownership of fields another field manager owns.
+    #[arg(long)]
+    pub force_conflicts: bool,
+
+    /// How images reach the cluster (default: the config's `cluster.loader`).
+    #[arg(long, value_enum, value_name = "LOADER")]
+    pub loader: Option<LoaderKind>,
+
+    /// Do not stream the pods' logs.
+    #[arg(long)]
+    pub no_logs: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The services whose pods to show (default: every service of the release).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+
+    /// Keep following: new lines, pods that start later, containers that restart.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+
+    /// A YAML file merged over the configuration, as everywhere else; here only as `--values`,
+    /// since `-f` is `--follow` (as in `kubectl logs`).
+    #[arg(long = "values", id = "values", value_name = "FILE")]
+    pub values: Vec<PathBuf>,
+
+    /// Only lines newer than this, e.g. `10m`, `1h`.
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+
+    /// Only the last N lines of each container.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<u32>,
+
+    /// The last terminated container's log (after a crash), not the running one's.
+    #[arg(long, conflicts_with = "follow")]
+    pub previous: bool,
 }
 
 #[derive(Debug, Args)]
@@ -277,5 +338,28 @@ mod tests {
         assert_eq!(cli.global.set, ["a=1"]);
         assert_eq!(cli.global.verbose, 2);
         assert!(matches!(cli.command, Command::Render(_)));
+    }
+
+    #[test]
+    fn logs_takes_f_for_follow_and_values_by_its_long_name() {
+        let cli = Cli::try_parse_from([
+            "todo-deploy",
+            "logs",
+            "backend",
+            "-f",
+            "--values",
+            "e2e.yaml",
+            "--tail",
+            "5",
+        ])
+        .unwrap();
+        let Command::Logs(args) = &cli.command else {
+            panic!("logs");
+        };
+        assert!(args.follow);
+        assert_eq!(args.services, ["backend"]);
+        let values: Vec<_> = args.values.iter().chain(&cli.global.values).collect();
+        assert!(values.contains(&&PathBuf::from("e2e.yaml")), "{values:?}");
+        assert_eq!(args.tail, Some(5));
     }
 }

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{
-    AutoscalingConfig, EnvConfig, LoaderKind, ProbesConfig, PullPolicy, ResourcesConfig,
-    SecurityConfig, ServiceKind,
+    AutoscalingConfig, EnvConfig, LoaderKind, ProbeConfig, ProbesConfig, PullPolicy,
+    ResourcesConfig, SecurityConfig, ServiceKind,
 };
 use crate::secrets::SecretValue;
 
@@ -75,6 +75,9 @@ pub struct ServicePlan {
     pub replicas: u32,
     pub resources: ResourcesConfig,
     pub probes: ProbesConfig,
+    /// A startup probe, which holds the other probes back until it passes (the dev profile's
+    /// stand-in for long initial delays); `None` renders none.
+    pub startup: Option<ProbeConfig>,
     pub env: EnvConfig,
     pub pull_policy: PullPolicy,
     pub allow_from: Vec<String>,
@@ -105,6 +108,8 @@ pub struct SecretPlan {
     pub keys: Vec<String>,
     /// Empty for commands that do not write the Secret (`status`, `down`, `history`).
     pub values: BTreeMap<String, SecretValue>,
+    /// The env file the values are read from (`--env-file`, else `secret.envFile`), if any.
+    pub env_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

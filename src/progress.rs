@@ -11,8 +11,10 @@ use crate::adopt::events::AdoptEvent;
 use crate::apply::events::ApplyEvent;
 use crate::build::events::BuildEvent;
 use crate::load::events::LoadEvent;
+use crate::logs::events::LogEvent;
 use crate::release::events::ReleaseEvent;
 use crate::rollout::events::RolloutEvent;
+use crate::watch::events::DevEvent;
 
 /// Everything a stage can report.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +25,8 @@ pub enum Event {
     Rollout(RolloutEvent),
     Release(ReleaseEvent),
     Adopt(AdoptEvent),
+    Logs(LogEvent),
+    Dev(DevEvent),
     /// An API call failed in a way worth another try, which comes after `wait`.
     Retrying {
         what: String,
@@ -72,6 +76,18 @@ impl From<AdoptEvent> for Event {
 impl From<ReleaseEvent> for Event {
     fn from(event: ReleaseEvent) -> Self {
         Event::Release(event)
+    }
+}
+
+impl From<LogEvent> for Event {
+    fn from(event: LogEvent) -> Self {
+        Event::Logs(event)
+    }
+}
+
+impl From<DevEvent> for Event {
+    fn from(event: DevEvent) -> Self {
+        Event::Dev(event)
     }
 }
 

@@ -214,6 +214,7 @@ pub fn resolve(
             replicas: service.replicas,
             resources: service.resources.clone(),
             probes: service.probes.clone(),
+            startup: None,
             env: service.env.clone(),
             pull_policy,
             allow_from: service.allow_from.clone(),
@@ -224,22 +225,20 @@ pub fn resolve(
         return Err(ConfigError::Invalid(problems).into());
     }
 
+    let env_file = match &global.env_file {
+        Some(path) => Some(path.clone()),
+        None => config.secret.env_file.as_ref().map(|path| {
+            let field = root.child("secret").child("envFile");
+            sources
+                .value_position(&field)
+                .map(|p| p.base_dir())
+                .unwrap_or_default()
+                .join(path)
+        }),
+    };
     let values = match purpose {
         Purpose::Inspect => Default::default(),
-        Purpose::Deploy => {
-            let env_file = match &global.env_file {
-                Some(path) => Some(path.clone()),
-                None => config.secret.env_file.as_ref().map(|path| {
-                    let field = root.child("secret").child("envFile");
-                    sources
-                        .value_position(&field)
-                        .map(|p| p.base_dir())
-                        .unwrap_or_default()
-                        .join(path)
-                }),
-            };
-            secrets::collect(&config.secret.keys, env_file.as_deref(), env)?
-        }
+        Purpose::Deploy => secrets::collect(&config.secret.keys, env_file.as_deref(), env)?,
     };
 
     let ingress = config.ingress.enabled.then(|| IngressPlan {
@@ -289,6 +288,7 @@ pub fn resolve(
             name: config.secret.name.clone(),
             keys: config.secret.keys.clone(),
             values,
+            env_file,
         },
         ingress,
         security: config.security.clone(),

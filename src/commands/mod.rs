@@ -3,8 +3,10 @@
 
 mod adopt;
 mod deploy;
+mod dev;
 mod down;
 mod history;
+mod logs;
 mod messages;
 mod render;
 mod revision;
@@ -53,6 +55,8 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<Exit, Failure> {
             let args = args.deploy_args();
             deploy::run(&cli.global, &args, deploy::Mode::Up, &env, printer).await
         }
+        Command::Dev(args) => dev::run(&cli.global, args, &env, printer).await,
+        Command::Logs(args) => logs::run(&cli.global, args, &env, printer).await,
     }
 }
 

@@ -247,6 +247,22 @@ impl Deployer<'_> {
         self.settle(0, false).await
     }
 
+    /// Records a revision whose objects were applied and waited for elsewhere (`dev`'s
+    /// turns): created as it ended (`status`), then, as after a deploy, what it no longer has is
+    /// pruned (when deployed), the revision it replaces superseded and the history trimmed.
+    pub async fn record_done(
+        &self,
+        mut record: Record,
+        status: RevisionStatus,
+        objects: &[Object],
+    ) -> Result<Record, Failure> {
+        record.status = status;
+        release::create(self.cluster, self.namespace, &record, self.events).await?;
+        let ready = status == RevisionStatus::Deployed;
+        self.finish(&record, ready, objects, None).await?;
+        Ok(record)
+    }
+
     /// Changes a revision's status (a failed one that was rolled back).
     pub async fn mark(&self, record: &Record, status: RevisionStatus) -> Result<(), Failure> {
         let mut record = record.clone();

@@ -122,6 +122,7 @@ fn pod_spec(plan: &Plan, service: &ServicePlan) -> PodSpec {
             }),
             readiness_probe: Some(probe(&service.probes.readiness, service.port)),
             liveness_probe: Some(probe(&service.probes.liveness, service.port)),
+            startup_probe: service.startup.as_ref().map(|s| probe(s, service.port)),
             security_context: Some(SecurityContext {
                 allow_privilege_escalation: Some(false),
                 capabilities: Some(Capabilities {

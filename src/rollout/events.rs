@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::conditions::Counts;
+use super::timing::Slowness;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum RolloutEvent {
@@ -18,6 +19,9 @@ pub enum RolloutEvent {
         /// The newest event of its new pods, e.g. `Pulled: Container image … already present`.
         latest: Option<String>,
     },
+    /// The wait stopped before the Deployment's rollout was complete (it failed, timed out, or
+    /// was cut short); the outcome says why.
+    Stopped { deployment: String },
     /// The Deployment's rollout is complete.
     Ready {
         deployment: String,
@@ -31,4 +35,6 @@ pub enum RolloutEvent {
     ConnectionBack { server: String, after: Duration },
     /// `down`: this many pods of the release are still terminating.
     Terminating { pods: usize },
+    /// Where the seconds went, when one cause is worth a line.
+    Slow(Slowness),
 }

@@ -8,6 +8,7 @@ pub mod conditions;
 pub mod diagnosis;
 pub mod events;
 mod link;
+pub mod timing;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -27,6 +28,7 @@ pub use conditions::{Counts, RolloutState};
 pub use diagnosis::Problem;
 pub use events::RolloutEvent;
 use link::{Link, WatchFault};
+pub use timing::Slowness;
 
 use crate::cluster::{self, Cluster};
 use crate::progress::{Event, Events};
@@ -105,6 +107,33 @@ pub async fn wait(
     cancel: impl Future<Output = ()>,
     events: &Events,
 ) -> Outcome {
+    let outcome = follow(cluster, target, cancel, events).await;
+    // Every Deployment it did not see through is said to have stopped, so that nothing shown
+    // goes on waiting for it.
+    if let Outcome::Failed(standings)
+    | Outcome::TimedOut(standings)
+    | Outcome::Interrupted(standings)
+    | Outcome::Unreachable { standings, .. } = &outcome
+    {
+        let unfinished = standings
+            .iter()
+            .filter(|s| s.state != RolloutState::Complete);
+        for standing in unfinished {
+            events.send(RolloutEvent::Stopped {
+                deployment: standing.deployment.clone(),
+            });
+        }
+    }
+    outcome
+}
+
+/// The wait itself: the watches, judged at every change.
+async fn follow(
+    cluster: &Cluster,
+    target: &Target,
+    cancel: impl Future<Output = ()>,
+    events: &Events,
+) -> Outcome {
     let started = Instant::now();
     let deadline = deadline(started, target.timeout);
     let (stores, mut changes, driver) = watch(cluster, target);
@@ -122,9 +151,11 @@ pub async fn wait(
     let mut link = Link::default();
     let mut shown: BTreeMap<String, RolloutEvent> = BTreeMap::new();
     let mut done: BTreeSet<String> = BTreeSet::new();
+    let mut killed: BTreeSet<String> = BTreeSet::new();
     loop {
         let current = standings(&stores, target);
         report(&current, &stores, started, &mut shown, &mut done, events);
+        explain_stops(&stores, &mut killed, events);
         if current.iter().all(|s| s.state == RolloutState::Complete) {
             return Outcome::Ready;
         }
@@ -421,6 +452,9 @@ fn report(
                     deployment: standing.deployment.clone(),
                     elapsed: started.elapsed(),
                 }));
+                if let Some(slowness) = slow_start(stores, &standing.deployment) {
+                    events.send(RolloutEvent::Slow(slowness));
+                }
             }
             continue;
         }
@@ -462,6 +496,49 @@ fn report(
         if shown.get(&standing.deployment) != Some(&event) {
             shown.insert(standing.deployment.clone(), event.clone());
             events.send(Event::Rollout(event));
+        }
+    }
+}
+
+/// Why the Deployment's new pods took as long as they did, when a probe's initial delay is
+/// most of it: the slowest of them.
+fn slow_start(stores: &Stores, deployment: &str) -> Option<Slowness> {
+    let found = stores
+        .deployments
+        .state()
+        .into_iter()
+        .find(|d| d.metadata.name.as_deref() == Some(deployment))?;
+    new_pods(stores, &found)
+        .iter()
+        .filter_map(|pod| timing::initial_delay(deployment, pod))
+        .max_by_key(|s| match s {
+            Slowness::InitialDelay { ready_after, .. } => *ready_after,
+            Slowness::IgnoredSigterm { grace, .. } => *grace,
+        })
+}
+
+/// Tells, once per pod, of a terminating pod whose container was killed at the end of its
+/// grace period (seen while the wait runs; the wait does not wait for old pods to go).
+fn explain_stops(stores: &Stores, killed: &mut BTreeSet<String>, events: &Events) {
+    for pod in stores.pods.state() {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        if killed.contains(&name) {
+            continue;
+        }
+        if let Some(grace) = timing::ignored_sigterm(&pod) {
+            killed.insert(name.clone());
+            let deployment = pod
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(labels::COMPONENT))
+                .cloned()
+                .unwrap_or_default();
+            events.send(RolloutEvent::Slow(Slowness::IgnoredSigterm {
+                deployment,
+                pod: name,
+                grace,
+            }));
         }
     }
 }

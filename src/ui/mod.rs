@@ -5,7 +5,9 @@
 
 mod adopt;
 mod build;
+mod dev;
 mod load;
+mod logs;
 mod rollout;
 mod screen;
 mod style;
@@ -22,6 +24,7 @@ use tokio::task::JoinHandle;
 
 use crate::outcome::Failure;
 pub use crate::progress::{Event, Events};
+pub use logs::LogPrinter;
 use screen::Screen;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -41,6 +44,8 @@ pub enum Level {
     Detail,
     /// Shown even when quiet.
     Warning,
+    /// An error a run goes on after (`dev`): shown even when quiet.
+    Error,
 }
 
 #[derive(Debug, Clone)]
@@ -114,7 +119,7 @@ impl Printer {
         match level {
             Level::Info => self.verbosity >= Verbosity::Normal,
             Level::Detail => self.verbosity >= Verbosity::Verbose,
-            Level::Warning => true,
+            Level::Warning | Level::Error => true,
         }
     }
 
@@ -123,6 +128,8 @@ impl Printer {
         match (level, self.color) {
             (Level::Warning, true) => format!("\x1b[33mwarning\x1b[0m: {text}"),
             (Level::Warning, false) => format!("warning: {text}"),
+            (Level::Error, true) => format!("\x1b[1;31merror\x1b[0m: {text}"),
+            (Level::Error, false) => format!("error: {text}"),
             _ => text.to_owned(),
         }
     }
@@ -170,6 +177,8 @@ struct Views {
     build: build::BuildView,
     load: load::LoadView,
     rollout: rollout::RolloutView,
+    dev: dev::DevView,
+    logs: logs::LogView,
 }
 
 impl Views {
@@ -179,6 +188,8 @@ impl Views {
             build: build::BuildView::new(printer),
             load: load::LoadView::new(printer),
             rollout: rollout::RolloutView::new(printer),
+            dev: dev::DevView::new(printer),
+            logs: logs::LogView::new(printer),
         }
     }
 
@@ -188,6 +199,8 @@ impl Views {
             Event::Build(event) => self.build.handle(event, screen),
             Event::Load(event) => self.load.handle(event, screen),
             Event::Rollout(event) => self.rollout.handle(event, screen),
+            Event::Dev(event) => self.dev.handle(event, screen),
+            Event::Logs(event) => self.logs.handle(event, screen),
             Event::Apply(event) => {
                 let (level, line) = words::apply(&event);
                 screen.say(level, &line);

@@ -10,6 +10,7 @@ use indicatif::ProgressBar;
 
 use super::screen::{Row, Screen};
 use super::style;
+use super::words;
 use super::{Level, Printer};
 use crate::rollout::{Counts, RolloutEvent};
 
@@ -69,6 +70,15 @@ impl RolloutView {
                     None => screen.done(&deployment, true, &text),
                 }
             }
+            RolloutEvent::Stopped { deployment } => {
+                // The outcome is reported apart: a plain log has said the counts already.
+                if let Some(row) = self.rows.remove(&deployment) {
+                    let message = row.bar.message();
+                    let last = message.lines().next().unwrap_or_default();
+                    let text = format!("not rolled out: {last}");
+                    screen.finish(&row, false, &text);
+                }
+            }
             RolloutEvent::WatchResumed { error } => {
                 screen.say(Level::Detail, &format!("watch interrupted, resuming: {error}"));
             }
@@ -89,6 +99,7 @@ impl RolloutView {
                 let noun = if pods == 1 { "pod" } else { "pods" };
                 screen.say(Level::Info, &format!("waiting for {pods} {noun} to terminate"));
             }
+            RolloutEvent::Slow(slowness) => screen.say(Level::Info, &words::slowness(&slowness)),
         }
     }
 

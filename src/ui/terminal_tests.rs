@@ -265,3 +265,105 @@ fn no_frame_shows_a_full_rollout_bar() {
         .find(|frame| frame.contains("[====================]"));
     assert_eq!(full, None);
 }
+
+/// `dev` on a terminal: a status row per service stays at the bottom while the log lines, the
+/// stages' results and the loop's notes scroll above it; a row says where its service is.
+#[test]
+fn dev_keeps_a_status_row_per_service_below_the_log_lines() {
+    use crate::logs::LogEvent;
+    use crate::watch::{DevEvent, ServiceState};
+    let (terminal, mut views) = terminal();
+    let at = jiff::Timestamp::UNIX_EPOCH;
+    let state = |service: &str, state, took| -> Event {
+        DevEvent::State {
+            service: service.to_owned(),
+            state,
+            at,
+            took,
+        }
+        .into()
+    };
+    let line = |service: &str, pod: &str, text: &str| -> Event {
+        LogEvent::Line {
+            service: service.to_owned(),
+            pod: pod.to_owned(),
+            container: service.to_owned(),
+            text: text.to_owned(),
+        }
+        .into()
+    };
+    show(
+        &mut views,
+        [
+            DevEvent::Watching {
+                services: vec!["backend".to_owned(), "frontend".to_owned()],
+                files: Vec::new(),
+            }
+            .into(),
+            state(
+                "backend",
+                ServiceState::Ready,
+                Some(Duration::from_millis(700)),
+            ),
+            state(
+                "frontend",
+                ServiceState::Ready,
+                Some(Duration::from_millis(700)),
+            ),
+            line(
+                "backend",
+                "backend-6487df4b4d-d6tcm",
+                "backend listening on 8000",
+            ),
+            state("backend", ServiceState::Building, None),
+            line("frontend", "frontend-68567f5db8-h8wpb", "GET / 200"),
+        ],
+    );
+    let shown = terminal.contents();
+    let rows: Vec<&str> = shown.lines().collect();
+    let last_two = &rows[rows.len() - 2..];
+    assert!(last_two[0].contains("backend building (at "), "{shown}");
+    assert!(
+        last_two[1].contains("frontend ready in 0.7s (at "),
+        "{shown}"
+    );
+    let log = rows
+        .iter()
+        .position(|r| *r == "backend d6tcm | backend listening on 8000")
+        .expect("the backend's line");
+    let later = rows
+        .iter()
+        .position(|r| *r == "frontend h8wpb | GET / 200")
+        .expect("the frontend's line");
+    assert!(log < later && later < rows.len() - 2, "{shown}");
+}
+
+/// A wait that stops before a rollout is complete (failed, or cut short in `dev`) leaves its row
+/// as a line that says so, not a spinner waiting for ever.
+#[test]
+fn a_stopped_rollout_leaves_no_row_running() {
+    let (terminal, mut views) = terminal();
+    show(
+        &mut views,
+        [
+            progress(
+                "backend",
+                counts(0, 0, 0, 0),
+                "0 of 2 new replicas updated",
+                None,
+            ),
+            RolloutEvent::Stopped {
+                deployment: "backend".to_owned(),
+            }
+            .into(),
+        ],
+    );
+    let shown = terminal.contents();
+    assert!(
+        shown.contains(
+            "✗    backend not rolled out: 0/2 rolled out, waiting for 0 of 2 new replicas updated"
+        ),
+        "{shown}"
+    );
+    assert!(!shown.contains('['), "no bar left: {shown}");
+}

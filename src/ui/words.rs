@@ -3,6 +3,7 @@
 
 use crate::apply::{ApplyEvent, Removal};
 use crate::release::ReleaseEvent;
+use crate::rollout::Slowness;
 
 use super::Level;
 
@@ -101,4 +102,58 @@ pub fn retrying(
             wait.as_secs_f64()
         ),
     )
+}
+
+/// Where the seconds of a rollout went, and what would save them.
+pub fn slowness(slowness: &Slowness) -> String {
+    match slowness {
+        Slowness::InitialDelay {
+            deployment,
+            ready_after,
+            initial_delay,
+            ..
+        } => format!(
+            "{deployment}: ready {}s after start, of which {}s `initialDelaySeconds`; a `startupProbe` would let it in as soon as it answers",
+            ready_after.as_secs(),
+            initial_delay.as_secs()
+        ),
+        Slowness::IgnoredSigterm {
+            deployment,
+            pod,
+            grace,
+        } => format!(
+            "{deployment}: old pod `{pod}` took the full {}s grace period: the container does not stop on SIGTERM (trap it, or run the app as PID 1 so it gets the signal)",
+            grace.as_secs()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn slowness_names_the_cause_and_the_fix() {
+        let delay = Slowness::InitialDelay {
+            deployment: "backend".to_owned(),
+            pod: "backend-1".to_owned(),
+            ready_after: Duration::from_secs(12),
+            initial_delay: Duration::from_secs(10),
+        };
+        assert_eq!(
+            slowness(&delay),
+            "backend: ready 12s after start, of which 10s `initialDelaySeconds`; a `startupProbe` would let it in as soon as it answers"
+        );
+        let killed = Slowness::IgnoredSigterm {
+            deployment: "backend".to_owned(),
+            pod: "backend-old".to_owned(),
+            grace: Duration::from_secs(30),
+        };
+        assert!(
+            slowness(&killed)
+                .contains("took the full 30s grace period: the container does not stop on SIGTERM")
+        );
+    }
 }

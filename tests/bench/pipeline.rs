@@ -22,6 +22,7 @@
 #[path = "../e2e/support/mod.rs"]
 mod support;
 
+mod dev;
 mod large;
 
 use std::collections::{BTreeMap, HashMap};
@@ -182,6 +183,32 @@ async fn bench(runs: usize) -> i32 {
         engine_version(&docker).await
     );
 
+    let dev_only = std::env::args().any(|a| a == "--dev-only");
+    if !dev_only {
+        let code = pipeline(&docker, &nodes, &node, &cluster, &id, runs, real).await;
+        if code != 0 {
+            return code;
+        }
+    }
+    match dev_loop(&cluster, &id, runs).await {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("bench: the dev loop: {error}");
+            1
+        }
+    }
+}
+
+/// The pipeline's figures: `up`, `up` again, `upgrade`, `down`, the load throughput.
+async fn pipeline(
+    docker: &Docker,
+    nodes: &FakeNodes,
+    node: &str,
+    cluster: &str,
+    id: &str,
+    runs: usize,
+    real: bool,
+) -> i32 {
     let mut rounds: BTreeMap<&str, Vec<Round>> = BTreeMap::new();
     let mut busy = 0;
     for round in 0..runs {
@@ -189,7 +216,7 @@ async fn bench(runs: usize) -> i32 {
             if !quiet().await {
                 busy += 1;
             }
-            let measured = one_round(&docker, &nodes, &node, &cluster, &id, round, side).await;
+            let measured = one_round(docker, nodes, node, cluster, id, round, side).await;
             match measured {
                 Ok(r) => {
                     println!(
@@ -217,7 +244,7 @@ async fn bench(runs: usize) -> i32 {
             }
         }
     }
-    let throughput = throughput(&docker, &nodes, &node, &cluster, runs).await;
+    let throughput = throughput(docker, nodes, node, cluster, runs).await;
     let td = &rounds["todo-deploy"];
     let bl = &rounds["baseline"];
     if busy > 0 {
@@ -228,6 +255,76 @@ async fn bench(runs: usize) -> i32 {
     }
     summary(td, bl, &throughput, runs, real);
     0
+}
+
+/// The dev loop's figures, `runs` times each side, alternating, with the suite's probes and
+/// with the configured ones; then their summary.
+async fn dev_loop(cluster: &str, id: &str, runs: usize) -> Result<(), String> {
+    let mut figures: BTreeMap<(dev::Probes, &str), Vec<dev::DevRound>> = BTreeMap::new();
+    for probes in [dev::Probes::Fixture, dev::Probes::Configured] {
+        for round in 0..runs {
+            for side in [Side::TodoDeploy, Side::Baseline] {
+                quiet().await;
+                let short = &id[..id.len().min(8)];
+                let scenario = format!("devbench-{}-{short}-{round}", side.short());
+                let env = Env::start_on_kind(&scenario, cluster).await;
+                let unique = format!("{id}-{probes:?}-{round}-{}", side.short()).to_lowercase();
+                let r = dev::round(&env, side, &unique, probes).await?;
+                println!(
+                    "  dev run {} {probes:?} {:<11} write -> new backend pod ready {:.3}s (build {:.3}s, pod start {:.3}s, the rest {:.3}s)",
+                    round + 1,
+                    side_name(side),
+                    r.total,
+                    r.build,
+                    r.pod,
+                    r.overhead()
+                );
+                figures
+                    .entry((probes, side_name(side)))
+                    .or_default()
+                    .push(r);
+            }
+        }
+    }
+    println!();
+    for probes in [dev::Probes::Fixture, dev::Probes::Configured] {
+        dev_summary(&figures, probes);
+    }
+    Ok(())
+}
+
+fn dev_summary(figures: &BTreeMap<(dev::Probes, &str), Vec<dev::DevRound>>, probes: dev::Probes) {
+    let m =
+        |side: &str, f: fn(&dev::DevRound) -> f64| median(figures[&(probes, side)].iter().map(f));
+    let (td, bl) = (m("todo-deploy", |r| r.total), m("baseline", |r| r.total));
+    let ratio = td / bl;
+    let overhead = m("todo-deploy", dev::DevRound::overhead);
+    let verdict = |met: bool, by: String| {
+        if met {
+            "met".to_owned()
+        } else {
+            format!("MISSED by {by}")
+        }
+    };
+    let what = match probes {
+        dev::Probes::Fixture => "the suite's 1 s probes, the stand-in at 0.05 of real time",
+        dev::Probes::Configured => "the configured probes (readiness after 10 s), in real time",
+    };
+    println!(
+        "dev loop, {what} (one backend file written -> its new pod ready): todo-deploy dev {td:.3} s, install script {bl:.3} s, {ratio:.2}x of the script's time; target <= 0.3x: {}; dev's overhead beyond its build ({:.3} s) and the pod's own start ({:.3} s) {:.0} ms, of which the debounce {} ms; target <= 300 ms: {}",
+        verdict(ratio <= 0.3, format!("{:.2}x", ratio - 0.3)),
+        m("todo-deploy", |r| r.build),
+        m("todo-deploy", |r| r.pod),
+        overhead * 1e3,
+        todo_deploy::watch::DEBOUNCE.as_millis(),
+        verdict(overhead <= 0.3, format!("{:.0} ms", (overhead - 0.3) * 1e3)),
+    );
+    println!(
+        "  the script's: build {:.3} s, pod start {:.3} s, the rest {:.3} s",
+        m("baseline", |r| r.build),
+        m("baseline", |r| r.pod),
+        m("baseline", dev::DevRound::overhead),
+    );
 }
 
 fn side_name(side: Side) -> &'static str {

@@ -18,6 +18,8 @@ use kube::Client;
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::Value;
+use todo_deploy::build::context::input_digest;
+use todo_deploy::plan::{BuildInputs, Plan};
 
 use super::{Project, Run, install_executable, isolated, todo_deploy};
 
@@ -165,7 +167,8 @@ impl Env {
             self.kubeconfig.display().to_string(),
             "--namespace".to_owned(),
             self.namespace.clone(),
-            "-f".to_owned(),
+            // Not `-f`: `logs` takes that for `--follow`.
+            "--values".to_owned(),
             "e2e-values.yaml".to_owned(),
         ]
     }
@@ -205,7 +208,7 @@ impl Env {
         command.args(self.base_args());
         let deploys = matches!(
             args.first(),
-            Some(&"up") | Some(&"upgrade") | Some(&"diff") | Some(&"adopt")
+            Some(&"up") | Some(&"upgrade") | Some(&"diff") | Some(&"adopt") | Some(&"dev")
         );
         if deploys && self.standin.is_some() && !self.auto_loader {
             // The stand-in's node shares no image store with Docker: nothing to load;
@@ -261,6 +264,67 @@ impl Env {
                 .node_images()
                 .add_image_with(&image, behavior(app, service), config);
         }
+    }
+
+    /// Writes `text` to `relative` in `service`'s build context, after telling the stand-in's
+    /// node how the image it makes behaves (`app`); returns that image's reference (see
+    /// [`Env::provide_future`]). A real cluster gets the image built and loaded by `dev`.
+    pub fn provide_change(
+        &self,
+        plan: &Plan,
+        app: App,
+        service: &str,
+        relative: &str,
+        text: &str,
+    ) -> String {
+        let image = self.provide_future(plan, app, service, relative, text);
+        let planned = plan.service(service).expect("the service");
+        let dir = planned.build.context.strip_prefix(self.project.path());
+        let dir = dir
+            .expect("the context is in the project")
+            .display()
+            .to_string();
+        self.project.write(&format!("{dir}/{relative}"), text);
+        image
+    }
+
+    /// The image `service` will be built as once `text` is written to `relative` in its
+    /// context, computed as `dev` computes it (from a copy of the context with the change made),
+    /// and told to the stand-in's node as behaving like `app`, so the node knows it before
+    /// `dev` sees the change. `plan`: `dev`'s plan at its start (its build inputs and
+    /// repositories; resolving one now may fail, the change being a fix).
+    pub fn provide_future(
+        &self,
+        plan: &Plan,
+        app: App,
+        service: &str,
+        relative: &str,
+        text: &str,
+    ) -> String {
+        let planned = plan.service(service).expect("the service");
+        let copy = tempfile::tempdir().expect("a temp dir");
+        copy_tree(&planned.build.context, copy.path());
+        std::fs::write(copy.path().join(relative), text).expect("write in the copy");
+        let dockerfile = planned
+            .build
+            .dockerfile
+            .strip_prefix(&planned.build.context);
+        let inputs = BuildInputs {
+            context: copy.path().to_path_buf(),
+            dockerfile: copy
+                .path()
+                .join(dockerfile.expect("the Dockerfile is in the context")),
+            ..planned.build.clone()
+        };
+        let digest = input_digest(&inputs).expect("the copy digests");
+        let image = format!("{}:{}", planned.image.repository, &digest[..12]);
+        if let Some(standin) = &self.standin {
+            let config = ImageConfig::default().user(image_user(app));
+            standin
+                .node_images()
+                .add_image_with(&image, behavior(app, service), config);
+        }
+        image
     }
 
     pub async fn deployment(&self, name: &str) -> Option<Deployment> {
@@ -332,6 +396,20 @@ impl Drop for Env {
     }
 }
 
+/// Copies a directory, keeping each file's mode (which an input digest includes).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read a directory") {
+        let entry = entry.expect("an entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("a type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
 async fn client(kubeconfig: &std::path::Path) -> Client {
     let config = Kubeconfig::read_from(kubeconfig).expect("a kubeconfig");
     let config = kube::Config::from_custom_kubeconfig(config, &KubeConfigOptions::default())
@@ -374,7 +452,11 @@ fn fixture_service(name: &str) -> &'static FixtureService {
 pub fn behavior(app: App, service: &str) -> Behavior {
     let FixtureService { port, serves, .. } = *fixture_service(service);
     match app {
-        App::Healthy | App::Root => Behavior::serve(serves, port),
+        App::Healthy | App::Root => Behavior::Serve {
+            ok_paths: serves.iter().map(|p| p.to_string()).collect(),
+            port,
+            log_lines: vec![started_line(service)],
+        },
         App::Crashing => Behavior::crash(
             3,
             &["starting backend", "error: cannot connect to the database"],
@@ -454,14 +536,22 @@ rollout:
   progressDeadlineSeconds: 60
 ";
 
+/// What a healthy fixture service prints as it starts: proof in a log stream that a new pod of
+/// it runs.
+pub fn started_line(service: &str) -> String {
+    let port = fixture_service(service).port;
+    format!("{service} listening on {port}")
+}
+
 /// The Dockerfiles of `app`: the command decides how the container behaves. Every command that
 /// keeps running traps SIGTERM, so that PID 1 (`sh`) exits at once when the kubelet stops it.
 pub fn write_dockerfiles(project: &Project, app: App) {
     for FixtureService { name, port, .. } in &FIXTURE_SERVICES {
         let command = match app {
-            App::Healthy | App::Root => {
-                format!("trap 'exit 0' TERM; httpd -f -p {port} -h /www & wait")
-            }
+            App::Healthy | App::Root => format!(
+                "echo {}; trap 'exit 0' TERM; httpd -f -p {port} -h /www & wait",
+                started_line(name)
+            ),
             App::Crashing => {
                 "echo starting backend; echo error: cannot connect to the database; exit 3"
                     .to_owned()

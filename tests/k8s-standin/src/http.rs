@@ -579,7 +579,8 @@ fn logs(ctx: &Ctx, ns: &str, name: &str, q: &Query) -> Response<Body> {
         text.push('\n');
     }
     if q.flag("follow") && !q.flag("previous") {
-        return follow_logs(ctx, pods, ns, name, &container, text, logs.instance);
+        let at = (text, lines.len());
+        return follow_logs(ctx, pods, ns, name, &container, at, logs.instance);
     }
     full(200, text, "text/plain")
 }
@@ -592,7 +593,7 @@ fn follow_logs(
     ns: &str,
     name: &str,
     container: &str,
-    initial: String,
+    (initial, initial_lines): (String, usize),
     instance: u64,
 ) -> Response<Body> {
     let (tx, rx) =
@@ -608,7 +609,8 @@ fn follow_logs(
         {
             return;
         }
-        let mut sent = initial.lines().count();
+        // Every line there was is sent or skipped (`tailLines`): only later ones follow.
+        let mut sent = initial_lines;
         loop {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             let Some(cur) = logs.get(&ns, &name, &container) else {
