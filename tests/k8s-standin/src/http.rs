@@ -35,6 +35,8 @@ pub struct Ctx {
     pub gate: Arc<tokio::sync::Mutex<()>>,
     /// While set, the API server is down: connections are closed before any answer.
     pub down: Arc<std::sync::atomic::AtomicBool>,
+    /// Bearer tokens and who they authenticate (see [`crate::authz`]).
+    pub tokens: Arc<crate::authz::Tokens>,
 }
 
 /// Parsed query string.
@@ -218,6 +220,13 @@ pub async fn handle(
     let accept = header(&req, http::header::ACCEPT, "");
     let ua = header(&req, http::header::USER_AGENT, "");
     let content_type = header(&req, http::header::CONTENT_TYPE, "application/json");
+    let authorization = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(who) = ctx.tokens.identify(authorization) else {
+        return Ok(error_response(&crate::authz::unauthorized()));
+    };
     if method == Method::GET {
         if matches!(path.as_str(), "/healthz" | "/readyz" | "/livez") {
             return Ok(full(200, "ok", "text/plain; charset=utf-8"));
@@ -250,13 +259,29 @@ pub async fn handle(
         }
     }
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let Some(t) = parse_target(&segs) else {
+    let special = crate::authz::Special::parse(&method, &segs);
+    let target = parse_target(&segs);
+    if special.is_none() && target.is_none() {
         return Ok(error_response(&status::path_not_found()));
-    };
+    }
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => return Err(std::io::Error::other(e)),
     };
+    let t = match (special, target) {
+        (Some(special), _) => {
+            let answer = crate::authz::serve(&ctx.api, &ctx.tokens, special, &who, &body);
+            return Ok(match answer {
+                Ok((code, v)) => json_response(code, &v),
+                Err(e) => error_response(&e),
+            });
+        }
+        (None, Some(t)) => t,
+        (None, None) => return Ok(error_response(&status::path_not_found())),
+    };
+    if let Err(e) = authorize(&ctx, &who, &method, &t, &query, &content_type) {
+        return Ok(error_response(&e));
+    }
     let single_get =
         (method == Method::GET && !query.flag("watch") && t.sub.is_none()).then(|| {
             (
@@ -272,6 +297,36 @@ pub async fn handle(
         status_write_after_get(&ctx, res, ns, name, path_q).await;
     }
     Ok(resp)
+}
+
+/// RBAC for a resource request; an apply that would create the object needs `create` too.
+fn authorize(
+    ctx: &Ctx,
+    who: &crate::authz::Identity,
+    method: &Method,
+    t: &Target,
+    q: &Query,
+    content_type: &str,
+) -> Result<(), ApiError> {
+    use crate::authz::{Attributes, authorize};
+    let (ns, name, sub) = (t.namespace.as_deref(), t.name.as_deref(), t.sub.as_deref());
+    let attrs = Attributes::of(method, t.res, ns, name, sub, q.flag("watch"));
+    authorize(&ctx.api, who, &attrs)?;
+    let apply = PatchType::from_content_type(content_type) == Some(PatchType::Apply);
+    if *method == Method::PATCH && apply && sub.is_none() {
+        let missing = ctx
+            .api
+            .get(t.res, ns.unwrap_or(""), name.unwrap_or(""))
+            .is_err();
+        if missing {
+            let create = Attributes {
+                verb: "create".into(),
+                ..attrs
+            };
+            authorize(&ctx.api, who, &create)?;
+        }
+    }
+    Ok(())
 }
 
 /// An armed status-only write for this GET: takes the gate before the

@@ -1,0 +1,64 @@
+//! The access check before a command's first write: every permission the command needs
+//! ([`access::for_command`]) is asked of the cluster at once, and a refusal lists all that are
+//! missing, with the fix, before anything changes. Where the cluster cannot answer
+//! (SelfSubjectAccessReview forbidden or not served) the check is skipped with a `-v` note: the
+//! command's own calls then say what is refused.
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::Api;
+
+use crate::access::{self, Command, Permission};
+use crate::cluster::{self, Cluster};
+use crate::outcome::{Exit, Failure};
+use crate::ui::{Event, Events};
+
+/// Refuses `command` in `namespace` when the credentials lack any permission it needs.
+pub(crate) async fn check(
+    cluster: &Cluster,
+    namespace: &str,
+    command: Command,
+    events: &Events,
+) -> Result<(), Failure> {
+    let mut wanted = access::for_command(command);
+    let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
+    let absent = matches!(namespaces.get_opt(namespace).await, Ok(None));
+    if absent && command != Command::Down {
+        wanted.push(Permission::create_namespace());
+    }
+    let missing = match access::missing(&cluster.client, namespace, &wanted).await {
+        Ok(missing) => missing,
+        Err(access::AccessError::Unavailable(error)) => {
+            events.send(Event::Detail(format!(
+                "access check skipped: the cluster does not answer SelfSubjectAccessReviews ({})",
+                cluster::short(&error)
+            )));
+            return Ok(());
+        }
+    };
+    events.send(Event::Detail(format!(
+        "access check: {} permissions asked, {} missing",
+        wanted.len(),
+        missing.len()
+    )));
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(refusal(&missing, namespace, absent))
+}
+
+/// `missing: …` with how to get the rights.
+fn refusal(missing: &[Permission], namespace: &str, absent: bool) -> Failure {
+    let mut hints = Vec::new();
+    let local = missing.iter().any(|p| p.scope == access::Scope::Namespace);
+    if local {
+        hints.push(format!(
+            "nothing was changed; a cluster admin can grant them: `todo-deploy rbac --namespace {namespace} --user YOU | kubectl apply -f -` (or `--service-account NAME`), or bind the built-in `edit` ClusterRole in the namespace"
+        ));
+    }
+    if absent {
+        hints.push(format!(
+            "the namespace `{namespace}` does not exist and these credentials may not create it: ask a cluster admin to `kubectl create namespace {namespace}`"
+        ));
+    }
+    Failure::message(Exit::Failed, access::summary(missing, namespace), hints)
+}
