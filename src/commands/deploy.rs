@@ -67,13 +67,6 @@ async fn pipeline(
 ) -> Result<Exit, Failure> {
     let dry_run = args.dry_run || mode == Mode::Diff;
     let checked = check(plan, args, mode, env, events).await?;
-    if !dry_run {
-        let command = match mode {
-            Mode::Upgrade => crate::access::Command::Upgrade,
-            Mode::Up | Mode::Diff => crate::access::Command::Up,
-        };
-        super::preflight::check(&checked.cluster, &plan.namespace, command, events).await?;
-    }
     let rendered = render::render(plan);
     let objects: Vec<Object> = rendered.objects.iter().map(Object::from_manifest).collect();
     let namespace = Object::from_manifest(&Manifest::Namespace(rendered.namespace.clone()));
@@ -122,6 +115,14 @@ async fn check(
         "cluster: context `{}` at `{}`",
         cluster.context, cluster.server
     )));
+    // What the credentials may not do is said before anything else is read or changed.
+    if !dry_run {
+        let command = match mode {
+            Mode::Upgrade => crate::access::Command::Upgrade,
+            Mode::Up | Mode::Diff => crate::access::Command::Up,
+        };
+        super::preflight::check(&cluster, &plan.namespace, command, events).await?;
+    }
     let history = release::history(&cluster, &plan.namespace, &plan.release, events).await?;
     if mode == Mode::Upgrade && history.is_empty() {
         return Err(Failure::message(

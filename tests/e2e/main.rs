@@ -24,6 +24,7 @@ mod load;
 mod logs;
 mod measure;
 mod outage;
+mod permissions;
 mod release;
 mod render;
 mod seconds;

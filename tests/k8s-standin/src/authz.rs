@@ -363,7 +363,18 @@ pub fn serve(
         crate::status::bad_request(format!("the body of the request could not be decoded: {e}"))
     })?;
     match special {
-        Special::SelfSubjectAccessReview => Ok((201, review(api, who, body))),
+        Special::SelfSubjectAccessReview => {
+            let create = Attributes {
+                verb: "create".into(),
+                group: "authorization.k8s.io".into(),
+                resource: "selfsubjectaccessreviews".into(),
+                subresource: String::new(),
+                name: String::new(),
+                namespace: String::new(),
+            };
+            authorize(api, who, &create)?;
+            Ok((201, review(api, who, body)))
+        }
         Special::TokenRequest { namespace, name } => {
             token_request(api, tokens, who, &namespace, &name, body)
         }
