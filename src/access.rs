@@ -166,6 +166,20 @@ pub enum Command {
 }
 
 impl Command {
+    /// The command's name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Up => "up",
+            Command::Upgrade => "upgrade",
+            Command::Rollback => "rollback",
+            Command::Down => "down",
+            Command::Status => "status",
+            Command::History => "history",
+            Command::Dev => "dev",
+            Command::Logs => "logs",
+        }
+    }
+
     /// Whether the command changes the cluster (and so checks its permissions first).
     pub fn writes(self) -> bool {
         matches!(

@@ -25,6 +25,7 @@ pub(crate) async fn check(
     if absent && command != Command::Down {
         wanted.push(Permission::create_namespace());
     }
+    let started = std::time::Instant::now();
     let missing = match access::missing(&cluster.client, namespace, &wanted).await {
         Ok(missing) => missing,
         Err(access::AccessError::Unavailable(error)) => {
@@ -36,14 +37,33 @@ pub(crate) async fn check(
         }
     };
     events.send(Event::Detail(format!(
-        "access check: {} permissions asked, {} missing",
+        "access check: {} permissions asked in {} ms, {} missing",
         wanted.len(),
+        started.elapsed().as_millis(),
         missing.len()
     )));
     if missing.is_empty() {
         return Ok(());
     }
+    if missing.len() == wanted.len() && !absent {
+        return Err(nothing_granted(command, missing.len(), namespace));
+    }
     Err(refusal(&missing, namespace, absent))
+}
+
+/// Not one permission is granted: the namespace may be missing (a user without rights in it
+/// cannot tell), or the credentials are not the intended ones. Listing all would bury that.
+fn nothing_granted(command: Command, count: usize, namespace: &str) -> Failure {
+    Failure::message(
+        Exit::Failed,
+        format!(
+            "missing: all {count} permissions `{}` needs in namespace {namespace}: none is granted there",
+            command.as_str()
+        ),
+        [format!(
+            "nothing was changed; check the namespace exists and the context is the intended one; `todo-deploy rbac --namespace {namespace}` prints the Role a cluster admin can grant (or bind the built-in `edit` ClusterRole in the namespace)"
+        )],
+    )
 }
 
 /// `missing: …` with how to get the rights.

@@ -404,3 +404,32 @@ async fn without_access_reviews_the_refusing_call_says_it_once() {
     assert_eq!(run.stderr.matches(&denied).count(), 1, "{}", run.stderr);
     assert!(!run.stderr.contains("Status {"), "{}", run.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_right_at_all_in_a_missing_namespace_is_said_in_one_line() {
+    let env = Env::start("no-ns").await;
+    let user = env.account("deployer", Grant::ClusterRole("edit")).await;
+    env.provide(App::Healthy, &[]).await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(env.client.clone());
+    namespaces
+        .delete(&env.namespace, &kube::api::DeleteParams::default())
+        .await
+        .expect("delete the namespace");
+    env.eventually("the namespace to go", Duration::from_secs(30), || async {
+        env.get_json("/api/v1/namespaces/{ns}").await.is_none()
+    })
+    .await;
+    let run = env.run_as(&user, &["up"]).await;
+    run.expect_code(1);
+    let all = format!(
+        "missing: all 50 permissions `up` needs in namespace {}: none is granted there\n",
+        env.namespace
+    );
+    assert!(run.stderr.contains(&all), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("check the namespace exists"),
+        "{}",
+        run.stderr
+    );
+    assert!(env.get_json("/api/v1/namespaces/{ns}").await.is_none());
+}
