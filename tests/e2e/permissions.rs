@@ -395,13 +395,27 @@ async fn without_access_reviews_the_refusing_call_says_it_once() {
         "{}",
         run.stderr
     );
-    let denied = format!(
-        "deployments.apps \"backend\" is forbidden: User \"system:serviceaccount:{ns}:deployer\" cannot create resource \"deployments\" in API group \"apps\" in the namespace \"{ns}\"",
-        ns = env.namespace
+    // The real patch handler's words for a create it refuses: RBAC gives no reason.
+    let denied = "caused by: deployments.apps \"backend\" is forbidden:  (403 Forbidden)\n";
+    assert!(
+        run.stderr
+            .contains("error: cannot apply Deployment/backend\n"),
+        "{}",
+        run.stderr
     );
-    let said = format!("caused by: {denied} (403 Forbidden)\n");
-    assert!(run.stderr.contains(&said), "{}", run.stderr);
-    assert_eq!(run.stderr.matches(&denied).count(), 1, "{}", run.stderr);
+    assert!(run.stderr.contains(denied), "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("is forbidden").count(),
+        2,
+        "the -v note and the cause: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("these credentials may not apply Deployment/backend"),
+        "{}",
+        run.stderr
+    );
     assert!(!run.stderr.contains("Status {"), "{}", run.stderr);
 }
 

@@ -193,6 +193,26 @@ pub fn forbidden(who: &Identity, a: &Attributes) -> ApiError {
     }
 }
 
+/// The 403 of an apply (or a PUT) that would create its object without `create`: the patch
+/// handler's `withAuthorization` says `errors.NewForbidden(resource, name, reason)` with the
+/// authorizer's reason, which RBAC leaves empty on a denial, so the message ends in `: `.
+pub fn forbidden_create_on_patch(a: &Attributes) -> ApiError {
+    let qualified = match a.group.as_str() {
+        "" => a.resource.clone(),
+        g => format!("{}.{g}", a.resource),
+    };
+    let mut details = json!({"name": a.name, "kind": a.resource});
+    if !a.group.is_empty() {
+        details["group"] = json!(a.group);
+    }
+    ApiError {
+        code: 403,
+        body: json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": format!("{qualified} \"{}\" is forbidden: ", a.name),
+            "reason": "Forbidden", "details": details, "code": 403}),
+    }
+}
+
 /// The 401 for a token the server does not know.
 pub fn unauthorized() -> ApiError {
     ApiError {

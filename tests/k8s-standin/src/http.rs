@@ -309,6 +309,7 @@ fn authorize(
     content_type: &str,
 ) -> Result<(), ApiError> {
     use crate::authz::{Attributes, authorize};
+    // The patch handler checks `create` when an apply would create the object.
     let (ns, name, sub) = (t.namespace.as_deref(), t.name.as_deref(), t.sub.as_deref());
     let attrs = Attributes::of(method, t.res, ns, name, sub, q.flag("watch"));
     authorize(&ctx.api, who, &attrs)?;
@@ -323,7 +324,9 @@ fn authorize(
                 verb: "create".into(),
                 ..attrs
             };
-            authorize(&ctx.api, who, &create)?;
+            if crate::authz::allowed_by(&ctx.api, who, &create).is_none() {
+                return Err(crate::authz::forbidden_create_on_patch(&create));
+            }
         }
     }
     Ok(())
