@@ -447,3 +447,96 @@ async fn no_right_at_all_in_a_missing_namespace_is_said_in_one_line() {
     );
     assert!(env.get_json("/api/v1/namespaces/{ns}").await.is_none());
 }
+
+/// The optional kinds, so that a lifecycle applies and prunes every kind a release may hold.
+const EVERY_KIND: [&str; 6] = [
+    "--set",
+    "autoscaling.enabled=true",
+    "--set",
+    "podDisruptionBudget.enabled=true",
+    "--set",
+    "networkPolicy.enabled=true",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lifecycle_uses_every_rule_of_the_rbac_role_and_nothing_else() {
+    let env = Env::start("rbac-audit").await;
+    let Some(standin) = env.standin_only("reading the API server's audit of RBAC decisions") else {
+        return;
+    };
+    let rules = rbac_rules(&env).await;
+    let user = env.account("deployer", Grant::Rules(rules.clone())).await;
+    // A lock left by a killed run, long expired: taken over (`update`), as renewal would.
+    let stale: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": LOCK},
+        "data": {"holderIdentity": "gone@nowhere pid 1", "leaseDurationSeconds": "30",
+            "acquireTime": "2020-01-01T00:00:00Z", "renewTime": "2020-01-01T00:00:00Z"}
+    }))
+    .expect("a ConfigMap");
+    let maps: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    maps.create(&kube::api::PostParams::default(), &stale)
+        .await
+        .expect("the stale lock");
+
+    let mut every = vec!["up"];
+    every.extend(EVERY_KIND);
+    env.provide(App::Healthy, &every[1..]).await;
+    env.run_as(&user, &every).await.expect_code(0);
+    let mut bad = vec!["upgrade", "--tag", "bad"];
+    bad.extend(EVERY_KIND);
+    env.provide(App::Crashing, &bad[1..]).await;
+    let failed = env.run_as(&user, &bad).await;
+    failed.expect_code(1);
+    assert!(
+        failed.stderr.contains("rolling back to revision 1"),
+        "{}",
+        failed.stderr
+    );
+    // Without the optional kinds: they are pruned.
+    env.provide(App::Healthy, &[]).await;
+    env.run_as(&user, &["up"]).await.expect_code(0);
+    env.run_as(&user, &["status"]).await.expect_code(0);
+    env.run_as(&user, &["history"]).await.expect_code(0);
+    env.run_as(&user, &["logs", "backend"]).await.expect_code(0);
+    env.run_as(&user, &["down", "--purge"]).await.expect_code(0);
+
+    let who = format!("system:serviceaccount:{}:deployer", env.namespace);
+    let decisions: Vec<_> = standin
+        .audit()
+        .into_iter()
+        .filter(|d| d.user == who && d.attributes.resource != "selfsubjectaccessreviews")
+        .collect();
+    let refused: Vec<String> = decisions
+        .iter()
+        .filter(|d| !d.allowed)
+        .map(|d| format!("{} {}", d.attributes.verb, d.attributes.resource))
+        .collect();
+    assert!(
+        refused.iter().all(|r| r.ends_with(" leases")),
+        "only the Lease is refused (the lock falls back to a ConfigMap): {refused:?}"
+    );
+    let used: std::collections::BTreeSet<(String, String, String)> = decisions
+        .iter()
+        .filter(|d| d.allowed)
+        .map(|d| {
+            let a = &d.attributes;
+            let resource = match a.subresource.as_str() {
+                "" => a.resource.clone(),
+                sub => format!("{}/{sub}", a.resource),
+            };
+            (a.group.clone(), resource, a.verb.clone())
+        })
+        .collect();
+    let granted: std::collections::BTreeSet<(String, String, String)> =
+        grants(&rules).into_iter().collect();
+    let unused: Vec<String> = granted
+        .difference(&used)
+        .map(|(g, r, v)| named(g, r, v))
+        .collect();
+    let beyond: Vec<String> = used
+        .difference(&granted)
+        .map(|(g, r, v)| named(g, r, v))
+        .collect();
+    assert!(unused.is_empty(), "granted but never used: {unused:?}");
+    assert!(beyond.is_empty(), "used but not granted: {beyond:?}");
+}

@@ -100,6 +100,36 @@ impl Tokens {
     }
 }
 
+/// One authorization decision, as the API server's audit log would show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub user: String,
+    pub attributes: Attributes,
+    pub allowed: bool,
+}
+
+/// Every authorization decision made, in order (see [`crate::StandIn::audit`]).
+#[derive(Debug, Default)]
+pub struct Audit {
+    decisions: Mutex<Vec<Decision>>,
+}
+
+impl Audit {
+    fn record(&self, who: &Identity, a: &Attributes, allowed: bool) {
+        if let Ok(mut decisions) = self.decisions.lock() {
+            decisions.push(Decision {
+                user: who.user.clone(),
+                attributes: a.clone(),
+                allowed,
+            });
+        }
+    }
+
+    pub fn decisions(&self) -> Vec<Decision> {
+        self.decisions.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+}
+
 /// What a request asks to do, in RBAC's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attributes {
@@ -328,11 +358,18 @@ pub fn allowed_by(api: &Api, who: &Identity, a: &Attributes) -> Option<String> {
     None
 }
 
-/// `Ok` when `who` may do `a`, else the 403.
-pub fn authorize(api: &Api, who: &Identity, a: &Attributes) -> Result<(), ApiError> {
-    match allowed_by(api, who, a) {
-        Some(_) => Ok(()),
-        None => Err(forbidden(who, a)),
+/// Whether `who` may do `a`, recorded in `audit`.
+pub fn allowed(api: &Api, audit: &Audit, who: &Identity, a: &Attributes) -> bool {
+    let allowed = allowed_by(api, who, a).is_some();
+    audit.record(who, a, allowed);
+    allowed
+}
+
+/// `Ok` when `who` may do `a`, else the 403; recorded in `audit`.
+pub fn authorize(api: &Api, audit: &Audit, who: &Identity, a: &Attributes) -> Result<(), ApiError> {
+    match allowed(api, audit, who, a) {
+        true => Ok(()),
+        false => Err(forbidden(who, a)),
     }
 }
 
@@ -374,7 +411,7 @@ impl Special {
 /// Answers a [`Special`] request.
 pub fn serve(
     api: &Api,
-    tokens: &Tokens,
+    (tokens, audit): (&Tokens, &Audit),
     special: Special,
     who: &Identity,
     body: &[u8],
@@ -392,11 +429,11 @@ pub fn serve(
                 name: String::new(),
                 namespace: String::new(),
             };
-            authorize(api, who, &create)?;
+            authorize(api, audit, who, &create)?;
             Ok((201, review(api, who, body)))
         }
         Special::TokenRequest { namespace, name } => {
-            token_request(api, tokens, who, &namespace, &name, body)
+            token_request(api, (tokens, audit), who, &namespace, &name, body)
         }
     }
 }
@@ -424,7 +461,7 @@ fn review(api: &Api, who: &Identity, mut body: Value) -> Value {
 
 fn token_request(
     api: &Api,
-    tokens: &Tokens,
+    (tokens, audit): (&Tokens, &Audit),
     who: &Identity,
     namespace: &str,
     name: &str,
@@ -439,7 +476,7 @@ fn token_request(
         name: name.into(),
         namespace: namespace.into(),
     };
-    authorize(api, who, &a)?;
+    authorize(api, audit, who, &a)?;
     api.get(sa, namespace, name)?;
     let token = tokens.issue(Identity::service_account(namespace, name));
     let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);

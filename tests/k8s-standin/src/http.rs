@@ -37,6 +37,8 @@ pub struct Ctx {
     pub down: Arc<std::sync::atomic::AtomicBool>,
     /// Bearer tokens and who they authenticate (see [`crate::authz`]).
     pub tokens: Arc<crate::authz::Tokens>,
+    /// Every authorization decision (see [`crate::StandIn::audit`]).
+    pub audit: Arc<crate::authz::Audit>,
 }
 
 /// Parsed query string.
@@ -270,7 +272,8 @@ pub async fn handle(
     };
     let t = match (special, target) {
         (Some(special), _) => {
-            let answer = crate::authz::serve(&ctx.api, &ctx.tokens, special, &who, &body);
+            let auth = (ctx.tokens.as_ref(), ctx.audit.as_ref());
+            let answer = crate::authz::serve(&ctx.api, auth, special, &who, &body);
             return Ok(match answer {
                 Ok((code, v)) => json_response(code, &v),
                 Err(e) => error_response(&e),
@@ -312,7 +315,7 @@ fn authorize(
     // The patch handler checks `create` when an apply would create the object.
     let (ns, name, sub) = (t.namespace.as_deref(), t.name.as_deref(), t.sub.as_deref());
     let attrs = Attributes::of(method, t.res, ns, name, sub, q.flag("watch"));
-    authorize(&ctx.api, who, &attrs)?;
+    authorize(&ctx.api, &ctx.audit, who, &attrs)?;
     let apply = PatchType::from_content_type(content_type) == Some(PatchType::Apply);
     if *method == Method::PATCH && apply && sub.is_none() {
         let missing = ctx
@@ -324,7 +327,7 @@ fn authorize(
                 verb: "create".into(),
                 ..attrs
             };
-            if crate::authz::allowed_by(&ctx.api, who, &create).is_none() {
+            if !crate::authz::allowed(&ctx.api, &ctx.audit, who, &create) {
                 return Err(crate::authz::forbidden_create_on_patch(&create));
             }
         }

@@ -25,7 +25,7 @@
 //!   name and allocatable, watch history size); [`StandIn::url`],
 //!   [`StandIn::write_kubeconfig`].
 //! - Identity: [`StandIn::add_user`] and [`StandIn::kubeconfig_with_token`]; RBAC, a 403 per
-//!   denial, SelfSubjectAccessReview and TokenRequest in [`authz`].
+//!   denial, SelfSubjectAccessReview and TokenRequest in [`authz`]; [`StandIn::audit`].
 //! - Inspection: [`StandIn::get`] (an API path), [`StandIn::list`] (kind,
 //!   namespace), [`StandIn::pod_history`] ([`PodRecord`]s),
 //!   [`StandIn::api`] for direct writes through the same storage code.
@@ -189,6 +189,7 @@ impl StandIn {
             gate: Arc::new(tokio::sync::Mutex::new(())),
             down: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             tokens: Arc::new(authz::Tokens::default()),
+            audit: Arc::new(authz::Audit::default()),
         });
         let (idle, handled) = tokio::sync::watch::channel(0);
         let controllers = controllers::start(
@@ -285,6 +286,12 @@ impl StandIn {
     /// do what RoleBindings and ClusterRoleBindings grant `name`: nothing, until one does.
     pub fn add_user(&self, token: &str, name: &str) {
         self.ctx.tokens.add(token, authz::Identity::user(name));
+    }
+
+    /// Every authorization decision so far (user, what was asked, whether it was allowed), in
+    /// order: what an API server's audit log says of RBAC.
+    pub fn audit(&self) -> Vec<authz::Decision> {
+        self.ctx.audit.decisions()
     }
 
     /// Writes [`StandIn::kubeconfig`] to `path`.
