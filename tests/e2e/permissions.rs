@@ -540,3 +540,35 @@ async fn a_lifecycle_uses_every_rule_of_the_rbac_role_and_nothing_else() {
     assert!(unused.is_empty(), "granted but never used: {unused:?}");
     assert!(beyond.is_empty(), "used but not granted: {beyond:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_rollback_and_dev_are_refused_before_any_write_too() {
+    let env = Env::start("refusals").await;
+    let rules = rbac_rules(&env).await;
+    let user = env.account("deployer", Grant::Rules(rules.clone())).await;
+    env.provide(App::Healthy, &[]).await;
+    env.provide(App::Healthy, &["--tag", "v2"]).await;
+    env.run_as(&user, &["up"]).await.expect_code(0);
+    env.run_as(&user, &["upgrade", "--tag", "v2"])
+        .await
+        .expect_code(0);
+    let before = snapshot(&env).await;
+    let cases = [
+        (vec!["down"], ("apps", "deployments", "delete")),
+        (vec!["rollback"], ("apps", "deployments", "patch")),
+        (vec!["dev", "--no-logs"], ("", "pods/log", "get")),
+    ];
+    for (args, (group, resource, verb)) in cases {
+        env.grant(
+            &user.name,
+            Grant::Rules(without(&rules, group, resource, verb)),
+        )
+        .await;
+        let run = env.run_as(&user, &args).await;
+        let name = named(group, resource, verb);
+        assert_eq!(run.code, 1, "{args:?} without {name}: {}", run.stderr);
+        let missing = format!("missing: {name} in namespace {}\n", env.namespace);
+        assert!(run.stderr.contains(&missing), "{args:?}: {}", run.stderr);
+        assert_eq!(snapshot(&env).await, before, "{args:?} changed nothing");
+    }
+}
