@@ -82,3 +82,41 @@ fn refusal(missing: &[Permission], namespace: &str, absent: bool) -> Failure {
     }
     Failure::message(Exit::Failed, access::summary(missing, namespace), hints)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(failure: &Failure) -> (String, Vec<String>) {
+        (failure.headline(), failure.hints().to_vec())
+    }
+
+    #[test]
+    fn a_refusal_names_the_fix_and_a_missing_namespace() {
+        let missing = [Permission::create_namespace()];
+        let (headline, hints) = lines(&refusal(&missing, "todo", true));
+        assert_eq!(headline, "missing: create namespaces cluster-wide");
+        assert_eq!(hints.len(), 1, "{hints:?}");
+        assert!(
+            hints[0].contains("kubectl create namespace todo"),
+            "{hints:?}"
+        );
+        let up = access::for_command(Command::Up);
+        let (headline, hints) = lines(&refusal(&up[..1], "todo", false));
+        assert_eq!(headline, format!("missing: {} in namespace todo", up[0]));
+        assert!(
+            hints[0].contains("todo-deploy rbac --namespace todo"),
+            "{hints:?}"
+        );
+    }
+
+    #[test]
+    fn nothing_granted_is_one_line() {
+        let failure = nothing_granted(Command::Down, 30, "todo");
+        assert_eq!(
+            failure.headline(),
+            "missing: all 30 permissions `down` needs in namespace todo: none is granted there"
+        );
+        assert_eq!(failure.exit, Exit::Failed);
+    }
+}
