@@ -126,24 +126,7 @@ async fn edit_in_one_namespace_is_enough_for_every_command() {
     let rollback = env.run_as(&dev, &["rollback", "1"]).await;
     rollback.expect_code(0);
 
-    let down = env.run_as(&dev, &["down"]).await;
-    down.expect_code(0);
-    assert!(env.deployment("backend").await.is_none());
-    let maps: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
-    assert!(
-        maps.get_opt(LOCK).await.expect("read").is_none(),
-        "the lock is gone"
-    );
-
-    let namespace = env.run_as(&dev, &["down", "--delete-namespace"]).await;
-    namespace.expect_code(1);
-    assert!(
-        namespace
-            .stderr
-            .contains("these credentials may not delete the namespace"),
-        "{}",
-        namespace.stderr
-    );
+    down_and_keep_the_namespace(&env, &dev).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -501,32 +484,11 @@ async fn a_lifecycle_uses_every_rule_of_the_rbac_role_and_nothing_else() {
     env.run_as(&user, &["down", "--purge"]).await.expect_code(0);
 
     let who = format!("system:serviceaccount:{}:deployer", env.namespace);
-    let decisions: Vec<_> = standin
-        .audit()
-        .into_iter()
-        .filter(|d| d.user == who && d.attributes.resource != "selfsubjectaccessreviews")
-        .collect();
-    let refused: Vec<String> = decisions
-        .iter()
-        .filter(|d| !d.allowed)
-        .map(|d| format!("{} {}", d.attributes.verb, d.attributes.resource))
-        .collect();
+    let (used, refused) = audited(standin, &who);
     assert!(
         refused.iter().all(|r| r.ends_with(" leases")),
         "only the Lease is refused (the lock falls back to a ConfigMap): {refused:?}"
     );
-    let used: std::collections::BTreeSet<(String, String, String)> = decisions
-        .iter()
-        .filter(|d| d.allowed)
-        .map(|d| {
-            let a = &d.attributes;
-            let resource = match a.subresource.as_str() {
-                "" => a.resource.clone(),
-                sub => format!("{}/{sub}", a.resource),
-            };
-            (a.group.clone(), resource, a.verb.clone())
-        })
-        .collect();
     let granted: std::collections::BTreeSet<(String, String, String)> =
         grants(&rules).into_iter().collect();
     let unused: Vec<String> = granted
@@ -571,4 +533,60 @@ async fn down_rollback_and_dev_are_refused_before_any_write_too() {
         assert!(run.stderr.contains(&missing), "{args:?}: {}", run.stderr);
         assert_eq!(snapshot(&env).await, before, "{args:?} changed nothing");
     }
+}
+
+/// What `who` was allowed to do, as (group, resource[/subresource], verb), and what it was
+/// refused, by the stand-in's audit (its access reviews left out).
+fn audited(
+    standin: &k8s_standin::StandIn,
+    who: &str,
+) -> (
+    std::collections::BTreeSet<(String, String, String)>,
+    Vec<String>,
+) {
+    let decisions: Vec<_> = standin
+        .audit()
+        .into_iter()
+        .filter(|d| d.user == who && d.attributes.resource != "selfsubjectaccessreviews")
+        .collect();
+    let refused = decisions
+        .iter()
+        .filter(|d| !d.allowed)
+        .map(|d| format!("{} {}", d.attributes.verb, d.attributes.resource))
+        .collect();
+    let used = decisions
+        .iter()
+        .filter(|d| d.allowed)
+        .map(|d| {
+            let a = &d.attributes;
+            let resource = match a.subresource.as_str() {
+                "" => a.resource.clone(),
+                sub => format!("{}/{sub}", a.resource),
+            };
+            (a.group.clone(), resource, a.verb.clone())
+        })
+        .collect();
+    (used, refused)
+}
+
+/// `down` as `dev` (`edit`): everything goes but the namespace, which `edit` may not delete.
+async fn down_and_keep_the_namespace(env: &Env, dev: &Account) {
+    let down = env.run_as(dev, &["down"]).await;
+    down.expect_code(0);
+    assert!(env.deployment("backend").await.is_none());
+    let maps: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    assert!(
+        maps.get_opt(LOCK).await.expect("read").is_none(),
+        "the lock is gone"
+    );
+
+    let namespace = env.run_as(dev, &["down", "--delete-namespace"]).await;
+    namespace.expect_code(1);
+    assert!(
+        namespace
+            .stderr
+            .contains("these credentials may not delete the namespace"),
+        "{}",
+        namespace.stderr
+    );
 }

@@ -524,109 +524,206 @@ pub fn bootstrap(api: &Api) {
     }
 }
 
-const READ: [&str; 3] = ["get", "list", "watch"];
-const WRITE: [&str; 5] = ["create", "delete", "deletecollection", "patch", "update"];
+const READ: &[&str] = &["get", "list", "watch"];
+const WRITE: &[&str] = &["create", "delete", "deletecollection", "patch", "update"];
 
-fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> Value {
-    json!({"apiGroups": groups, "resources": resources, "verbs": verbs})
-}
+/// A PolicyRule as (apiGroups, resources, verbs).
+type Rule = (
+    &'static [&'static str],
+    &'static [&'static str],
+    &'static [&'static str],
+);
 
 /// `system:aggregate-to-view`'s rules (what `view`, and so `edit`, may read).
+const VIEW: &[Rule] = &[
+    (
+        &[""],
+        &[
+            "configmaps",
+            "endpoints",
+            "persistentvolumeclaims",
+            "persistentvolumeclaims/status",
+            "pods",
+            "replicationcontrollers",
+            "replicationcontrollers/scale",
+            "serviceaccounts",
+            "services",
+            "services/status",
+        ],
+        READ,
+    ),
+    (
+        &[""],
+        &[
+            "bindings",
+            "events",
+            "limitranges",
+            "namespaces/status",
+            "pods/log",
+            "pods/status",
+            "replicationcontrollers/status",
+            "resourcequotas",
+            "resourcequotas/status",
+        ],
+        READ,
+    ),
+    (&[""], &["namespaces"], READ),
+    (&["discovery.k8s.io"], &["endpointslices"], READ),
+    (
+        &["apps"],
+        &[
+            "controllerrevisions",
+            "daemonsets",
+            "daemonsets/status",
+            "deployments",
+            "deployments/scale",
+            "deployments/status",
+            "replicasets",
+            "replicasets/scale",
+            "replicasets/status",
+            "statefulsets",
+            "statefulsets/scale",
+            "statefulsets/status",
+        ],
+        READ,
+    ),
+    (
+        &["autoscaling"],
+        &[
+            "horizontalpodautoscalers",
+            "horizontalpodautoscalers/status",
+        ],
+        READ,
+    ),
+    (
+        &["batch"],
+        &["cronjobs", "cronjobs/status", "jobs", "jobs/status"],
+        READ,
+    ),
+    (
+        &["extensions"],
+        &[
+            "daemonsets",
+            "daemonsets/status",
+            "deployments",
+            "deployments/scale",
+            "deployments/status",
+            "ingresses",
+            "ingresses/status",
+            "networkpolicies",
+            "replicasets",
+            "replicasets/scale",
+            "replicasets/status",
+            "replicationcontrollers/scale",
+        ],
+        READ,
+    ),
+    (
+        &["policy"],
+        &["poddisruptionbudgets", "poddisruptionbudgets/status"],
+        READ,
+    ),
+    (
+        &["networking.k8s.io"],
+        &["ingresses", "ingresses/status", "networkpolicies"],
+        READ,
+    ),
+];
+
+/// `system:aggregate-to-edit`'s rules of Kubernetes 1.24.
+const EDIT: &[Rule] = &[
+    (
+        &[""],
+        &[
+            "pods/attach",
+            "pods/exec",
+            "pods/portforward",
+            "pods/proxy",
+            "secrets",
+            "services/proxy",
+        ],
+        READ,
+    ),
+    (&[""], &["serviceaccounts"], &["impersonate"]),
+    (
+        &[""],
+        &[
+            "pods",
+            "pods/attach",
+            "pods/exec",
+            "pods/portforward",
+            "pods/proxy",
+        ],
+        WRITE,
+    ),
+    (&[""], &["pods/eviction"], &["create"]),
+    (
+        &[""],
+        &[
+            "configmaps",
+            "events",
+            "persistentvolumeclaims",
+            "replicationcontrollers",
+            "replicationcontrollers/scale",
+            "secrets",
+            "serviceaccounts",
+            "services",
+            "services/proxy",
+        ],
+        WRITE,
+    ),
+    (&[""], &["serviceaccounts/token"], &["create"]),
+    (
+        &["apps"],
+        &[
+            "daemonsets",
+            "deployments",
+            "deployments/rollback",
+            "deployments/scale",
+            "replicasets",
+            "replicasets/scale",
+            "statefulsets",
+            "statefulsets/scale",
+        ],
+        WRITE,
+    ),
+    (&["autoscaling"], &["horizontalpodautoscalers"], WRITE),
+    (&["batch"], &["cronjobs", "jobs"], WRITE),
+    (
+        &["extensions"],
+        &[
+            "daemonsets",
+            "deployments",
+            "deployments/rollback",
+            "deployments/scale",
+            "ingresses",
+            "networkpolicies",
+            "replicasets",
+            "replicasets/scale",
+            "replicationcontrollers/scale",
+        ],
+        WRITE,
+    ),
+    (&["policy"], &["poddisruptionbudgets"], WRITE),
+    (
+        &["networking.k8s.io"],
+        &["ingresses", "networkpolicies"],
+        WRITE,
+    ),
+];
+
+fn rules(table: &[Rule]) -> Vec<Value> {
+    table
+        .iter()
+        .map(|(groups, resources, verbs)| {
+            json!({"apiGroups": groups, "resources": resources, "verbs": verbs})
+        })
+        .collect()
+}
+
+/// `view`'s rules.
 fn view_rules() -> Vec<Value> {
-    vec![
-        rule(
-            &[""],
-            &[
-                "configmaps",
-                "endpoints",
-                "persistentvolumeclaims",
-                "persistentvolumeclaims/status",
-                "pods",
-                "replicationcontrollers",
-                "replicationcontrollers/scale",
-                "serviceaccounts",
-                "services",
-                "services/status",
-            ],
-            &READ,
-        ),
-        rule(
-            &[""],
-            &[
-                "bindings",
-                "events",
-                "limitranges",
-                "namespaces/status",
-                "pods/log",
-                "pods/status",
-                "replicationcontrollers/status",
-                "resourcequotas",
-                "resourcequotas/status",
-            ],
-            &READ,
-        ),
-        rule(&[""], &["namespaces"], &READ),
-        rule(&["discovery.k8s.io"], &["endpointslices"], &READ),
-        rule(
-            &["apps"],
-            &[
-                "controllerrevisions",
-                "daemonsets",
-                "daemonsets/status",
-                "deployments",
-                "deployments/scale",
-                "deployments/status",
-                "replicasets",
-                "replicasets/scale",
-                "replicasets/status",
-                "statefulsets",
-                "statefulsets/scale",
-                "statefulsets/status",
-            ],
-            &READ,
-        ),
-        rule(
-            &["autoscaling"],
-            &[
-                "horizontalpodautoscalers",
-                "horizontalpodautoscalers/status",
-            ],
-            &READ,
-        ),
-        rule(
-            &["batch"],
-            &["cronjobs", "cronjobs/status", "jobs", "jobs/status"],
-            &READ,
-        ),
-        rule(
-            &["extensions"],
-            &[
-                "daemonsets",
-                "daemonsets/status",
-                "deployments",
-                "deployments/scale",
-                "deployments/status",
-                "ingresses",
-                "ingresses/status",
-                "networkpolicies",
-                "replicasets",
-                "replicasets/scale",
-                "replicasets/status",
-                "replicationcontrollers/scale",
-            ],
-            &READ,
-        ),
-        rule(
-            &["policy"],
-            &["poddisruptionbudgets", "poddisruptionbudgets/status"],
-            &READ,
-        ),
-        rule(
-            &["networking.k8s.io"],
-            &["ingresses", "ingresses/status", "networkpolicies"],
-            &READ,
-        ),
-    ]
+    rules(VIEW)
 }
 
 /// The aggregated `edit` ClusterRole of Kubernetes 1.24: `system:aggregate-to-edit` plus
@@ -634,88 +731,9 @@ fn view_rules() -> Vec<Value> {
 /// `testdata/cluster-roles.yaml` lists them. No Leases (added to `edit` after 1.24) and no
 /// write of Namespaces or Endpoints (removed from `edit` in 1.22).
 pub fn edit_rules() -> Value {
-    let mut rules = vec![
-        rule(
-            &[""],
-            &[
-                "pods/attach",
-                "pods/exec",
-                "pods/portforward",
-                "pods/proxy",
-                "secrets",
-                "services/proxy",
-            ],
-            &READ,
-        ),
-        rule(&[""], &["serviceaccounts"], &["impersonate"]),
-        rule(
-            &[""],
-            &[
-                "pods",
-                "pods/attach",
-                "pods/exec",
-                "pods/portforward",
-                "pods/proxy",
-            ],
-            &WRITE,
-        ),
-        rule(&[""], &["pods/eviction"], &["create"]),
-        rule(
-            &[""],
-            &[
-                "configmaps",
-                "events",
-                "persistentvolumeclaims",
-                "replicationcontrollers",
-                "replicationcontrollers/scale",
-                "secrets",
-                "serviceaccounts",
-                "services",
-                "services/proxy",
-            ],
-            &WRITE,
-        ),
-        rule(&[""], &["serviceaccounts/token"], &["create"]),
-        rule(
-            &["apps"],
-            &[
-                "daemonsets",
-                "deployments",
-                "deployments/rollback",
-                "deployments/scale",
-                "replicasets",
-                "replicasets/scale",
-                "statefulsets",
-                "statefulsets/scale",
-            ],
-            &WRITE,
-        ),
-        rule(&["autoscaling"], &["horizontalpodautoscalers"], &WRITE),
-        rule(&["batch"], &["cronjobs", "jobs"], &WRITE),
-        rule(
-            &["extensions"],
-            &[
-                "daemonsets",
-                "deployments",
-                "deployments/rollback",
-                "deployments/scale",
-                "ingresses",
-                "networkpolicies",
-                "replicasets",
-                "replicasets/scale",
-                "replicationcontrollers/scale",
-            ],
-            &WRITE,
-        ),
-        rule(&["policy"], &["poddisruptionbudgets"], &WRITE),
-        rule(
-            &["networking.k8s.io"],
-            &["ingresses", "networkpolicies"],
-            &WRITE,
-        ),
-    ];
-    rules.extend(view_rules());
-    Value::Array(rules)
+    let mut all = rules(EDIT);
+    all.extend(view_rules());
+    Value::Array(all)
 }
 
 #[cfg(test)]
