@@ -590,3 +590,22 @@ async fn down_and_keep_the_namespace(env: &Env, dev: &Account) {
         namespace.stderr
     );
 }
+
+#[test]
+fn the_rbac_output_is_a_role_and_its_binding() {
+    let project = crate::support::Project::new();
+    let run = project.run(&["rbac", "--namespace", "todo", "--user", "alice"]);
+    run.expect_code(0);
+    insta::assert_snapshot!("rbac_for_a_user", run.stdout);
+    let account = project.run(&["rbac", "-n", "team", "--service-account", "ci"]);
+    account.expect_code(0);
+    assert!(
+        account
+            .stdout
+            .contains("- kind: ServiceAccount\n  name: ci\n  namespace: team\n"),
+        "{}",
+        account.stdout
+    );
+    let both = project.run(&["rbac", "--user", "a", "--service-account", "b"]);
+    both.expect_code(2);
+}
