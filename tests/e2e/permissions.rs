@@ -608,4 +608,22 @@ fn the_rbac_output_is_a_role_and_its_binding() {
     );
     let both = project.run(&["rbac", "--user", "a", "--service-account", "b"]);
     both.expect_code(2);
+
+    project.write("rbac.yaml", &run.stdout);
+    let validator = std::process::Command::new("kubernetes-validate")
+        .args(["--strict", "-k", "1.24.0", "rbac.yaml"])
+        .current_dir(project.path())
+        .output();
+    let Ok(output) = validator else {
+        let what = "kubernetes-validate (pip install kubernetes-validate==1.24.1)";
+        assert!(
+            !crate::support::required_in_ci(what),
+            "{what} is not installed"
+        );
+        return;
+    };
+    let report = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{report}");
+    assert_eq!(report.matches("passed for resource").count(), 2, "{report}");
 }
