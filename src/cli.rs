@@ -100,6 +100,20 @@ pub enum Command {
     Dev(DevArgs),
     /// Print the logs of the release's pods, prefixed with service and pod.
     Logs(LogsArgs),
+    /// Print the minimal Role and RoleBinding (YAML for `kubectl apply -f -`) that let a user or
+    /// ServiceAccount run every command for this release in its namespace.
+    Rbac(RbacArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RbacArgs {
+    /// Bind the Role to this ServiceAccount of the namespace (default: `todo-deploy`).
+    #[arg(long, value_name = "NAME", conflicts_with = "user")]
+    pub service_account: Option<String>,
+
+    /// Bind the Role to this user (as the cluster authenticates it) instead.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

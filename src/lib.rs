@@ -2,6 +2,7 @@
 //! `status`), the configuration and plan they share, and the commands that compose them. The
 //! binary in `main.rs` only parses arguments, runs a command and prints its error.
 
+pub mod access;
 pub mod adopt;
 pub mod apply;
 pub mod build;

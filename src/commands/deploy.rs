@@ -115,6 +115,14 @@ async fn check(
         "cluster: context `{}` at `{}`",
         cluster.context, cluster.server
     )));
+    // What the credentials may not do is said before anything else is read or changed.
+    if !dry_run {
+        let command = match mode {
+            Mode::Upgrade => crate::access::Command::Upgrade,
+            Mode::Up | Mode::Diff => crate::access::Command::Up,
+        };
+        super::preflight::check(&cluster, &plan.namespace, command, events).await?;
+    }
     let history = release::history(&cluster, &plan.namespace, &plan.release, events).await?;
     if mode == Mode::Upgrade && history.is_empty() {
         return Err(Failure::message(

@@ -42,6 +42,8 @@ pub async fn run(
             false => None,
         };
         let cluster = cluster::connect(&plan.cluster, events).await?;
+        let access = crate::access::Command::Down;
+        super::preflight::check(&cluster, &plan.namespace, access, events).await?;
         let images = match &docker {
             Some(docker) => Some(Images::find(docker, &cluster, &plan, env, events).await?),
             None => None,

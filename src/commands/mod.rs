@@ -8,6 +8,8 @@ mod down;
 mod history;
 mod logs;
 mod messages;
+mod preflight;
+mod rbac;
 mod render;
 mod revision;
 mod rollback;
@@ -57,6 +59,7 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<Exit, Failure> {
         }
         Command::Dev(args) => dev::run(&cli.global, args, &env, printer).await,
         Command::Logs(args) => logs::run(&cli.global, args, &env, printer).await,
+        Command::Rbac(args) => rbac::run(&cli.global, args, printer),
     }
 }
 

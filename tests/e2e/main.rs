@@ -11,6 +11,8 @@
 //! - `deploy`, `down`, `release`: the commands against a cluster — the in-process API stand-in, or the real
 //!   cluster of `TODO_DEPLOY_E2E_KUBECONFIG` (scenarios that need the stand-in's fault injection
 //!   say so and skip there).
+//! - `permissions`: every command as a ServiceAccount with only `edit` in the namespace, the
+//!   refusal before any write, and the Role `todo-deploy rbac` prints, rule by rule.
 
 mod adopt;
 mod build;
@@ -24,6 +26,7 @@ mod load;
 mod logs;
 mod measure;
 mod outage;
+mod permissions;
 mod release;
 mod render;
 mod seconds;

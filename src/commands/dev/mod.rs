@@ -168,6 +168,8 @@ impl<'a> Session<'a> {
         let plan = profiled(plan, args, events);
         let docker = docker::connect(env).await?;
         let cluster = cluster::connect(&plan.cluster, events).await?;
+        let access = crate::access::Command::Dev;
+        super::preflight::check(&cluster, &plan.namespace, access, events).await?;
         lock::check(&cluster, &plan.namespace, &plan.release, events).await?;
         let loader = match loads(&plan) {
             true => {
