@@ -107,7 +107,7 @@ async fn check(
     let dry_run = args.dry_run || mode == Mode::Diff;
     let needs_docker = !dry_run && (!args.no_build || loads(plan));
     let docker = match needs_docker {
-        true => Some(docker::connect(env).await?),
+        true => Some(docker::connect_saying(env, events).await?),
         false => None,
     };
     let cluster = cluster::connect(&plan.cluster, events).await?;

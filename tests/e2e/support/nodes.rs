@@ -286,7 +286,7 @@ impl Drop for FakeNodes {
 }
 
 async fn remove_everything(label: &str) {
-    let Ok(docker) = todo_deploy::docker::connect(&|key| std::env::var(key).ok()).await else {
+    let Ok(docker) = todo_deploy::docker::connect(&super::docker::engine_env).await else {
         return;
     };
     let filters = HashMap::from([("label".to_owned(), vec![label.to_owned()])]);
