@@ -100,6 +100,20 @@ pub enum Command {
     Dev(DevArgs),
     /// Print the logs of the release's pods, prefixed with service and pod.
     Logs(LogsArgs),
+    /// Check everything `up` needs (Docker, the cluster, the loader, room for a rolling update,
+    /// the ingress controller and host, the secret values, the images' users), with the fixes.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Output format: one line per check, or JSON/YAML for scripts.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+
+    /// How images reach the cluster (default: the config's `cluster.loader`).
+    #[arg(long, value_enum, value_name = "LOADER")]
+    pub loader: Option<LoaderKind>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -144,6 +158,11 @@ pub struct DeployArgs {
     /// When taking over a Helm release: delete its records instead of marking them uninstalled.
     #[arg(long)]
     pub remove_helm_records: bool,
+
+    /// Skip the checks `up` runs before it changes anything (room on the nodes for the rolling
+    /// update; see `todo-deploy doctor`).
+    #[arg(long)]
+    pub skip_checks: bool,
 
     /// The Helm release `adopt --from-helm` names.
     #[arg(skip)]

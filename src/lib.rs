@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod docker;
+pub mod doctor;
 pub mod helm;
 pub mod load;
 pub mod logs;

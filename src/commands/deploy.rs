@@ -115,6 +115,9 @@ async fn check(
         "cluster: context `{}` at `{}`",
         cluster.context, cluster.server
     )));
+    if !dry_run && !args.skip_checks {
+        preflight(plan, &cluster).await?;
+    }
     let history = release::history(&cluster, &plan.namespace, &plan.release, events).await?;
     if mode == Mode::Upgrade && history.is_empty() {
         return Err(Failure::message(
@@ -127,6 +130,23 @@ async fn check(
         ));
     }
     Ok(Checked { docker, cluster })
+}
+
+/// `doctor`'s fast checks that the steps before the first change do not make on their own
+/// (the cluster, the loader, the secrets and the configuration are checked as they are used):
+/// room on the nodes for the rolling update. An error stops the run before anything changes.
+async fn preflight(plan: &Plan, cluster: &Cluster) -> Result<(), Failure> {
+    let rendered = render::render(plan);
+    let (finding, _) = crate::doctor::probe::capacity(cluster, plan, &rendered.objects).await;
+    if finding.level != crate::doctor::Level::Error {
+        return Ok(());
+    }
+    let skip = "`todo-deploy doctor` runs every check; `--skip-checks` deploys anyway".to_owned();
+    Err(Failure::message(
+        Exit::Failed,
+        finding.message,
+        finding.fix.into_iter().chain([skip]),
+    ))
 }
 
 /// Whether images are loaded onto the nodes.

@@ -4,6 +4,7 @@
 mod adopt;
 mod deploy;
 mod dev;
+mod doctor;
 mod down;
 mod history;
 mod logs;
@@ -57,6 +58,7 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<Exit, Failure> {
         }
         Command::Dev(args) => dev::run(&cli.global, args, &env, printer).await,
         Command::Logs(args) => logs::run(&cli.global, args, &env, printer).await,
+        Command::Doctor(args) => doctor::run(&cli.global, args, &env, printer).await,
     }
 }
 

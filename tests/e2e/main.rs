@@ -17,6 +17,7 @@ mod build;
 mod config_errors;
 mod deploy;
 mod dev;
+mod doctor;
 mod down;
 mod fixture_images;
 mod isolation;
