@@ -103,6 +103,20 @@ pub enum Command {
     /// Check everything `up` needs (Docker, the cluster, the loader, room for a rolling update,
     /// the ingress controller and host, the secret values, the images' users), with the fixes.
     Doctor(DoctorArgs),
+    /// Open the app in the browser: the Ingress's URL, or a local gateway that routes by the
+    /// Ingress's rules over port-forwards until Ctrl-C.
+    Open(OpenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OpenArgs {
+    /// Only print the URL; start no browser.
+    #[arg(long)]
+    pub print: bool,
+
+    /// The local gateway's port on 127.0.0.1, when the Ingress is not reachable (0: any free one).
+    #[arg(long, value_name = "N", default_value_t = 8080)]
+    pub port: u16,
 }
 
 #[derive(Debug, Args)]

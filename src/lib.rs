@@ -14,6 +14,7 @@ pub mod doctor;
 pub mod helm;
 pub mod load;
 pub mod logs;
+pub mod open;
 pub mod outcome;
 pub mod plan;
 pub mod profile;

@@ -9,6 +9,7 @@ mod down;
 mod history;
 mod logs;
 mod messages;
+mod open;
 mod render;
 mod revision;
 mod rollback;
@@ -59,6 +60,7 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<Exit, Failure> {
         Command::Dev(args) => dev::run(&cli.global, args, &env, printer).await,
         Command::Logs(args) => logs::run(&cli.global, args, &env, printer).await,
         Command::Doctor(args) => doctor::run(&cli.global, args, &env, printer).await,
+        Command::Open(args) => open::run(&cli.global, args, printer).await,
     }
 }
 

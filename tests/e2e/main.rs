@@ -24,6 +24,7 @@ mod isolation;
 mod load;
 mod logs;
 mod measure;
+mod open;
 mod outage;
 mod release;
 mod render;

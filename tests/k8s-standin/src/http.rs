@@ -28,6 +28,8 @@ pub struct Ctx {
     pub api: Arc<Api>,
     pub faults: Arc<Faults>,
     pub logs: Logs,
+    /// The node's images: how a container answers a port-forward.
+    pub images: crate::node::NodeImages,
     /// "127.0.0.1:PORT"
     pub address: String,
     /// Every request passes it before being served; an injected status write
@@ -253,6 +255,13 @@ pub async fn handle(
     let Some(t) = parse_target(&segs) else {
         return Ok(error_response(&status::path_not_found()));
     };
+    if t.res.kind == "Pod"
+        && t.sub.as_deref() == Some("portforward")
+        && matches!(method, Method::GET | Method::POST)
+        && let (Some(ns), Some(name)) = (t.namespace.clone(), t.name.clone())
+    {
+        return Ok(crate::portforward::upgrade(ctx.clone(), ns, name, req));
+    }
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => return Err(std::io::Error::other(e)),
