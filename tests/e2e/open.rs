@@ -3,9 +3,10 @@
 //! a GET of `/api/health` reaches the backend and `/` the frontend (the stand-in serves
 //! `pods/portforward` as the API server does; a real cluster forwards to the real pods).
 
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::Api;
-use kube::api::{Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::cluster::{App, Env};
@@ -68,6 +69,12 @@ async fn without_a_reachable_ingress_the_gateway_routes_api_to_the_backend_and_t
         .until_line(|line| line.contains("service `backend`: forwarding to pod `backend-"))
         .await;
     assert!(said.contains("port 8000"), "{said}");
+    let first = said
+        .split("pod `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .expect("a pod")
+        .to_owned();
     let (status, body) = get(port, "/").await;
     assert_eq!(
         (status, body.as_str()),
@@ -81,6 +88,42 @@ async fn without_a_reachable_ingress_the_gateway_routes_api_to_the_backend_and_t
     assert_eq!(
         status, 404,
         "the backend answers what it does not serve with 404"
+    );
+
+    // The pod goes away: the next request goes to another ready pod, and the gateway says so.
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.namespace);
+    pods.delete(&first, &DeleteParams::default())
+        .await
+        .expect("delete the pod");
+    let gone = pods.clone();
+    let deleted = first.clone();
+    env.eventually(
+        "the pod is gone or going",
+        std::time::Duration::from_secs(60),
+        || {
+            let pods = gone.clone();
+            let name = deleted.clone();
+            async move {
+                pods.get_opt(&name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_none_or(|pod| pod.metadata.deletion_timestamp.is_some())
+            }
+        },
+    )
+    .await;
+    let (status, _) = get(port, "/api/health").await;
+    assert!(
+        status == 200 || status == 302,
+        "still reaches the backend: {status}"
+    );
+    let again = open
+        .until_line(|line| line.contains("service `backend`: forwarding to pod `backend-"))
+        .await;
+    assert!(
+        !again.contains(&first),
+        "another pod than the deleted `{first}`: {again}"
     );
 
     std::process::Command::new("kill")
