@@ -15,6 +15,7 @@ use kube::api::{ListParams, PostParams};
 use sha2::{Digest, Sha256};
 
 use crate::support::cluster::{App, Env};
+use crate::support::nodes::FakeNodes;
 use crate::support::{Project, Run};
 
 /// The lines of `check` in doctor's report.
@@ -450,6 +451,12 @@ fn the_docker_context_in_use_is_named_reachable_or_not() {
         run.stdout
     );
     run.expect_code(1);
+    // `up -v` names it too, before it stops at the missing cluster.
+    let mut command = project.command(&["up", "-v"]);
+    command.env_remove("DOCKER_HOST");
+    let up = Run::from(command);
+    let named = format!("docker: the engine at `{engine}` (Docker context `e2e-engine`)");
+    assert!(up.stderr.contains(&named), "{}", up.stderr);
 
     // A context whose engine is not running: named in the error, with the way back.
     let gone = format!("unix://{}/gone.sock", project.path().display());
@@ -530,4 +537,52 @@ fn docker_unreachable_is_an_error_and_the_rest_is_still_checked() {
         "the secrets are checked without Docker: {}",
         run.stdout
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loader_finds_the_kind_nodes_and_asks_ctr_in_each() {
+    let Some(docker) = crate::support::docker::engine().await else {
+        return;
+    };
+    let nodes = FakeNodes::new(&docker, "doctor-kind").await;
+    let cluster = nodes.unique.clone();
+    let node = format!("{cluster}-control-plane");
+    let labels = [
+        ("io.x-k8s.kind.cluster", cluster.as_str()),
+        ("io.x-k8s.kind.role", "control-plane"),
+    ];
+    nodes.start(&node, &labels, None).await;
+    let env = Env::start_on_kind("doctor-kind", &cluster).await;
+    if env.standin_only("kind's node containers").is_none() {
+        return;
+    }
+    let run = env.run(&["doctor"]).await;
+    assert!(has(&run, "ok ", "loader", "`auto`: "), "{}", run.stdout);
+    assert!(
+        has(
+            &run,
+            "ok ",
+            "loader",
+            &format!("node `{node}` answers (`ctr version`)")
+        ),
+        "{}",
+        run.stdout
+    );
+    // containerd in the node stops answering: the node cannot take images.
+    nodes.stop_containerd(&node).await;
+    let run = env.run(&["doctor"]).await;
+    run.expect_code(1);
+    assert!(
+        has(
+            &run,
+            "error",
+            "loader",
+            &format!(
+                "node `{node}` cannot import images: `ctr --namespace=k8s.io version` exited with 1"
+            )
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("failed to dial"), "{}", run.stdout);
 }
