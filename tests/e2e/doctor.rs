@@ -586,3 +586,39 @@ async fn the_loader_finds_the_kind_nodes_and_asks_ctr_in_each() {
     );
     assert!(run.stdout.contains("failed to dial"), "{}", run.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_older_than_1_24_and_a_missing_context_are_errors() {
+    let env = Env::start_with("doctor-old", "1.23").await;
+    if env.standin_only("a cluster of Kubernetes 1.23").is_some() {
+        let run = doctor(&env, &[]).await;
+        run.expect_code(1);
+        assert!(
+            has(
+                &run,
+                "error",
+                "cluster",
+                "runs Kubernetes v1.23.0; todo-deploy needs 1.24 or newer"
+            ),
+            "{}",
+            run.stdout
+        );
+    }
+    let run = doctor(&env, &["--context", "e2e-no-such-context"]).await;
+    run.expect_code(1);
+    assert!(
+        has(
+            &run,
+            "error",
+            "cluster",
+            "the kubeconfig has no context `e2e-no-such-context`"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        has(&run, "skipped", "capacity", "needs the cluster"),
+        "{}",
+        run.stdout
+    );
+}
