@@ -38,7 +38,7 @@ pub async fn run(
     Ui::around(printer, async |events| {
         // Everything that can fail without changing anything comes first.
         let docker = match args.prune_images {
-            true => Some(docker::connect(env).await?),
+            true => Some(docker::connect_saying(env, events).await?),
             false => None,
         };
         let cluster = cluster::connect(&plan.cluster, events).await?;

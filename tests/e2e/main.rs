@@ -8,6 +8,9 @@
 //!   directory (every command is built by `support::todo_deploy` / `support::isolated`);
 //! - `adopt`: taking over what the old Helm chart or `kubectl apply` installed, with no gap in
 //!   ready pods behind a Service;
+//! - `doctor`: every check passing and failing (a node too small for the rolling update, a
+//!   missing IngressClass, Docker contexts, unreachable Docker, secrets, a root image);
+//! - `open`: the Ingress's URL when reachable, else the gateway over port-forwards;
 //! - `deploy`, `down`, `release`: the commands against a cluster — the in-process API stand-in, or the real
 //!   cluster of `TODO_DEPLOY_E2E_KUBECONFIG` (scenarios that need the stand-in's fault injection
 //!   say so and skip there).
@@ -19,12 +22,14 @@ mod build;
 mod config_errors;
 mod deploy;
 mod dev;
+mod doctor;
 mod down;
 mod fixture_images;
 mod isolation;
 mod load;
 mod logs;
 mod measure;
+mod open;
 mod outage;
 mod permissions;
 mod release;

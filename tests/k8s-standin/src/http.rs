@@ -28,6 +28,8 @@ pub struct Ctx {
     pub api: Arc<Api>,
     pub faults: Arc<Faults>,
     pub logs: Logs,
+    /// The node's images: how a container answers a port-forward.
+    pub images: crate::node::NodeImages,
     /// "127.0.0.1:PORT"
     pub address: String,
     /// Every request passes it before being served; an injected status write
@@ -257,6 +259,18 @@ pub async fn handle(
         }
     }
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if let Some(t) = parse_target(&segs)
+        && t.res.kind == "Pod"
+        && t.sub.as_deref() == Some("portforward")
+        && matches!(method, Method::GET | Method::POST)
+        && let (Some(ns), Some(name)) = (t.namespace.clone(), t.name.clone())
+    {
+        // As the API server: a port-forward is a `create` of `pods/portforward`.
+        if let Err(e) = authorize(&ctx, &who, &Method::POST, &t, &query, "") {
+            return Ok(error_response(&e));
+        }
+        return Ok(crate::portforward::upgrade(ctx.clone(), ns, name, req));
+    }
     let asked = (&who, &method, &query, content_type.as_str());
     let (t, body) = match admit(&ctx, asked, &segs, req.into_body()).await? {
         Ok(admitted) => admitted,

@@ -51,6 +51,7 @@ pub mod jsonfmt;
 pub mod managed;
 pub mod node;
 pub mod patch;
+pub mod portforward;
 pub mod resources;
 pub mod selectors;
 pub mod status;
@@ -185,6 +186,7 @@ impl StandIn {
             api: api.clone(),
             faults: Arc::new(faults::Faults::default()),
             logs: logs.clone(),
+            images: images.clone(),
             address: addr.to_string(),
             gate: Arc::new(tokio::sync::Mutex::new(())),
             down: Arc::new(std::sync::atomic::AtomicBool::new(false)),
@@ -225,6 +227,7 @@ impl StandIn {
                     let _ = hyper::server::conn::http1::Builder::new()
                         .keep_alive(true)
                         .serve_connection(io, svc)
+                        .with_upgrades()
                         .await;
                 });
             }

@@ -90,6 +90,15 @@ pub static RESOURCES: &[Resource] = &[
     res!(
         "networking.k8s.io",
         "v1",
+        "ingressclasses",
+        "IngressClass",
+        false,
+        true,
+        false
+    ),
+    res!(
+        "networking.k8s.io",
+        "v1",
         "networkpolicies",
         "NetworkPolicy",
         true,
