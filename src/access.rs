@@ -1,8 +1,9 @@
 //! What each command may need to be allowed to do in the cluster, and which of it the current
 //! credentials may not: the stage that owns [`Permission`], the list per command
 //! ([`for_command`], derived from the kinds a release renders and the calls the stages make for
-//! records, the lock, the rollout watch, events and logs), and [`missing`], one
-//! SelfSubjectAccessReview per permission, run concurrently. `todo-deploy rbac` prints a Role
+//! records, the lock, the rollout watch, events and logs), and [`missing`]: one
+//! SelfSubjectRulesReview, then a SelfSubjectAccessReview for each permission its rules do not
+//! surely grant. `todo-deploy rbac` prints a Role
 //! from the same list ([`role_rules`]), so the check and the grant cannot drift.
 //!
 //! Use from another command (e.g. a `doctor` check):
@@ -15,7 +16,8 @@ use std::fmt;
 
 use futures::StreamExt;
 use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    ResourceAttributes, ResourceRule, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    SelfSubjectRulesReview, SelfSubjectRulesReviewSpec,
 };
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Pod, Secret};
@@ -341,16 +343,22 @@ pub enum AccessError {
 impl crate::outcome::Diagnose for AccessError {}
 
 /// The permissions of `wanted` the current credentials lack in `namespace`, in `wanted`'s
-/// order: one SelfSubjectAccessReview each, at most [`CONCURRENT_REVIEWS`] at once. Any
-/// review that fails (forbidden, not served, unreachable) makes the answer unknown.
+/// order. One SelfSubjectRulesReview first: what its rules surely grant needs no more questions
+/// (on an RBAC cluster with every permission granted, that is one round trip for the whole
+/// list); every other permission gets a SelfSubjectAccessReview, at most
+/// [`CONCURRENT_REVIEWS`] at once, and only those decide what is missing (a rules review may be
+/// incomplete where other authorizers than RBAC run). Any access review that fails (forbidden,
+/// not served, unreachable) makes the answer unknown.
 pub async fn missing(
     client: &kube::Client,
     namespace: &str,
     wanted: &[Permission],
 ) -> Result<Vec<Permission>, AccessError> {
+    let rules = granted_rules(client, namespace).await.unwrap_or_default();
     let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
     let answers: Vec<Result<(usize, bool), kube::Error>> =
         futures::stream::iter(wanted.iter().enumerate())
+            .filter(|(_, permission)| std::future::ready(!surely_granted(&rules, permission)))
             .map(|(index, permission)| {
                 let api = api.clone();
                 let review = review(permission, namespace);
@@ -371,6 +379,56 @@ pub async fn missing(
         }
     }
     Ok(denied.into_iter().map(|i| wanted[i].clone()).collect())
+}
+
+/// The resource rules the credentials have in `namespace` (one SelfSubjectRulesReview); none
+/// when the cluster does not answer one, which leaves every permission to an access review.
+async fn granted_rules(client: &kube::Client, namespace: &str) -> Option<Vec<ResourceRule>> {
+    let api: Api<SelfSubjectRulesReview> = Api::all(client.clone());
+    let review = SelfSubjectRulesReview {
+        metadata: Default::default(),
+        spec: SelfSubjectRulesReviewSpec {
+            namespace: Some(namespace.to_owned()),
+        },
+        status: None,
+    };
+    let answer = api.create(&PostParams::default(), &review).await.ok()?;
+    answer.status.map(|status| status.resource_rules)
+}
+
+/// Whether a rule surely grants `permission` in the namespace, for any object name. A rule
+/// limited to `resourceNames`, and a cluster-scoped permission (a rules review answers for one
+/// namespace), are left to an access review.
+fn surely_granted(rules: &[ResourceRule], permission: &Permission) -> bool {
+    if permission.scope == Scope::Cluster {
+        return false;
+    }
+    let resource = &permission.resource;
+    let any = |list: &Option<Vec<String>>, want: &str| {
+        list.as_ref()
+            .is_some_and(|l| l.iter().any(|v| v == "*" || v == want))
+    };
+    let resource_matches = |rule: &ResourceRule| {
+        rule.resources.as_ref().is_some_and(|listed| {
+            listed.iter().any(|r| {
+                r == "*"
+                    || *r == resource.rule_name()
+                    || resource
+                        .subresource
+                        .as_ref()
+                        .is_some_and(|sub| *r == format!("*/{sub}"))
+            })
+        })
+    };
+    rules.iter().any(|rule| {
+        rule.resource_names.as_ref().is_none_or(Vec::is_empty)
+            && rule
+                .verbs
+                .iter()
+                .any(|v| v == "*" || v == permission.verb.as_str())
+            && any(&rule.api_groups, &resource.group)
+            && resource_matches(rule)
+    })
 }
 
 fn review(permission: &Permission, namespace: &str) -> SelfSubjectAccessReview {
@@ -460,6 +518,49 @@ pub fn for_every_command() -> Vec<Permission> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rules(json: serde_json::Value) -> Vec<ResourceRule> {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn find(list: &[Permission], text: &str) -> Permission {
+        list.iter().find(|p| p.to_string() == text).unwrap().clone()
+    }
+
+    #[test]
+    fn a_rules_review_grants_by_verb_group_and_resource_or_wildcard() {
+        let up = for_command(Command::Up);
+        let edit_like = rules(serde_json::json!([
+            {"apiGroups": ["apps"], "resources": ["deployments", "replicasets"], "verbs": ["create", "patch", "get"]},
+            {"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list"]},
+            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["only-this"], "verbs": ["*"]},
+        ]));
+        let granted = |text: &str| surely_granted(&edit_like, &find(&up, text));
+        assert!(granted("create deployments.apps"));
+        assert!(granted("get pods/log"));
+        assert!(!granted("delete deployments.apps"), "verb not listed");
+        assert!(!granted("create secrets"), "resource not listed");
+        assert!(
+            !granted("create configmaps"),
+            "a rule limited to names is left to an access review"
+        );
+        let admin =
+            rules(serde_json::json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]));
+        assert!(
+            up.iter()
+                .all(|p| p.scope == Scope::Cluster || surely_granted(&admin, p))
+        );
+        let cluster = Permission::create_namespace();
+        assert!(
+            !surely_granted(&admin, &cluster),
+            "a rules review answers for one namespace; cluster scope is asked apart"
+        );
+        let any_log = rules(
+            serde_json::json!([{"apiGroups": [""], "resources": ["*/log"], "verbs": ["get"]}]),
+        );
+        assert!(surely_granted(&any_log, &find(&up, "get pods/log")));
+        assert!(!surely_granted(&any_log, &find(&up, "list pods")));
+    }
 
     fn has(list: &[Permission], text: &str) -> bool {
         list.iter().any(|p| p.to_string() == text)

@@ -376,6 +376,7 @@ pub fn authorize(api: &Api, audit: &Audit, who: &Identity, a: &Attributes) -> Re
 /// Requests answered here rather than by storage.
 pub enum Special {
     SelfSubjectAccessReview,
+    SelfSubjectRulesReview,
     TokenRequest { namespace: String, name: String },
 }
 
@@ -391,6 +392,12 @@ impl Special {
                 "v1",
                 "selfsubjectaccessreviews",
             ] => Some(Special::SelfSubjectAccessReview),
+            [
+                "apis",
+                "authorization.k8s.io",
+                "v1",
+                "selfsubjectrulesreviews",
+            ] => Some(Special::SelfSubjectRulesReview),
             [
                 "api",
                 "v1",
@@ -421,21 +428,62 @@ pub fn serve(
     })?;
     match special {
         Special::SelfSubjectAccessReview => {
-            let create = Attributes {
-                verb: "create".into(),
-                group: "authorization.k8s.io".into(),
-                resource: "selfsubjectaccessreviews".into(),
-                subresource: String::new(),
-                name: String::new(),
-                namespace: String::new(),
-            };
-            authorize(api, audit, who, &create)?;
+            authorize(api, audit, who, &create_review("selfsubjectaccessreviews"))?;
             Ok((201, review(api, who, body)))
+        }
+        Special::SelfSubjectRulesReview => {
+            authorize(api, audit, who, &create_review("selfsubjectrulesreviews"))?;
+            Ok((201, rules_review(api, who, body)))
         }
         Special::TokenRequest { namespace, name } => {
             token_request(api, (tokens, audit), who, &namespace, &name, body)
         }
     }
+}
+
+/// Creating a review of one's own access, which `system:basic-user` grants everyone.
+fn create_review(resource: &str) -> Attributes {
+    Attributes {
+        verb: "create".into(),
+        group: "authorization.k8s.io".into(),
+        resource: resource.into(),
+        subresource: String::new(),
+        name: String::new(),
+        namespace: String::new(),
+    }
+}
+
+/// What `who` may do in `spec.namespace`, as the RBAC authorizer's `RulesFor` answers it: the
+/// rules of every ClusterRoleBinding and of the namespace's RoleBindings naming `who`, resource
+/// rules apart from non-resource ones (`nonResourceURLs`); complete, RBAC being the only
+/// authorizer here.
+fn rules_review(api: &Api, who: &Identity, mut body: Value) -> Value {
+    let namespace = body["spec"]["namespace"].as_str().unwrap_or("").to_owned();
+    let cluster = all(api, rbac("clusterrolebindings"), None);
+    let local = match namespace.as_str() {
+        "" => Vec::new(),
+        ns => all(api, rbac("rolebindings"), Some(ns)),
+    };
+    let (mut resource_rules, mut non_resource_rules) = (Vec::new(), Vec::new());
+    for binding in cluster.into_iter().chain(local) {
+        let ns = binding["metadata"]["namespace"].as_str().unwrap_or("");
+        let subjects = binding["subjects"].as_array().cloned().unwrap_or_default();
+        if !subjects.iter().any(|s| subject_matches(s, who, ns)) {
+            continue;
+        }
+        for rule in role_rules(api, &binding["roleRef"], ns) {
+            match rule.get("nonResourceURLs") {
+                Some(urls) => non_resource_rules
+                    .push(json!({"verbs": rule["verbs"], "nonResourceURLs": urls})),
+                None => resource_rules.push(rule),
+            }
+        }
+    }
+    body["status"] = json!({"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": false});
+    body["metadata"] = json!({"creationTimestamp": null});
+    body["apiVersion"] = json!("authorization.k8s.io/v1");
+    body["kind"] = json!("SelfSubjectRulesReview");
+    body
 }
 
 fn review(api: &Api, who: &Identity, mut body: Value) -> Value {
