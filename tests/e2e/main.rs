@@ -8,6 +8,8 @@
 //!   directory (every command is built by `support::todo_deploy` / `support::isolated`);
 //! - `adopt`: taking over what the old Helm chart or `kubectl apply` installed, with no gap in
 //!   ready pods behind a Service;
+//! - `registry`: pushing to a real registry (Distribution 2.8), plain and with a login, and
+//!   deploying by digest; a cluster's published local registry (KEP-1755);
 //! - `deploy`, `down`, `release`: the commands against a cluster — the in-process API stand-in, or the real
 //!   cluster of `TODO_DEPLOY_E2E_KUBECONFIG` (scenarios that need the stand-in's fault injection
 //!   say so and skip there).
@@ -24,6 +26,7 @@ mod load;
 mod logs;
 mod measure;
 mod outage;
+mod registry;
 mod release;
 mod render;
 mod seconds;

@@ -101,7 +101,10 @@ fn classify(lower: &str) -> (Option<u16>, Kind) {
             return (Some(status), kind);
         }
     }
-    if lower.contains("authentication required") || lower.contains("401 unauthorized") {
+    if lower.contains("authentication required")
+        || lower.contains("no basic auth credentials")
+        || lower.contains("401 unauthorized")
+    {
         return (Some(401), Kind::Unauthorized);
     }
     if let Some(status) = http_status(lower) {
@@ -129,11 +132,12 @@ fn classify(lower: &str) -> (Option<u16>, Kind) {
     (None, Kind::Other)
 }
 
-/// `… status: 503 Service Unavailable` / `… status code 500`.
+/// `… status: 503 Service Unavailable`, `… status code 500`, `… HTTP 405 response …`.
 fn http_status(lower: &str) -> Option<u16> {
     let after = lower
         .split_once("status: ")
-        .or_else(|| lower.split_once("status code "))?
+        .or_else(|| lower.split_once("status code "))
+        .or_else(|| lower.split_once("http "))?
         .1;
     let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok().filter(|s| (100..600).contains(s))
@@ -194,6 +198,12 @@ mod tests {
                 None,
                 Kind::Unreachable,
             ),
+            (
+                "error parsing HTTP 405 response body: invalid character 'M' looking for beginning of value: \"Method not allowed\\n\"",
+                Some(405),
+                Kind::ReadOnly,
+            ),
+            ("no basic auth credentials", Some(401), Kind::Unauthorized),
             (
                 "Get \"https://r:5000/v2/\": http: server gave HTTP response to HTTPS client",
                 None,

@@ -9,6 +9,7 @@ pub mod docker;
 pub mod endpoints;
 pub mod helm;
 pub mod nodes;
+pub mod registry;
 pub mod running;
 
 use std::ffi::OsStr;

@@ -48,6 +48,7 @@ pub mod jsonfmt;
 pub mod managed;
 pub mod node;
 pub mod patch;
+pub mod registry;
 pub mod resources;
 pub mod selectors;
 pub mod status;
