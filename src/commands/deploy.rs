@@ -449,6 +449,7 @@ async fn roll_back(
         None => recorded_secret,
     };
     objects.extend(previous_secret);
+    objects.extend(pull_secret_kept(deployer, deployed));
     let record = Record {
         description: format!(
             "Rollback to {} (revision {revision} failed)",
@@ -497,6 +498,19 @@ async fn roll_back(
         }
         Err(failure) => Ok(format!("{failed_too}: {}", failure.headline())),
     }
+}
+
+/// The pull Secret the failed run applied, which a rollback keeps (its login is in memory
+/// only, and the revision rolled back to may pull from the same registry).
+fn pull_secret_kept(deployer: &Deployer<'_>, deployed: &Deployed) -> Option<Object> {
+    let name = render::registry::pull_secret_name(deployer.release);
+    deployed
+        .report
+        .applied
+        .iter()
+        .find(|a| a.key.kind == Kind::Secret && a.key.name == name)
+        .and_then(|a| a.after.as_ref())
+        .and_then(revision::secret_object)
 }
 
 /// With `--no-build`, the images as they are in the engine, so that they can be loaded; an

@@ -39,9 +39,9 @@ pub struct PullLogin {
     pub password: String,
 }
 
-/// The pull Secret's name: `<release>-registry`.
-pub fn pull_secret_name(plan: &Plan) -> String {
-    format!("{}-registry", plan.release)
+/// The pull Secret's name: `<release>-registry` (a rollback keeps it under this name).
+pub fn pull_secret_name(release: &str) -> String {
+    format!("{release}-registry")
 }
 
 /// `rendered` deploying `pins` by digest, pulled with `login` when there is one.
@@ -115,7 +115,7 @@ fn pull_secret(plan: &Plan, login: &PullLogin) -> Secret {
     });
     Secret {
         metadata: ObjectMeta {
-            name: Some(pull_secret_name(plan)),
+            name: Some(pull_secret_name(&plan.release)),
             namespace: Some(plan.namespace.clone()),
             labels: Some(labels::release(plan, "registry")),
             ..Default::default()

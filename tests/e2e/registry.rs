@@ -103,47 +103,16 @@ async fn up_pushes_only_what_the_registry_lacks_and_deploys_by_digest() {
     pull_from(&env, &host);
     let up = up_args(&host);
 
-    let first = run(&env, &up).await;
-    first.expect_code(0);
-    for (name, image, policy) in deployed_images(&env).await {
-        let repository = format!("todo-e2e-{name}");
-        let tag = tag(&env, &host, &name).await;
-        let digest = registry
-            .manifest_digest(&repository, &tag)
-            .expect("the registry has the pushed tag");
-        assert_eq!(image, format!("{host}/{repository}@{digest}"), "{name}");
-        assert_eq!(policy, "IfNotPresent");
-        let deployment = env.deployment(&name).await.unwrap();
-        let labels = deployment.metadata.labels.unwrap();
-        assert_eq!(
-            labels["app.kubernetes.io/version"], tag,
-            "the tag, for people"
-        );
-        let annotations = deployment.metadata.annotations.unwrap();
-        assert_eq!(
-            annotations["todo-deploy/image"],
-            format!("{host}/{repository}:{tag}")
-        );
-        // Four layers (busybox, www, empty, live-only) and the image config, but for a layer
-        // the other repository has already (the engine mounts it from there instead).
-        let uploads = registry.blob_uploads(&repository).len();
-        assert!((4..=5).contains(&uploads), "{name}: {uploads} uploads");
-    }
+    run(&env, &up).await.expect_code(0);
+    deployed_by_digest(&env, &registry).await;
     let pushed = |repository: &str| registry.blob_uploads(repository).len();
     let (backend_blobs, frontend_blobs) = (pushed("todo-e2e-backend"), pushed("todo-e2e-frontend"));
-    let status = env.run(&["status"]).await;
-    status.expect_code(0);
-    let backend_tag = tag(&env, &host, "backend").await;
-    let backend_digest = registry
-        .manifest_digest("todo-e2e-backend", &backend_tag)
-        .unwrap();
-    assert!(
-        status.stdout.contains(&format!(
-            "{host}/todo-e2e-backend:{backend_tag}@{backend_digest}"
-        )),
-        "status shows tag and digest:\n{}",
-        status.stdout
-    );
+    // Four layers (busybox, www, empty, live-only) and the image config each, but for a layer
+    // the other repository has already (the engine mounts it from there instead).
+    for uploads in [backend_blobs, frontend_blobs] {
+        assert!((4..=5).contains(&uploads), "{uploads} uploads");
+    }
+    status_shows_tag_and_digest(&env, &registry).await;
 
     // Nothing changed: no blob is sent, nothing is recorded.
     let stored = registry.stored_bytes();
@@ -167,32 +136,74 @@ async fn up_pushes_only_what_the_registry_lacks_and_deploys_by_digest() {
     let changed = run(&env, &up).await;
     changed.expect_code(0);
     let after = registry.blob_uploads("todo-e2e-backend");
-    let new: Vec<&String> = after[before.len()..].iter().collect();
+    one_layer_and_the_config(&env, &host, &after[before.len()..]).await;
+    assert_eq!(pushed("todo-e2e-frontend"), frontend_blobs);
+    deployed_by_digest(&env, &registry).await;
+    assert!(
+        changed.stderr.contains("1 of 4 layers"),
+        "the push says what it sent:\n{}",
+        changed.stderr
+    );
+}
+
+/// Each Deployment runs the digest the registry serves for the tag `up` pushed, pulled
+/// `IfNotPresent`, with the tag in its version label and the tagged reference annotated.
+async fn deployed_by_digest(env: &Env, registry: &Registry) {
+    let host = &registry.host;
+    for (name, image, policy) in deployed_images(env).await {
+        let repository = format!("todo-e2e-{name}");
+        let tag = tag(env, host, &name).await;
+        let digest = registry
+            .manifest_digest(&repository, &tag)
+            .expect("the registry has the pushed tag");
+        assert_eq!(image, format!("{host}/{repository}@{digest}"), "{name}");
+        assert_eq!(policy, "IfNotPresent");
+        let deployment = env.deployment(&name).await.unwrap();
+        let labels = deployment.metadata.labels.unwrap();
+        assert_eq!(
+            labels["app.kubernetes.io/version"], tag,
+            "the tag, for people"
+        );
+        let annotations = deployment.metadata.annotations.unwrap();
+        assert_eq!(
+            annotations["todo-deploy/image"],
+            format!("{host}/{repository}:{tag}")
+        );
+    }
+}
+
+async fn status_shows_tag_and_digest(env: &Env, registry: &Registry) {
+    let host = &registry.host;
+    let status = env.run(&["status"]).await;
+    status.expect_code(0);
+    let backend_tag = tag(env, host, "backend").await;
+    let backend_digest = registry
+        .manifest_digest("todo-e2e-backend", &backend_tag)
+        .unwrap();
+    let shown = format!("{host}/todo-e2e-backend:{backend_tag}@{backend_digest}");
+    assert!(
+        status.stdout.contains(&shown),
+        "status shows tag and digest:\n{}",
+        status.stdout
+    );
+}
+
+/// `new` uploads are one layer and the image config of the backend's new image.
+async fn one_layer_and_the_config(env: &Env, host: &str, new: &[String]) {
     let docker = crate::support::docker::engine().await.unwrap();
-    let new_tag = tag(&env, &host, "backend").await;
+    let new_tag = tag(env, host, "backend").await;
     let config = docker
         .inspect_image(&format!("{host}/todo-e2e-backend:{new_tag}"))
         .await
         .unwrap()
         .id
         .unwrap();
-    let layers: Vec<&&String> = new.iter().filter(|d| ***d != config).collect();
+    let layers: Vec<&String> = new.iter().filter(|d| **d != config).collect();
     assert_eq!(new.len(), 2, "one layer and the config: {new:?}");
     assert_eq!(
         layers.len(),
         1,
         "exactly one layer: {new:?} (config {config})"
-    );
-    assert_eq!(pushed("todo-e2e-frontend"), frontend_blobs);
-    let new_digest = registry
-        .manifest_digest("todo-e2e-backend", &new_tag)
-        .unwrap();
-    let images = deployed_images(&env).await;
-    assert_eq!(images[0].1, format!("{host}/todo-e2e-backend@{new_digest}"));
-    assert!(
-        changed.stderr.contains("1 of 4 layers"),
-        "the push says what it sent:\n{}",
-        changed.stderr
     );
 }
 
@@ -262,8 +273,14 @@ async fn a_private_registry_gets_a_pull_secret_and_a_wrong_login_changes_nothing
     let asked = std::fs::read_to_string(helper.path().join("asked")).unwrap();
     assert!(asked.contains(&format!("get {host}")), "{asked}");
 
-    // The pull Secret: the registry's login, referenced by both Deployments, which the
-    // stand-in's kubelet pulled with (the registry refuses anonymous pulls).
+    pull_secret_holds_the_login(&env, &host, password).await;
+    let outputs = vec![refused.all_output(), deployed.all_output()];
+    the_login_is_nowhere_else(&env, outputs, password).await;
+}
+
+/// The pull Secret: the registry's login, referenced by both Deployments, which the stand-in's
+/// kubelet pulled with (the registry refuses anonymous pulls).
+async fn pull_secret_holds_the_login(env: &Env, host: &str, password: &str) {
     let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &env.namespace);
     let pull = secrets.get("todo-registry").await.expect("the pull Secret");
     assert_eq!(
@@ -272,7 +289,7 @@ async fn a_private_registry_gets_a_pull_secret_and_a_wrong_login_changes_nothing
     );
     let config: serde_json::Value =
         serde_json::from_slice(&pull.data.unwrap()[".dockerconfigjson"].0).unwrap();
-    assert_eq!(config["auths"][&host]["password"], password);
+    assert_eq!(config["auths"][host]["password"], password);
     for name in ["backend", "frontend"] {
         let deployment = env.deployment(name).await.unwrap();
         let pod = deployment.spec.unwrap().template.spec.unwrap();
@@ -286,19 +303,22 @@ async fn a_private_registry_gets_a_pull_secret_and_a_wrong_login_changes_nothing
                 .contains("@sha256:")
         );
     }
+}
 
-    // The login is nowhere else: not in any output, not in the release's records.
+/// Not in any output (`outputs`, and what the read-only commands print), not in the
+/// release's records.
+async fn the_login_is_nowhere_else(env: &Env, outputs: Vec<String>, password: &str) {
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &env.namespace);
     let auth = base64::Engine::encode(
         &base64::engine::general_purpose::STANDARD,
         format!("e2e:{password}"),
     );
-    let mut texts = vec![
-        refused.all_output(),
-        deployed.all_output(),
+    let mut texts = outputs;
+    texts.extend([
         env.run(&["status", "-o", "json"]).await.all_output(),
         env.run(&["history", "-o", "json"]).await.all_output(),
         env.run(&["render"]).await.all_output(),
-    ];
+    ]);
     let records = secrets
         .list(&ListParams::default().labels("todo-deploy.io/owner=todo-deploy"))
         .await
@@ -408,10 +428,10 @@ async fn a_published_local_registry_switches_up_to_pushing() {
     );
     for (name, image, policy) in deployed_images(&env).await {
         let repository = format!("todo-e2e-{name}");
-        assert_eq!(
-            registry.blob_uploads(&repository).len(),
-            5,
-            "{name}: pushed"
+        let uploads = registry.blob_uploads(&repository).len();
+        assert!(
+            (4..=5).contains(&uploads),
+            "{name}: pushed, {uploads} uploads"
         );
         let prefix = format!("{from_runtime}/{repository}@sha256:");
         assert!(image.starts_with(&prefix), "{image}");
