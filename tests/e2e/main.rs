@@ -8,6 +8,7 @@
 //!   directory (every command is built by `support::todo_deploy` / `support::isolated`);
 //! - `adopt`: taking over what the old Helm chart or `kubectl apply` installed, with no gap in
 //!   ready pods behind a Service;
+//! - `multinode`: every node container of a two-node kind cluster gets each image;
 //! - `registry`: pushing to a real registry (Distribution 2.8), plain and with a login, and
 //!   deploying by digest; a cluster's published local registry (KEP-1755);
 //! - `deploy`, `down`, `release`: the commands against a cluster — the in-process API stand-in, or the real
@@ -25,6 +26,7 @@ mod isolation;
 mod load;
 mod logs;
 mod measure;
+mod multinode;
 mod outage;
 mod registry;
 mod release;

@@ -91,6 +91,11 @@ pub async fn push(
             });
         }
     };
+    // What the whole image is (the engine's size, uncompressed), beside what was sent.
+    let size = match docker.inspect_image(&image.id).await {
+        Ok(inspected) => inspected.size.map_or(0, |s| s.max(0) as u64),
+        Err(_) => pushed.bytes,
+    };
     let digest = match pushed.digest.clone() {
         Some(digest) => digest,
         None => repo_digest(docker, &pushed_as, &repository).await?,
@@ -112,7 +117,7 @@ pub async fn push(
             layers: pushed.sent,
             total,
             bytes: pushed.bytes,
-            size: pushed.bytes,
+            size: size.max(pushed.bytes),
             elapsed: started.elapsed(),
         });
         NodeOutcome::Layers {
