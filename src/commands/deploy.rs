@@ -224,7 +224,7 @@ async fn ship(
             _ = super::interrupted() => return Err(interrupted("loading images")),
         };
         if let Some(target) = loader.registry() {
-            shipment.pins = pins(plan, &built, &loaded, target);
+            shipment.pins = pins(&built, &loaded, target);
             shipment.pull = pull_login(target, events);
         }
     }
@@ -233,7 +233,7 @@ async fn ship(
 }
 
 /// Each pushed image's digest reference, and the tagged reference it was pushed as.
-fn pins(plan: &Plan, built: &[BuiltImage], loaded: &[NodeLoad], target: &Target) -> Vec<Pin> {
+fn pins(built: &[BuiltImage], loaded: &[NodeLoad], target: &Target) -> Vec<Pin> {
     loaded
         .iter()
         .filter_map(|load| {
@@ -242,7 +242,6 @@ fn pins(plan: &Plan, built: &[BuiltImage], loaded: &[NodeLoad], target: &Target)
                 .repository
                 .strip_prefix(&format!("{}/", target.push_to))
                 .unwrap_or(&image.repository);
-            plan.service(&load.service)?;
             Some(Pin {
                 service: load.service.clone(),
                 image: load.image.clone(),

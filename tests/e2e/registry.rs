@@ -4,8 +4,9 @@
 //! same registry, over HTTP); a refused or unreachable registry stops the run before any
 //! cluster change; a cluster's published local registry (KEP-1755) switches `up` to pushing.
 //!
-//! The nodes of a real cluster cannot reach a registry on this machine's loopback, so these
-//! scenarios need the stand-in and say so on a real cluster.
+//! The nodes of a real cluster cannot reach a registry on this machine's loopback, so the
+//! scenarios whose pods pull need the stand-in and say so on a real cluster; the refusals,
+//! which stop before the cluster is touched, run on both.
 
 use std::io::Read;
 
@@ -21,16 +22,22 @@ use k8s_standin::ImageConfig;
 const LOOPBACK: &str =
     "the nodes of a real cluster cannot pull from a registry on this machine's loopback";
 
-/// The scenario's environment when everything it needs is here: a Docker engine, the
-/// stand-in, and `registry`'s binary.
+/// The scenario's environment when everything it needs is here: a Docker engine and, for the
+/// nodes to pull from the loopback registry, the stand-in.
 async fn ready(scenario: &str) -> Option<Env> {
+    let env = with_docker(scenario).await?;
+    env.standin_only(LOOPBACK)?;
+    Some(env)
+}
+
+/// The scenario's environment when a Docker engine answers: nothing is pulled, so a real
+/// cluster does as well.
+async fn with_docker(scenario: &str) -> Option<Env> {
     if crate::support::docker::engine().await.is_none() {
         assert!(!required_in_ci("a Docker engine"), "no Docker engine");
         return None;
     }
-    let env = Env::start(scenario).await;
-    env.standin_only(LOOPBACK)?;
-    Some(env)
+    Some(Env::start(scenario).await)
 }
 
 /// Tells the stand-in's kubelet that it may pull the fixture images from `pull_host` (the
@@ -348,7 +355,7 @@ async fn refusing_or_unreachable_registries_stop_before_any_cluster_change() {
     let Some(read_only) = Registry::read_only() else {
         return;
     };
-    let Some(env) = ready("registry-refused").await else {
+    let Some(env) = with_docker("registry-refused").await else {
         return;
     };
     let refused = run(&env, &up_args(&read_only.host)).await;
