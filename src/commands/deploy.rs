@@ -76,6 +76,8 @@ async fn pipeline(
     let adoption = adopt::detect(plan, &checked.cluster, &objects, args, dry_run, events).await?;
     if dry_run {
         let cluster = &checked.cluster;
+        let rendered = as_deployed(cluster, plan, rendered).await;
+        let objects: Vec<Object> = rendered.objects.iter().map(Object::from_manifest).collect();
         let release = (&namespace, objects.as_slice());
         return dry(cluster, plan, release, args, mode, events, printer).await;
     }
@@ -100,6 +102,27 @@ async fn pipeline(
     };
     let adoption = adoption.as_ref();
     release(plan, args, env, &checked.cluster, shipped, adoption, events).await
+}
+
+/// A dry run pushes nothing: where the live Deployments run a digest pushed from the same tag,
+/// they keep it, and their pull Secret (see [`render::registry::as_deployed`]). Nothing live
+/// (or nothing readable) leaves `rendered` as it is.
+async fn as_deployed(cluster: &Cluster, plan: &Plan, rendered: Rendered) -> Rendered {
+    use k8s_openapi::api::{apps::v1::Deployment, core::v1::Secret};
+    let deployments: kube::Api<Deployment> =
+        kube::Api::namespaced(cluster.client.clone(), &plan.namespace);
+    let selector = render::labels::release_selector(&plan.release);
+    let live = match deployments
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await
+    {
+        Ok(list) => list.items,
+        Err(_) => return rendered,
+    };
+    let secrets: kube::Api<Secret> = kube::Api::namespaced(cluster.client.clone(), &plan.namespace);
+    let name = render::registry::pull_secret_name(&plan.release);
+    let secret = secrets.get_opt(&name).await.ok().flatten();
+    render::registry::as_deployed(plan, rendered, &live, secret)
 }
 
 /// What is known once everything that can be checked without changing anything was.

@@ -101,6 +101,80 @@ pub fn pinned(
     rendered
 }
 
+/// For a dry run, which pushes nothing: the digests the live Deployments run where they were
+/// pushed from the very tag `rendered` names (their [`IMAGE`] annotation is that reference, or
+/// that reference under a registry), and the live pull Secret (its login is read from nowhere
+/// else), so that an unchanged release shows no change.
+pub fn as_deployed(
+    plan: &Plan,
+    rendered: Rendered,
+    live: &[k8s_openapi::api::apps::v1::Deployment],
+    pull_secret: Option<Secret>,
+) -> Rendered {
+    let pins: Vec<Pin> = rendered
+        .objects
+        .iter()
+        .filter_map(|manifest| match manifest {
+            Manifest::Deployment(d) => Some(d),
+            _ => None,
+        })
+        .filter_map(|planned| {
+            let name = planned.metadata.name.as_deref()?;
+            let image = first_image(planned)?;
+            let deployed = live
+                .iter()
+                .find(|d| d.metadata.name.as_deref() == Some(name))?;
+            let tagged = deployed.metadata.annotations.as_ref()?.get(IMAGE)?;
+            let same_tag = *tagged == image || tagged.ends_with(&format!("/{image}"));
+            let running = first_image(deployed)?;
+            (same_tag && running.contains("@sha256:")).then(|| Pin {
+                service: name.to_owned(),
+                image: running,
+                tagged: tagged.clone(),
+            })
+        })
+        .collect();
+    if pins.is_empty() {
+        return rendered;
+    }
+    let mut pinned = pinned(plan, rendered, &pins, None);
+    if let Some(secret) = pull_secret.filter(|s| s.type_.as_deref() == Some(DOCKER_CONFIG_JSON)) {
+        let name = secret.metadata.name.clone();
+        let live = Secret {
+            metadata: ObjectMeta {
+                name: name.clone(),
+                namespace: Some(plan.namespace.clone()),
+                labels: Some(labels::release(plan, "registry")),
+                ..Default::default()
+            },
+            type_: secret.type_,
+            data: secret.data,
+            ..Default::default()
+        };
+        for manifest in &mut pinned.objects {
+            if let Manifest::Deployment(d) = manifest
+                && let Some(pod) = d.spec.as_mut().and_then(|s| s.template.spec.as_mut())
+            {
+                pod.image_pull_secrets = Some(vec![LocalObjectReference {
+                    name: name.clone().unwrap_or_default(),
+                }]);
+            }
+        }
+        let at = pinned
+            .objects
+            .iter()
+            .position(|m| !matches!(m, Manifest::ConfigMap(_) | Manifest::Secret(_)))
+            .unwrap_or(pinned.objects.len());
+        pinned.objects.insert(at, Manifest::Secret(live));
+    }
+    pinned
+}
+
+fn first_image(deployment: &k8s_openapi::api::apps::v1::Deployment) -> Option<String> {
+    let pod = deployment.spec.as_ref()?.template.spec.as_ref()?;
+    pod.containers.first()?.image.clone()
+}
+
 fn pull_secret(plan: &Plan, login: &PullLogin) -> Secret {
     let auth = base64::engine::general_purpose::STANDARD
         .encode(format!("{}:{}", login.username, login.password));
@@ -229,5 +303,50 @@ mod tests {
                 assert!(pod.image_pull_secrets.is_none());
             }
         }
+    }
+
+    #[test]
+    fn a_dry_run_keeps_what_runs_when_the_tag_is_the_same() {
+        let plan = default_plan();
+        let login = PullLogin {
+            registry: "r:5000".to_owned(),
+            username: "user".to_owned(),
+            password: "pass-123".to_owned(),
+        };
+        let plain = render(&plan);
+        let deployed = pinned(&plan, plain.clone(), &pins(&plan), Some(&login));
+        let live: Vec<_> = deployed
+            .objects
+            .iter()
+            .filter_map(|m| match m {
+                Manifest::Deployment(d) => Some(d.clone()),
+                _ => None,
+            })
+            .collect();
+        let secret = deployed.objects.iter().find_map(|m| match m {
+            Manifest::Secret(s) if s.type_.as_deref() == Some(DOCKER_CONFIG_JSON) => {
+                Some(s.clone())
+            }
+            _ => None,
+        });
+        // The plan names the tags the live Deployments were pushed from, under `r:5000`.
+        let mut under_registry = plan.clone();
+        for service in &mut under_registry.services {
+            service.image.repository = format!("r:5000/{}", service.name);
+        }
+        let dry = as_deployed(
+            &under_registry,
+            render(&under_registry),
+            &live,
+            secret.clone(),
+        );
+        assert_eq!(dry.objects, deployed.objects, "nothing would change");
+        // Another tag: the plan's reference stays.
+        let mut retagged = under_registry.clone();
+        for service in &mut retagged.services {
+            service.image.tag = "other".to_owned();
+        }
+        let dry = as_deployed(&retagged, render(&retagged), &live, secret);
+        assert_eq!(dry.objects, render(&retagged).objects);
     }
 }

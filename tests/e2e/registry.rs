@@ -133,6 +133,12 @@ async fn up_pushes_only_what_the_registry_lacks_and_deploys_by_digest() {
         stored,
         "the registry stored nothing new"
     );
+    // `diff` pushes nothing, and knows the digests that run were pushed from these tags.
+    let mut diff = up.clone();
+    diff[0] = "diff".to_owned();
+    let diff = run(&env, &diff).await;
+    diff.expect_code(0);
+    assert_eq!(diff.stdout, "no changes\n", "{}", diff.stderr);
 
     // One file of the backend changes: one layer (and the new image config) is sent. (In the
     // last layer's directory: the classic builder stamps every layer it rebuilds after a
@@ -281,7 +287,20 @@ async fn a_private_registry_gets_a_pull_secret_and_a_wrong_login_changes_nothing
     assert!(asked.contains(&format!("get {host}")), "{asked}");
 
     pull_secret_holds_the_login(&env, &host, password).await;
-    let outputs = vec![refused.all_output(), deployed.all_output()];
+    let mut diff_args = up.clone();
+    diff_args[0] = "diff".to_owned();
+    let diff = run(&env, &diff_args).await;
+    diff.expect_code(0);
+    assert_eq!(
+        diff.stdout, "no changes\n",
+        "the pull Secret stays: {}",
+        diff.stderr
+    );
+    let outputs = vec![
+        refused.all_output(),
+        deployed.all_output(),
+        diff.all_output(),
+    ];
     the_login_is_nowhere_else(&env, outputs, password).await;
 }
 
