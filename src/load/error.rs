@@ -109,7 +109,7 @@ pub enum LoadError {
     #[error("pushing `{image}` failed: {refusal}")]
     Push {
         image: String,
-        refusal: super::registry::Refusal,
+        refusal: super::refusal::Refusal,
     },
     #[error("cannot read the Docker configuration `{}`: {message}", path.display())]
     DockerConfig { path: PathBuf, message: String },

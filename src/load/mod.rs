@@ -10,7 +10,8 @@
 //!   whole image) and does it; `stream` sends one export to several nodes at once, whole or as
 //!   the OCI archive `archive` builds from the `docker save` stream (`tarstream` reads and writes
 //!   tar, `export` tells its entries apart); `image` and `digest` are the IDs compared;
-//! - `registry` pushes; `prune` removes; `memory` remembers what nodes hold between runs.
+//! - `registry` pushes (`refusal` reads why a registry refused); `prune` removes; `memory`
+//!   remembers what nodes hold between runs.
 //!
 //! The loaders are one enum (`loader`), not a trait: they differ in what they hold, not in what
 //! they do. Every node loader asks each node once what it holds and sends the same export; only
@@ -37,6 +38,7 @@ mod names;
 mod nodes;
 mod outcome;
 mod prune;
+mod refusal;
 pub mod registry;
 mod runtime;
 mod stream;

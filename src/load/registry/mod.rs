@@ -4,11 +4,11 @@
 //!
 //! - `credentials` finds the login the Docker CLI would use (`auths`, credential helpers);
 //! - `hosting` reads the registry a kind or k3d cluster publishes (KEP-1755);
-//! - `refusal` tells what the engine's push error means: the registry's HTTP status and the fix.
+//! - `super::refusal` tells what the engine's push error means: the registry's HTTP status and
+//!   the fix.
 
 pub mod credentials;
 pub mod hosting;
-mod refusal;
 
 use std::time::Instant;
 
@@ -19,9 +19,9 @@ use futures_util::StreamExt;
 use crate::build::BuiltImage;
 use crate::progress::Events;
 
+pub use super::refusal::Refusal;
 pub use credentials::Login;
 pub use hosting::Hosting;
-pub use refusal::Refusal;
 
 use super::error::LoadError;
 use super::events::LoadEvent;

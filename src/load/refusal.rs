@@ -62,7 +62,7 @@ impl Refusal {
     /// What to do about it.
     pub fn hint(&self) -> String {
         let registry = &self.registry;
-        let host = super::credentials::host_of(registry);
+        let host = registry.split('/').next().unwrap_or(registry);
         match self.kind {
             Kind::Unauthorized if self.logged_in => format!(
                 "the stored login for `{host}` is wrong or expired: `docker login {host}` again (todo-deploy reads `~/.docker/config.json`, `$DOCKER_CONFIG`, and its credential helpers)"
