@@ -69,11 +69,16 @@ pub async fn push(
     let (repository, path) = tag_for(docker, image, &target.push_to).await?;
     let tag = image.image.tag.as_str();
     let pushed_as = format!("{repository}:{tag}");
+    // What the whole image is (the engine's size, uncompressed), beside what is sent.
+    let size = match docker.inspect_image(&image.id).await {
+        Ok(inspected) => inspected.size.map_or(0, |s| s.max(0) as u64),
+        Err(_) => 0,
+    };
     events.send(LoadEvent::Started {
         service: image.service.clone(),
         image: pushed_as.clone(),
         nodes: vec![target.push_to.clone()],
-        size: 0,
+        size,
     });
     let started = Instant::now();
     let options = PushImageOptionsBuilder::new().tag(tag).build();
@@ -90,11 +95,6 @@ pub async fn push(
                 refusal: Refusal::of(&target.push_to, &message, target.login.is_some()),
             });
         }
-    };
-    // What the whole image is (the engine's size, uncompressed), beside what was sent.
-    let size = match docker.inspect_image(&image.id).await {
-        Ok(inspected) => inspected.size.map_or(0, |s| s.max(0) as u64),
-        Err(_) => pushed.bytes,
     };
     let digest = match pushed.digest.clone() {
         Some(digest) => digest,
