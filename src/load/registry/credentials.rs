@@ -55,8 +55,33 @@ struct ConfigFile {
     cred_helpers: std::collections::BTreeMap<String, String>,
 }
 
-/// The login `docker login` stored for `registry` (`host[:port][/path]`), if any. A helper
-/// that fails (not installed, or an error other than "not found") is an error naming it.
+/// Where `config.json` (its `text`) keeps the login for `registry`: the credential helper to
+/// ask first (`credHelpers`, else `credsStore`), and the `auths` entry. Pure: nothing is run.
+pub struct Stored {
+    pub helper: Option<String>,
+    pub auths: Option<DockerCredentials>,
+}
+
+/// Reads `config.json`'s `text` for `registry` (`host[:port][/path]`); an error says why the
+/// text is not a Docker configuration.
+pub fn stored(text: &str, registry: &str) -> Result<Stored, String> {
+    let config: ConfigFile = serde_json::from_str(text).map_err(|error| error.to_string())?;
+    let host = host_of(registry);
+    let helper = config
+        .cred_helpers
+        .get(host)
+        .or(config.creds_store.as_ref())
+        .filter(|name| !name.is_empty())
+        .cloned();
+    Ok(Stored {
+        helper,
+        auths: from_auths(&config, host),
+    })
+}
+
+/// The login `docker login` stored for `registry` (`host[:port][/path]`), if any: the helper's
+/// (when it has one for the registry), else the `auths` entry's. A helper that fails (not
+/// installed, or an error other than "not found") is an error naming it.
 pub fn find(
     registry: &str,
     env: &dyn Fn(&str) -> Option<String>,
@@ -67,20 +92,13 @@ pub fn find(
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(None);
     };
-    let config: ConfigFile =
-        serde_json::from_str(&text).map_err(|error| LoadError::DockerConfig {
-            path: path.clone(),
-            message: error.to_string(),
-        })?;
-    let host = host_of(registry);
-    let helper = config
-        .cred_helpers
-        .get(host)
-        .or(config.creds_store.as_ref())
-        .filter(|name| !name.is_empty());
-    if let Some(helper) = helper {
+    let stored = stored(&text, registry).map_err(|message| LoadError::DockerConfig {
+        path: path.clone(),
+        message,
+    })?;
+    if let Some(helper) = stored.helper {
         let program = format!("docker-credential-{helper}");
-        if let Some(credentials) = run_helper(&program, host)? {
+        if let Some(credentials) = run_helper(&program, host_of(registry))? {
             let source = format!("credential helper `{program}`");
             return Ok(Some(Login {
                 credentials,
@@ -88,7 +106,7 @@ pub fn find(
             }));
         }
     }
-    Ok(from_auths(&config, host).map(|credentials| Login {
+    Ok(stored.auths.map(|credentials| Login {
         credentials,
         source: format!("`auths` of `{}`", path.display()),
     }))

@@ -49,14 +49,14 @@ pub async fn read(client: &kube::Client) -> Result<Option<Hosting>, String> {
 /// Parses `localRegistryHosting.v1`; `None` when it names no `host`.
 pub fn parse(text: &str) -> Result<Option<Hosting>, String> {
     let v1: V1 = serde_saphyr::from_str(text).map_err(|error| error.to_string())?;
-    let Some(host) = v1.host.filter(|h| !h.trim().is_empty()) else {
+    let clean =
+        |h: String| Some(h.trim().trim_end_matches('/').to_owned()).filter(|h| !h.is_empty());
+    let Some(host) = v1.host.and_then(clean) else {
         return Ok(None);
     };
-    let host = host.trim().trim_end_matches('/').to_owned();
     let from_runtime = v1
         .host_from_container_runtime
-        .map(|h| h.trim().trim_end_matches('/').to_owned())
-        .filter(|h| !h.is_empty())
+        .and_then(clean)
         .unwrap_or_else(|| host.clone());
     Ok(Some(Hosting {
         host,
@@ -86,6 +86,11 @@ mod tests {
     fn no_host_is_no_registry_and_bad_yaml_an_error() {
         assert_eq!(parse("help: x\n").unwrap(), None);
         assert_eq!(parse("host: ''\n").unwrap(), None);
+        assert_eq!(
+            parse("host: \"  /  \"\n").unwrap(),
+            None,
+            "a fuzz seed's crash"
+        );
         assert!(parse("host: [unclosed\n").is_err());
     }
 }
