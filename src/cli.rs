@@ -100,6 +100,48 @@ pub enum Command {
     Dev(DevArgs),
     /// Print the logs of the release's pods, prefixed with service and pod.
     Logs(LogsArgs),
+    /// Print the minimal Role and RoleBinding (YAML for `kubectl apply -f -`) that let a user or
+    /// ServiceAccount run every command for this release in its namespace.
+    Rbac(RbacArgs),
+    /// Check everything `up` needs (Docker, the cluster, the loader, room for a rolling update,
+    /// the ingress controller and host, the secret values, the images' users), with the fixes.
+    Doctor(DoctorArgs),
+    /// Open the app in the browser: the Ingress's URL, or a local gateway that routes by the
+    /// Ingress's rules over port-forwards until Ctrl-C.
+    Open(OpenArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RbacArgs {
+    /// Bind the Role to this ServiceAccount of the namespace (default: `todo-deploy`).
+    #[arg(long, value_name = "NAME", conflicts_with = "user")]
+    pub service_account: Option<String>,
+
+    /// Bind the Role to this user (as the cluster authenticates it) instead.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct OpenArgs {
+    /// Only print the URL; start no browser.
+    #[arg(long)]
+    pub print: bool,
+
+    /// The local gateway's port on 127.0.0.1, when the Ingress is not reachable (0: any free one).
+    #[arg(long, value_name = "N", default_value_t = 8080)]
+    pub port: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Output format: one line per check, or JSON/YAML for scripts.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+
+    /// How images reach the cluster (default: the config's `cluster.loader`).
+    #[arg(long, value_enum, value_name = "LOADER")]
+    pub loader: Option<LoaderKind>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -144,6 +186,11 @@ pub struct DeployArgs {
     /// When taking over a Helm release: delete its records instead of marking them uninstalled.
     #[arg(long)]
     pub remove_helm_records: bool,
+
+    /// Skip the checks `up` runs before it changes anything (room on the nodes for the rolling
+    /// update; see `todo-deploy doctor`).
+    #[arg(long)]
+    pub skip_checks: bool,
 
     /// The Helm release `adopt --from-helm` names.
     #[arg(skip)]

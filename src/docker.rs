@@ -1,7 +1,8 @@
 //! Connecting to a Docker engine the way the `docker` CLI does: `DOCKER_HOST` (a unix socket, or
 //! TCP with TLS when `DOCKER_TLS_VERIFY` is set, certificates from `DOCKER_CERT_PATH`, which is
-//! what `minikube docker-env` prints), else the default socket; or an explicit TLS endpoint (a host
-//! and a certificate directory) for an engine such as Minikube's.
+//! what `minikube docker-env` prints), else the context `DOCKER_CONTEXT` names, else the config's
+//! `currentContext` (`docker context use`; see [`context`]), else the default socket; or an
+//! explicit TLS endpoint (a host and a certificate directory) for an engine such as Minikube's.
 //!
 //! A connection is only handed out after the engine answered a ping and the API version was
 //! negotiated: bollard speaks a newer API than older engines (Debian's 20.10 is API 1.41) and every
@@ -11,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bollard::{API_DEFAULT_VERSION, Docker};
+
+pub mod context;
 
 /// How long an engine may take to answer the first ping.
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
@@ -29,12 +32,15 @@ pub struct Endpoint {
 }
 
 /// Where an endpoint came from, which decides the advice when it does not answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
     /// The default socket: the local engine.
     Default,
     /// `DOCKER_HOST`, e.g. from `eval $(minikube docker-env)`.
     DockerHost,
+    /// A Docker CLI context (`docker context use NAME`, or `DOCKER_CONTEXT`): colima, OrbStack,
+    /// Rancher Desktop, Docker Desktop on Linux.
+    Context(context::ContextName),
     /// Given by the caller, e.g. Minikube's engine for loading images.
     Explicit,
 }
@@ -50,9 +56,11 @@ pub enum DockerError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    #[error("cannot reach the Docker engine at `{}`", endpoint.host)]
+    #[error(transparent)]
+    Context(#[from] context::ContextError),
+    #[error("cannot reach the Docker engine at `{}`{}", endpoint.host, endpoint.origin.context_suffix())]
     Unreachable {
-        endpoint: Endpoint,
+        endpoint: Box<Endpoint>,
         #[source]
         source: bollard::errors::Error,
     },
@@ -71,6 +79,7 @@ impl DockerError {
             DockerError::UnsupportedHost { .. } => {
                 "set `DOCKER_HOST` to `unix:///path/to/docker.sock` or `tcp://host:port`, or unset it to use `/var/run/docker.sock`".to_owned()
             }
+            DockerError::Context(error) => error.fix(),
             DockerError::Certificates { .. } => {
                 "the directory needs `ca.pem`, `cert.pem` and `key.pem` (`DOCKER_CERT_PATH`, default `~/.docker`); for Minikube's engine run `eval $(minikube docker-env)`".to_owned()
             }
@@ -81,7 +90,8 @@ impl DockerError {
                         endpoint.host.trim_start_matches("unix://")
                     );
                 }
-                match endpoint.origin {
+                match &endpoint.origin {
+                    Origin::Context(name) => format!("is the engine of Docker context `{name}` running (`docker --context {name} info`)? `docker context use default` (or `DOCKER_CONTEXT=default`) uses the local engine"),
                     Origin::Default => "is Docker running? Start it with `sudo systemctl start docker`, or start Docker Desktop".to_owned(),
                     Origin::DockerHost => "is the engine in `DOCKER_HOST` running? If it came from `minikube docker-env`, check `minikube status` and run `eval $(minikube docker-env)` again; `unset DOCKER_HOST` uses the local engine".to_owned(),
                     Origin::Explicit => "is it running? For Minikube's engine check `minikube status` (start it with `minikube start`); `eval $(minikube docker-env)` points the `docker` CLI at it".to_owned(),
@@ -105,6 +115,26 @@ fn permission_denied(error: &bollard::errors::Error) -> bool {
     false
 }
 
+impl Origin {
+    /// ` (Docker context `NAME`)` for an endpoint from a context, else nothing.
+    pub fn context_suffix(&self) -> String {
+        match self {
+            Origin::Context(name) => format!(" (Docker context `{name}`)"),
+            _ => String::new(),
+        }
+    }
+
+    /// In a few words, for `-v` and `doctor`.
+    pub fn describe(&self) -> String {
+        match self {
+            Origin::Default => "the default socket".to_owned(),
+            Origin::DockerHost => "`DOCKER_HOST`".to_owned(),
+            Origin::Context(name) => format!("Docker context `{name}`"),
+            Origin::Explicit => "the loader's engine".to_owned(),
+        }
+    }
+}
+
 impl Endpoint {
     /// The local engine's socket, `/var/run/docker.sock`.
     pub fn default_socket() -> Endpoint {
@@ -116,11 +146,14 @@ impl Endpoint {
     }
 
     /// The engine the `docker` CLI would use: `DOCKER_HOST` with `DOCKER_TLS_VERIFY` and
-    /// `DOCKER_CERT_PATH`, else the default socket. `env` reads a variable (tests pass their own).
-    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Endpoint {
+    /// `DOCKER_CERT_PATH`, else the context `DOCKER_CONTEXT` names, else the current context of
+    /// `$DOCKER_CONFIG/config.json` (default `~/.docker`), else the default socket. `env` reads a
+    /// variable (tests pass their own). A named context that does not exist is an error, as it
+    /// is for the `docker` CLI.
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Endpoint, DockerError> {
         let set = |key: &str| env(key).filter(|value| !value.is_empty());
         let Some(host) = set("DOCKER_HOST") else {
-            return Endpoint::default_socket();
+            return Ok(context::resolve(env)?.unwrap_or_else(Endpoint::default_socket));
         };
         let tls = set("DOCKER_TLS_VERIFY").map(|_| match set("DOCKER_CERT_PATH") {
             Some(dir) => PathBuf::from(dir),
@@ -128,11 +161,11 @@ impl Endpoint {
                 .map(|home| Path::new(&home).join(".docker"))
                 .unwrap_or_else(|| PathBuf::from("~/.docker")),
         });
-        Endpoint {
+        Ok(Endpoint {
             host,
             tls,
             origin: Origin::DockerHost,
-        }
+        })
     }
 
     /// An engine reached over TLS, e.g. Minikube's: `tcp://192.168.49.2:2376` with the directory
@@ -149,7 +182,7 @@ impl Endpoint {
     pub async fn connect(&self) -> Result<Docker, DockerError> {
         self.check()?;
         let unreachable = |source| DockerError::Unreachable {
-            endpoint: self.clone(),
+            endpoint: Box::new(self.clone()),
             source,
         };
         let certificates = |dir: &Path, source| DockerError::Certificates {
@@ -223,7 +256,30 @@ impl Endpoint {
 
 /// A client for the engine the `docker` CLI would use (see [`Endpoint::from_env`]).
 pub async fn connect(env: &dyn Fn(&str) -> Option<String>) -> Result<Docker, DockerError> {
-    Endpoint::from_env(env).connect().await
+    Endpoint::from_env(env)?.connect().await
+}
+
+/// [`connect`], saying under `-v` which engine it uses and why (`DOCKER_HOST`, a context).
+pub async fn connect_saying(
+    env: &dyn Fn(&str) -> Option<String>,
+    events: &crate::progress::Events,
+) -> Result<Docker, DockerError> {
+    let (docker, endpoint) = connect_endpoint(env).await?;
+    events.send(crate::progress::Event::Detail(format!(
+        "docker: the engine at `{}` ({})",
+        endpoint.host,
+        endpoint.origin.describe()
+    )));
+    Ok(docker)
+}
+
+/// Like [`connect`], also saying which endpoint answered (for `-v` and `doctor`).
+pub async fn connect_endpoint(
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Docker, Endpoint), DockerError> {
+    let endpoint = Endpoint::from_env(env)?;
+    let docker = endpoint.connect().await?;
+    Ok((docker, endpoint))
 }
 
 #[cfg(test)]
@@ -241,40 +297,41 @@ mod tests {
 
     #[test]
     fn endpoint_follows_the_docker_cli_environment() {
-        assert_eq!(Endpoint::from_env(&env(&[])), Endpoint::default_socket());
+        let from_env = |pairs: &[(&str, &str)]| Endpoint::from_env(&env(pairs)).unwrap();
+        assert_eq!(from_env(&[]), Endpoint::default_socket());
         assert_eq!(
-            Endpoint::from_env(&env(&[("DOCKER_HOST", "")])),
+            from_env(&[("DOCKER_HOST", "")]),
             Endpoint::default_socket(),
             "an empty DOCKER_HOST is unset"
         );
-        let minikube = Endpoint::from_env(&env(&[
+        let minikube = from_env(&[
             ("DOCKER_HOST", "tcp://192.168.49.2:2376"),
             ("DOCKER_TLS_VERIFY", "1"),
             ("DOCKER_CERT_PATH", "/home/u/.minikube/certs"),
-        ]));
+        ]);
         assert_eq!(minikube.host, "tcp://192.168.49.2:2376");
         assert_eq!(minikube.tls, Some(PathBuf::from("/home/u/.minikube/certs")));
         assert_eq!(minikube.origin, Origin::DockerHost);
-        let default_certs = Endpoint::from_env(&env(&[
+        let default_certs = from_env(&[
             ("DOCKER_HOST", "tcp://10.0.0.1:2376"),
             ("DOCKER_TLS_VERIFY", "1"),
             ("HOME", "/home/u"),
-        ]));
+        ]);
         assert_eq!(default_certs.tls, Some(PathBuf::from("/home/u/.docker")));
-        let plain = Endpoint::from_env(&env(&[("DOCKER_HOST", "tcp://10.0.0.1:2375")]));
+        let plain = from_env(&[("DOCKER_HOST", "tcp://10.0.0.1:2375")]);
         assert_eq!(plain.tls, None);
     }
 
     #[test]
     fn unsupported_hosts_are_named_with_the_fix() {
-        let ssh = Endpoint::from_env(&env(&[("DOCKER_HOST", "ssh://me@box")]));
+        let ssh = Endpoint::from_env(&env(&[("DOCKER_HOST", "ssh://me@box")])).unwrap();
         let error = ssh.check().unwrap_err();
         assert!(error.to_string().contains("`ssh://me@box`"), "{error}");
         assert!(
             error.to_string().contains("unix:///tmp/docker.sock"),
             "{error}"
         );
-        let https = Endpoint::from_env(&env(&[("DOCKER_HOST", "https://box:2376")]));
+        let https = Endpoint::from_env(&env(&[("DOCKER_HOST", "https://box:2376")])).unwrap();
         assert!(https.check().is_err());
         assert!(Endpoint::default_socket().check().is_ok());
     }
@@ -294,7 +351,7 @@ mod tests {
             error.fix()
         );
         let default = DockerError::Unreachable {
-            endpoint: Endpoint::default_socket(),
+            endpoint: Box::new(Endpoint::default_socket()),
             source: bollard::errors::Error::SocketNotFoundError("x".into()),
         };
         assert!(default.fix().contains("sudo systemctl start docker"));

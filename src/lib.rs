@@ -2,6 +2,7 @@
 //! `status`), the configuration and plan they share, and the commands that compose them. The
 //! binary in `main.rs` only parses arguments, runs a command and prints its error.
 
+pub mod access;
 pub mod adopt;
 pub mod apply;
 pub mod build;
@@ -10,9 +11,11 @@ pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod docker;
+pub mod doctor;
 pub mod helm;
 pub mod load;
 pub mod logs;
+pub mod open;
 pub mod outcome;
 pub mod plan;
 pub mod profile;

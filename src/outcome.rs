@@ -135,13 +135,16 @@ impl Failure {
     }
 }
 
-/// A Kubernetes client error in one line: the server's message and code, or the transport's
-/// deepest cause (`Connection refused (os error 111)`).
+/// A Kubernetes client error in one line: the server's message, HTTP status and reason
+/// (`… is forbidden: … (403 Forbidden)`), or the transport's deepest cause
+/// (`Connection refused (os error 111)`). Never kube's `Display`, which repeats the message
+/// with a `Debug` dump of the whole Status.
 pub fn kube_error(error: &kube::Error) -> String {
     match error {
-        kube::Error::Api(status) if !status.message.is_empty() => {
-            format!("{} ({})", status.message, status.code)
-        }
+        kube::Error::Api(status) if !status.message.is_empty() => match status.reason.as_str() {
+            "" => format!("{} ({})", status.message, status.code),
+            reason => format!("{} ({} {reason})", status.message, status.code),
+        },
         other => {
             let mut deepest: &dyn Error = other;
             while let Some(source) = deepest.source() {
@@ -149,5 +152,34 @@ pub fn kube_error(error: &kube::Error) -> String {
             }
             deepest.to_string()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot apply Deployment/backend")]
+    struct Apply(#[source] kube::Error);
+
+    impl Diagnose for Apply {}
+
+    #[test]
+    fn an_api_error_is_one_line_with_status_and_reason() {
+        let status: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "deployments.apps \"backend\" is forbidden: User \"u\" cannot create resource \"deployments\" in API group \"apps\" in the namespace \"n\"",
+            "reason": "Forbidden", "details": {"name": "backend", "group": "apps", "kind": "deployments"}, "code": 403
+        }))
+        .unwrap_or_default();
+        let failure = Failure::from(Apply(kube::Error::Api(Box::new(status))));
+        assert_eq!(failure.headline(), "cannot apply Deployment/backend");
+        assert_eq!(
+            failure.causes(),
+            [
+                "deployments.apps \"backend\" is forbidden: User \"u\" cannot create resource \"deployments\" in API group \"apps\" in the namespace \"n\" (403 Forbidden)"
+            ]
+        );
     }
 }

@@ -105,7 +105,11 @@ pub struct ConfigMapPlan {
 #[derive(Debug, Clone)]
 pub struct SecretPlan {
     pub name: String,
+    /// Every key's name, required and optional.
     pub keys: Vec<String>,
+    /// The keys that may have no value (`{name: KEY, optional: true}`): left out of the Secret
+    /// then.
+    pub optional: Vec<String>,
     /// Empty for commands that do not write the Secret (`status`, `down`, `history`).
     pub values: BTreeMap<String, SecretValue>,
     /// The env file the values are read from (`--env-file`, else `secret.envFile`), if any.

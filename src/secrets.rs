@@ -115,9 +115,26 @@ pub fn parse_env_file(text: &str) -> Result<BTreeMap<String, SecretValue>, usize
     Ok(values)
 }
 
+/// A key of the Secret and whether it may have no value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    pub name: String,
+    pub optional: bool,
+}
+
+impl Key {
+    pub fn required(name: impl Into<String>) -> Key {
+        Key {
+            name: name.into(),
+            optional: false,
+        }
+    }
+}
+
 /// The value of every key: the environment wins over the env file; an empty value is missing.
+/// An optional key without a value is left out; a required one is an error.
 pub fn collect(
-    keys: &[String],
+    keys: &[Key],
     env_file: Option<&Path>,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<BTreeMap<String, SecretValue>, SecretsError> {
@@ -128,15 +145,17 @@ pub fn collect(
     let mut values = BTreeMap::new();
     let mut missing = Vec::new();
     for key in keys {
-        let value = env(key)
+        let name = &key.name;
+        let value = env(name)
             .filter(|v| !v.is_empty())
             .map(SecretValue::new)
-            .or_else(|| from_file.get(key).filter(|v| !v.0.is_empty()).cloned());
+            .or_else(|| from_file.get(name).filter(|v| !v.0.is_empty()).cloned());
         match value {
             Some(value) => {
-                values.insert(key.clone(), value);
+                values.insert(name.clone(), value);
             }
-            None => missing.push(key.clone()),
+            None if key.optional => {}
+            None => missing.push(name.clone()),
         }
     }
     if missing.is_empty() {
@@ -178,7 +197,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join(".env");
         std::fs::write(&file, "A=from-file\nB=from-file\nC=\n").unwrap();
-        let keys: Vec<String> = ["A", "B", "C", "D"].map(String::from).to_vec();
+        let keys: Vec<Key> = ["A", "B", "C", "D"].map(Key::required).to_vec();
         let env = |key: &str| (key == "A").then(|| "from-env".to_owned());
         match collect(&keys, Some(&file), env) {
             Err(SecretsError::Missing { keys, .. }) => assert_eq!(keys, ["C", "D"]),
@@ -187,5 +206,29 @@ mod tests {
         let values = collect(&keys[..2], Some(&file), env).unwrap();
         assert_eq!(values["A"].expose(), "from-env");
         assert_eq!(values["B"].expose(), "from-file");
+    }
+
+    #[test]
+    fn an_optional_key_without_a_value_is_left_out() {
+        let keys = [
+            Key::required("A"),
+            Key {
+                name: "DATABASE_URL".into(),
+                optional: true,
+            },
+        ];
+        let env = |key: &str| match key {
+            "A" => Some("a".to_owned()),
+            "DATABASE_URL" => Some(String::new()),
+            _ => None,
+        };
+        let values = collect(&keys, None, env).unwrap();
+        assert_eq!(values.keys().collect::<Vec<_>>(), ["A"]);
+        let set = |key: &str| Some(format!("{key}-value"));
+        assert_eq!(collect(&keys, None, set).unwrap().len(), 2);
+        match collect(&keys, None, |_| None) {
+            Err(SecretsError::Missing { keys, .. }) => assert_eq!(keys, ["A"]),
+            other => panic!("only the required key is missing, got {other:?}"),
+        }
     }
 }

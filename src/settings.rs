@@ -238,7 +238,7 @@ pub fn resolve(
     };
     let values = match purpose {
         Purpose::Inspect => Default::default(),
-        Purpose::Deploy => secrets::collect(&config.secret.keys, env_file.as_deref(), env)?,
+        Purpose::Deploy => secrets::collect(&secret_keys(config), env_file.as_deref(), env)?,
     };
 
     let ingress = config.ingress.enabled.then(|| IngressPlan {
@@ -286,7 +286,19 @@ pub fn resolve(
         },
         secret: SecretPlan {
             name: config.secret.name.clone(),
-            keys: config.secret.keys.clone(),
+            keys: config
+                .secret
+                .keys
+                .iter()
+                .map(|key| key.name.clone())
+                .collect(),
+            optional: config
+                .secret
+                .keys
+                .iter()
+                .filter(|key| key.optional)
+                .map(|key| key.name.clone())
+                .collect(),
             values,
             env_file,
         },
@@ -309,6 +321,19 @@ pub fn resolve(
         history_max: flags.history_max.unwrap_or(config.rollout.history_max),
         config_digest: digest_config(config),
     })
+}
+
+/// The configured keys as the secrets stage takes them.
+fn secret_keys(config: &config::Config) -> Vec<secrets::Key> {
+    config
+        .secret
+        .keys
+        .iter()
+        .map(|key| secrets::Key {
+            name: key.name.clone(),
+            optional: key.optional,
+        })
+        .collect()
 }
 
 fn resolve_timeout(flag: Option<&str>, configured: &str) -> Result<Duration, SettingsError> {

@@ -104,6 +104,11 @@ impl crate::outcome::Diagnose for ApplyError {
             ApplyError::NamespaceTerminating { .. } => Some(
                 "wait until the namespace is gone (`kubectl get ns`), then run again".to_owned(),
             ),
+            ApplyError::Api {
+                action, object, source,
+            } if crate::cluster::status_code(source) == Some(403) => Some(format!(
+                "these credentials may not {action} {object} (an apply that creates needs `create` as well as `patch`); `todo-deploy rbac` prints the Role a cluster admin can grant, or bind the built-in `edit` ClusterRole in the namespace"
+            )),
             ApplyError::Api { .. } => None,
         }
     }

@@ -143,7 +143,7 @@ async fn check(
     let dry_run = args.dry_run || mode == Mode::Diff;
     let needs_docker = !dry_run && (!args.no_build || loads(plan));
     let docker = match needs_docker {
-        true => Some(docker::connect(env).await?),
+        true => Some(docker::connect_saying(env, events).await?),
         false => None,
     };
     let cluster = cluster::connect(&plan.cluster, events).await?;
@@ -151,7 +151,33 @@ async fn check(
         "cluster: context `{}` at `{}`",
         cluster.context, cluster.server
     )));
-    let history = release::history(&cluster, &plan.namespace, &plan.release, events).await?;
+    // What the credentials may not do, the room on the nodes and the release history are read
+    // side by side, so the no-change path stays as fast; a missing permission is said first.
+    let access = async {
+        let command = match mode {
+            Mode::Upgrade => crate::access::Command::Upgrade,
+            Mode::Up | Mode::Diff => crate::access::Command::Up,
+        };
+        match dry_run {
+            false => super::preflight::check(&cluster, &plan.namespace, command, events).await,
+            true => Ok(()),
+        }
+    };
+    let checks = async {
+        match !dry_run && !args.skip_checks {
+            true => room_check(plan, &cluster).await,
+            false => Ok(()),
+        }
+    };
+    let history = async {
+        release::history(&cluster, &plan.namespace, &plan.release, events)
+            .await
+            .map_err(Failure::from)
+    };
+    let (access, checks, history) = tokio::join!(access, checks, history);
+    access?;
+    checks?;
+    let history = history?;
     if mode == Mode::Upgrade && history.is_empty() {
         return Err(Failure::message(
             Exit::Failed,
@@ -163,6 +189,23 @@ async fn check(
         ));
     }
     Ok(Checked { docker, cluster })
+}
+
+/// `doctor`'s fast checks that the steps before the first change do not make on their own
+/// (the cluster, the loader, the secrets and the configuration are checked as they are used):
+/// room on the nodes for the rolling update. An error stops the run before anything changes.
+async fn room_check(plan: &Plan, cluster: &Cluster) -> Result<(), Failure> {
+    let rendered = render::render(plan);
+    let (finding, _) = crate::doctor::probe::capacity(cluster, plan, &rendered.objects).await;
+    if finding.level != crate::doctor::Level::Error {
+        return Ok(());
+    }
+    let skip = "`todo-deploy doctor` runs every check; `--skip-checks` deploys anyway".to_owned();
+    Err(Failure::message(
+        Exit::Failed,
+        finding.message,
+        finding.fix.into_iter().chain([skip]),
+    ))
 }
 
 /// Whether images are loaded onto the nodes.

@@ -38,10 +38,12 @@ pub async fn run(
     Ui::around(printer, async |events| {
         // Everything that can fail without changing anything comes first.
         let docker = match args.prune_images {
-            true => Some(docker::connect(env).await?),
+            true => Some(docker::connect_saying(env, events).await?),
             false => None,
         };
         let cluster = cluster::connect(&plan.cluster, events).await?;
+        let access = crate::access::Command::Down;
+        super::preflight::check(&cluster, &plan.namespace, access, events).await?;
         let images = match &docker {
             Some(docker) => Some(Images::find(docker, &cluster, &plan, env, events).await?),
             None => None,

@@ -4,10 +4,14 @@
 mod adopt;
 mod deploy;
 mod dev;
+mod doctor;
 mod down;
 mod history;
 mod logs;
 mod messages;
+mod open;
+mod preflight;
+mod rbac;
 mod render;
 mod revision;
 mod rollback;
@@ -57,6 +61,9 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<Exit, Failure> {
         }
         Command::Dev(args) => dev::run(&cli.global, args, &env, printer).await,
         Command::Logs(args) => logs::run(&cli.global, args, &env, printer).await,
+        Command::Rbac(args) => rbac::run(&cli.global, args, printer),
+        Command::Doctor(args) => doctor::run(&cli.global, args, &env, printer).await,
+        Command::Open(args) => open::run(&cli.global, args, printer).await,
     }
 }
 

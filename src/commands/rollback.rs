@@ -30,6 +30,8 @@ pub async fn run(
     let plan = settings::resolve(global, &flags, Purpose::Inspect, &|_| None)?;
     Ui::around(printer, async |events| {
         let cluster = cluster::connect(&plan.cluster, events).await?;
+        let access = crate::access::Command::Rollback;
+        super::preflight::check(&cluster, &plan.namespace, access, events).await?;
         let lock = match lock::acquire(&cluster, &plan.namespace, &plan.release, events).await {
             Ok(lock) => lock,
             Err(lock::LockError::Api { source, .. })

@@ -19,7 +19,7 @@ pub async fn run(
                 Failure::new(
                     Exit::Failed,
                     error,
-                    Some("check that you may read the namespace (`kubectl auth can-i list pods -n NAMESPACE`)".to_owned()),
+                    Some("check that you may read the namespace (`kubectl auth can-i list pods -n NAMESPACE`); `todo-deploy rbac` prints what a cluster admin can grant".to_owned()),
                 )
             })
     })

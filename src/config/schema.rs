@@ -318,10 +318,11 @@ fn default_config_map_name() -> String {
 pub struct SecretConfig {
     #[serde(default = "default_secret_name")]
     pub name: String,
-    /// The key names. Values are never written in config: they come from the environment
-    /// variable of the same name, or from the env file.
+    /// The keys. Values are never written in config: they come from the environment
+    /// variable of the same name, or from the env file. A key is a name (required) or
+    /// `{name: KEY, optional: true}` (left out of the Secret when it has no value).
     #[serde(default)]
-    pub keys: Vec<String>,
+    pub keys: Vec<SecretKey>,
     /// An env file (`KEY=value` lines) to read values from; `--env-file` overrides it.
     #[serde(default)]
     pub env_file: Option<PathBuf>,
@@ -333,6 +334,74 @@ impl Default for SecretConfig {
             name: default_secret_name(),
             keys: Vec::new(),
             env_file: None,
+        }
+    }
+}
+
+/// One key of the Secret: `DATABASE_URL` (a value is required) or
+/// `{name: DATABASE_URL, optional: true}` (without a value the key is left out of the Secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretKey {
+    pub name: String,
+    pub optional: bool,
+}
+
+impl SecretKey {
+    pub fn required(name: impl Into<String>) -> SecretKey {
+        SecretKey {
+            name: name.into(),
+            optional: false,
+        }
+    }
+}
+
+/// The map form of [`SecretKey`].
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct SecretKeyMap {
+    name: String,
+    #[serde(default)]
+    optional: bool,
+}
+
+impl<'de> Deserialize<'de> for SecretKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> serde::de::Visitor<'de> for KeyVisitor {
+            type Value = SecretKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a key name such as `DATABASE_URL`, or `{name: DATABASE_URL, optional: true}`",
+                )
+            }
+            fn visit_str<E>(self, v: &str) -> Result<SecretKey, E> {
+                Ok(SecretKey::required(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<SecretKey, A::Error> {
+                let key =
+                    SecretKeyMap::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(SecretKey {
+                    name: key.name,
+                    optional: key.optional,
+                })
+            }
+        }
+        deserializer.deserialize_any(KeyVisitor)
+    }
+}
+
+impl Serialize for SecretKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.optional {
+            false => serializer.serialize_str(&self.name),
+            true => SecretKeyMap {
+                name: self.name.clone(),
+                optional: true,
+            }
+            .serialize(serializer),
         }
     }
 }
@@ -532,4 +601,32 @@ fn string_map<'de, D: serde::Deserializer<'de>>(
     }
     let map = BTreeMap::<String, Text>::deserialize(deserializer)?;
     Ok(map.into_iter().map(|(k, v)| (k, v.0)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_key_is_a_name_or_a_map_with_optional() {
+        let keys: Vec<SecretKey> = serde_json::from_value(serde_json::json!([
+            "BETTER_AUTH_SECRET",
+            {"name": "DATABASE_URL", "optional": true},
+            {"name": "X"}
+        ]))
+        .unwrap();
+        assert_eq!(keys[0], SecretKey::required("BETTER_AUTH_SECRET"));
+        assert!(keys[1].optional);
+        assert_eq!(keys[2], SecretKey::required("X"));
+        assert_eq!(
+            serde_json::to_value(&keys).unwrap(),
+            serde_json::json!(["BETTER_AUTH_SECRET", {"name": "DATABASE_URL", "optional": true}, "X"]),
+            "the plain form stays plain"
+        );
+        let typo =
+            serde_json::from_value::<SecretKey>(serde_json::json!({"name": "A", "optinal": true}));
+        assert!(typo.unwrap_err().to_string().contains("optinal"));
+        let number = serde_json::from_value::<SecretKey>(serde_json::json!(5));
+        assert!(number.unwrap_err().to_string().contains("optional: true"));
+    }
 }

@@ -157,6 +157,7 @@ fn config_map_and_secret(config: &Config, problems: &mut Problems<'_>) {
     let mut seen = std::collections::BTreeSet::new();
     for (i, key) in config.secret.keys.iter().enumerate() {
         let at = root.child("secret").child("keys").index(i);
+        let key = &key.name;
         data_key(problems, at.clone(), key);
         if !seen.insert(key) {
             problems.push(

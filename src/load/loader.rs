@@ -72,6 +72,30 @@ impl Loader {
         }
     }
 
+    /// Asks every node's runtime for its version (`ctr version` in each node container): what
+    /// each node answered, or why it did not. Empty when nothing is streamed into nodes.
+    pub async fn probe_nodes(&self) -> Vec<(String, Result<(), String>)> {
+        let Strategy::Nodes(nodes) = &self.strategy else {
+            return Vec::new();
+        };
+        let mut answers = Vec::new();
+        for node in nodes {
+            let command = node.runtime.version_command();
+            let answer = match node.place.run(&command).await {
+                Ok(finished) if finished.code == 0 => Ok(()),
+                Ok(finished) => Err(format!(
+                    "`{}` exited with {}: {}",
+                    command.join(" "),
+                    finished.code,
+                    finished.complaint().trim()
+                )),
+                Err(error) => Err(error.to_string()),
+            };
+            answers.push((node.describe(), answer));
+        }
+        answers
+    }
+
     pub(super) fn new(strategy: Strategy, summary: String) -> Loader {
         Loader {
             strategy,

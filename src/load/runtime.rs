@@ -89,6 +89,19 @@ impl Runtime {
         }
     }
 
+    /// Asks the runtime for its version (`ctr version`, `docker version`): whether it answers.
+    pub fn version_command(&self) -> Vec<String> {
+        match self {
+            Runtime::Containerd { ctr, global, .. } => {
+                let mut argv = vec![ctr.clone()];
+                argv.extend(global.iter().cloned());
+                argv.push("version".to_owned());
+                argv
+            }
+            Runtime::Docker => vec!["docker".to_owned(), "version".to_owned()],
+        }
+    }
+
     pub fn is_containerd(&self) -> bool {
         matches!(self, Runtime::Containerd { .. })
     }

@@ -1137,7 +1137,7 @@ impl Drop for ImageCleanup {
                 .build()
                 .expect("a runtime");
             runtime.block_on(async {
-                let Ok(docker) = todo_deploy::docker::connect(&|k| std::env::var(k).ok()).await
+                let Ok(docker) = todo_deploy::docker::connect(&support::docker::engine_env).await
                 else {
                     return;
                 };

@@ -131,27 +131,58 @@ fn missing_dockerfile_and_context() {
 #[test]
 fn missing_secret_values_name_the_keys_and_the_fix() {
     let project = Project::new();
+    let without = |command: &mut std::process::Command| {
+        command
+            .env_remove("COHERE_API_KEY")
+            .env_remove("BETTER_AUTH_SECRET")
+            .env("DATABASE_URL", "");
+    };
     let mut command = project.command(&["render", "--tag", "t"]);
-    command.env_remove("COHERE_API_KEY").env("DATABASE_URL", "");
+    without(&mut command);
     let run = Run::from(command);
     run.expect_code(USAGE);
     assert!(
         run.stderr
-            .contains("no value for the secret `DATABASE_URL`, `COHERE_API_KEY`"),
-        "{}",
+            .contains("no value for the secret `BETTER_AUTH_SECRET`\n"),
+        "only the required key is missing: {}",
         run.stderr
     );
     assert!(run.stderr.contains("--env-file"), "{}", run.stderr);
     insta::assert_snapshot!(project.redact(&run.stderr));
 
+    // The optional keys without a value are left out of the Secret.
+    let mut command = project.command(&["render", "--tag", "t"]);
+    without(&mut command);
+    command.env("BETTER_AUTH_SECRET", "set");
+    let run = Run::from(command);
+    run.expect_code(0);
+    let secret = run
+        .stdout
+        .split("---")
+        .find(|doc| doc.contains("kind: Secret"))
+        .unwrap_or_default();
+    assert!(
+        secret.contains("BETTER_AUTH_SECRET: '***'")
+            || secret.contains("BETTER_AUTH_SECRET: \"***\""),
+        "{secret}"
+    );
+    for optional in ["DATABASE_URL", "COHERE_API_KEY"] {
+        assert!(
+            !secret.contains(optional),
+            "{optional} is left out: {secret}"
+        );
+    }
+
     // An env file fills them in; the environment still wins for the others.
     project.write(
         ".env",
-        "# test\nDATABASE_URL=postgres://x\nCOHERE_API_KEY='k'\n",
+        "# test\nDATABASE_URL=postgres://x\nBETTER_AUTH_SECRET='k'\n",
     );
     let mut command = project.command(&["render", "--tag", "t", "--env-file", ".env"]);
-    command.env_remove("COHERE_API_KEY").env("DATABASE_URL", "");
-    Run::from(command).expect_code(0);
+    without(&mut command);
+    let run = Run::from(command);
+    run.expect_code(0);
+    assert!(run.stdout.contains("DATABASE_URL"), "{}", run.stdout);
     project.write(".env", "DATABASE_URL=postgres://x\nthis line is wrong\n");
     let mut command = project.command(&["render", "--tag", "t", "--env-file", ".env"]);
     command.env_remove("COHERE_API_KEY");

@@ -263,7 +263,13 @@ async fn a_config_change_rolls_the_pods() {
 async fn failing(scenario: &str, app: Option<App>, extra: &[&str], expected: &[&str]) -> String {
     let env = Env::start(scenario).await;
     if let Some(app) = app {
-        env.provide(app, extra).await;
+        // `render` (which names the images) takes no `--skip-checks`.
+        let rendered: Vec<&str> = extra
+            .iter()
+            .copied()
+            .filter(|a| *a != "--skip-checks")
+            .collect();
+        env.provide(app, &rendered).await;
     }
     let mut args = vec!["up"];
     args.extend_from_slice(extra);
@@ -377,6 +383,8 @@ async fn an_unschedulable_pod_is_reported() {
         "unschedulable",
         Some(App::Healthy),
         &[
+            // The rollout's own diagnosis: past `up`'s capacity check, which stops this first.
+            "--skip-checks",
             "--set",
             "services.backend.resources.requests.cpu=64",
             "--set",

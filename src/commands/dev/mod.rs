@@ -166,8 +166,10 @@ impl<'a> Session<'a> {
         stop: &'a Stop,
     ) -> Result<Session<'a>, Failure> {
         let plan = profiled(plan, args, events);
-        let docker = docker::connect(env).await?;
+        let docker = docker::connect_saying(env, events).await?;
         let cluster = cluster::connect(&plan.cluster, events).await?;
+        let access = crate::access::Command::Dev;
+        super::preflight::check(&cluster, &plan.namespace, access, events).await?;
         lock::check(&cluster, &plan.namespace, &plan.release, events).await?;
         let loader = match loads(&plan) {
             true => {

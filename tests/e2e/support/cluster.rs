@@ -167,10 +167,10 @@ impl Env {
     }
 
     /// The arguments every run gets: the cluster, the scenario's namespace, the fixture values.
-    fn base_args(&self) -> Vec<String> {
+    fn base_args(&self, kubeconfig: &Path) -> Vec<String> {
         vec![
             "--kubeconfig".to_owned(),
-            self.kubeconfig.display().to_string(),
+            kubeconfig.display().to_string(),
             "--namespace".to_owned(),
             self.namespace.clone(),
             // Not `-f`: `logs` takes that for `--follow`.
@@ -208,10 +208,15 @@ impl Env {
     /// with the scenario's kubeconfig as `--kubeconfig` and `KUBECONFIG` (see
     /// [`super::todo_deploy`]).
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        self.command_as(&self.kubeconfig, args)
+    }
+
+    /// [`Env::command`] with the credentials of another kubeconfig (see [`Env::account`]).
+    pub fn command_as(&self, kubeconfig: &Path, args: &[&str]) -> tokio::process::Command {
         let mut command =
-            tokio::process::Command::from(todo_deploy(self.project.path(), &self.kubeconfig));
+            tokio::process::Command::from(todo_deploy(self.project.path(), kubeconfig));
         command.args(args.iter().take(1));
-        command.args(self.base_args());
+        command.args(self.base_args(kubeconfig));
         let deploys = matches!(
             args.first(),
             Some(&"up") | Some(&"upgrade") | Some(&"diff") | Some(&"adopt") | Some(&"dev")

@@ -28,11 +28,23 @@ use super::{Project, install_executable, repo_root, required_in_ci};
 
 pub const SERVICES: [&str; 2] = ["backend", "frontend"];
 
+/// The test process's variables that name the engine (`DOCKER_HOST` and its TLS settings), and
+/// none that lead to the user's Docker configuration (`HOME`, `DOCKER_CONFIG`, `DOCKER_CONTEXT`):
+/// what the tests' own Docker clients connect with.
+pub fn engine_env(key: &str) -> Option<String> {
+    matches!(
+        key,
+        "DOCKER_HOST" | "DOCKER_TLS_VERIFY" | "DOCKER_CERT_PATH"
+    )
+    .then(|| std::env::var(key).ok())
+    .flatten()
+}
+
 /// A client for the engine `DOCKER_HOST` names (else the default socket), through the same code
 /// `up` uses; `None` (after saying why) on a machine without Docker, a failure in CI.
 pub async fn engine() -> Option<Docker> {
     let busybox = Path::new("/bin/busybox");
-    let missing = match todo_deploy::docker::connect(&|key| std::env::var(key).ok()).await {
+    let missing = match todo_deploy::docker::connect(&engine_env).await {
         Ok(docker) if busybox.is_file() => return Some(docker),
         Ok(_) => "/bin/busybox (package `busybox-static`)".to_owned(),
         Err(error) => format!(
@@ -322,7 +334,7 @@ impl Drop for Scenario {
 /// Removes every image with `label`, newest first (a step's image can go only once the images
 /// built on it are gone), until none has appeared for `settle`.
 async fn remove_images(label: &str, settle: Duration) {
-    let Ok(docker) = todo_deploy::docker::connect(&|key| std::env::var(key).ok()).await else {
+    let Ok(docker) = todo_deploy::docker::connect(&engine_env).await else {
         return;
     };
     let filters = HashMap::from([("label", vec![label])]);

@@ -9,6 +9,7 @@ pub mod docker;
 pub mod endpoints;
 pub mod helm;
 pub mod nodes;
+pub mod rbac;
 pub mod registry;
 pub mod running;
 

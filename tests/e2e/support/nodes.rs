@@ -121,6 +121,12 @@ impl FakeNodes {
         self.exec(node, &["sh", "-c", &script]).await;
     }
 
+    /// Stops `node`'s containerd, as far as `ctr` can tell: every call fails to dial it.
+    pub async fn stop_containerd(&self, node: &str) {
+        let script = "touch /var/lib/fake-node/containerd-down";
+        self.exec(node, &["sh", "-c", script]).await;
+    }
+
     /// Makes imports on `node` read the archive without checking it and record `image` as
     /// `name`, its layers unpacked (`None`: check again): the transport alone, for measurements.
     pub async fn discard_imports(&self, node: &str, recorded: Option<(&str, &BuiltImage)>) {
@@ -286,7 +292,7 @@ impl Drop for FakeNodes {
 }
 
 async fn remove_everything(label: &str) {
-    let Ok(docker) = todo_deploy::docker::connect(&|key| std::env::var(key).ok()).await else {
+    let Ok(docker) = todo_deploy::docker::connect(&super::docker::engine_env).await else {
         return;
     };
     let filters = HashMap::from([("label".to_owned(), vec![label.to_owned()])]);

@@ -28,6 +28,8 @@ pub struct Ctx {
     pub api: Arc<Api>,
     pub faults: Arc<Faults>,
     pub logs: Logs,
+    /// The node's images: how a container answers a port-forward.
+    pub images: crate::node::NodeImages,
     /// "127.0.0.1:PORT"
     pub address: String,
     /// Every request passes it before being served; an injected status write
@@ -35,6 +37,10 @@ pub struct Ctx {
     pub gate: Arc<tokio::sync::Mutex<()>>,
     /// While set, the API server is down: connections are closed before any answer.
     pub down: Arc<std::sync::atomic::AtomicBool>,
+    /// Bearer tokens and who they authenticate (see [`crate::authz`]).
+    pub tokens: Arc<crate::authz::Tokens>,
+    /// Every authorization decision (see [`crate::StandIn::audit`]).
+    pub audit: Arc<crate::authz::Audit>,
 }
 
 /// Parsed query string.
@@ -218,6 +224,9 @@ pub async fn handle(
     let accept = header(&req, http::header::ACCEPT, "");
     let ua = header(&req, http::header::USER_AGENT, "");
     let content_type = header(&req, http::header::CONTENT_TYPE, "application/json");
+    let Some(who) = identify(&ctx, &req) else {
+        return Ok(error_response(&crate::authz::unauthorized()));
+    };
     if method == Method::GET {
         if matches!(path.as_str(), "/healthz" | "/readyz" | "/livez") {
             return Ok(full(200, "ok", "text/plain; charset=utf-8"));
@@ -250,12 +259,22 @@ pub async fn handle(
         }
     }
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let Some(t) = parse_target(&segs) else {
-        return Ok(error_response(&status::path_not_found()));
-    };
-    let body = match req.into_body().collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => return Err(std::io::Error::other(e)),
+    if let Some(t) = parse_target(&segs)
+        && t.res.kind == "Pod"
+        && t.sub.as_deref() == Some("portforward")
+        && matches!(method, Method::GET | Method::POST)
+        && let (Some(ns), Some(name)) = (t.namespace.clone(), t.name.clone())
+    {
+        // As the API server: a port-forward is a `create` of `pods/portforward`.
+        if let Err(e) = authorize(&ctx, &who, &Method::POST, &t, &query, "") {
+            return Ok(error_response(&e));
+        }
+        return Ok(crate::portforward::upgrade(ctx.clone(), ns, name, req));
+    }
+    let asked = (&who, &method, &query, content_type.as_str());
+    let (t, body) = match admit(&ctx, asked, &segs, req.into_body()).await? {
+        Ok(admitted) => admitted,
+        Err(answer) => return Ok(answer),
     };
     let single_get =
         (method == Method::GET && !query.flag("watch") && t.sub.is_none()).then(|| {
@@ -272,6 +291,86 @@ pub async fn handle(
         status_write_after_get(&ctx, res, ns, name, path_q).await;
     }
     Ok(resp)
+}
+
+/// Who asks what, for [`admit`]: the identity, the method, the query, the content type.
+type Asked<'a> = (&'a crate::authz::Identity, &'a Method, &'a Query, &'a str);
+
+/// Who sends `req`, by its bearer token; `None` for a token the server does not know (401).
+fn identify(ctx: &Ctx, req: &Request<Incoming>) -> Option<crate::authz::Identity> {
+    let authorization = header(req, http::header::AUTHORIZATION, "");
+    ctx.tokens
+        .identify(Some(authorization.as_str()).filter(|a| !a.is_empty()))
+}
+
+/// The request's target and body once RBAC allows it; otherwise the answer (404, 403, or the
+/// SelfSubjectAccessReview or TokenRequest `authz` serves).
+async fn admit(
+    ctx: &Ctx,
+    asked: Asked<'_>,
+    segs: &[&str],
+    body: Incoming,
+) -> Result<Result<(Target, Bytes), Response<Body>>, std::io::Error> {
+    let (who, method, query, content_type) = asked;
+    let special = crate::authz::Special::parse(method, segs);
+    let target = parse_target(segs);
+    if special.is_none() && target.is_none() {
+        return Ok(Err(error_response(&status::path_not_found())));
+    }
+    let body = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return Err(std::io::Error::other(e)),
+    };
+    let t = match (special, target) {
+        (Some(special), _) => {
+            let auth = (ctx.tokens.as_ref(), ctx.audit.as_ref());
+            return Ok(Err(
+                match crate::authz::serve(&ctx.api, auth, special, who, &body) {
+                    Ok((code, v)) => json_response(code, &v),
+                    Err(e) => error_response(&e),
+                },
+            ));
+        }
+        (None, Some(t)) => t,
+        (None, None) => return Ok(Err(error_response(&status::path_not_found()))),
+    };
+    match authorize(ctx, who, method, &t, query, content_type) {
+        Ok(()) => Ok(Ok((t, body))),
+        Err(e) => Ok(Err(error_response(&e))),
+    }
+}
+
+/// RBAC for a resource request; an apply that would create the object needs `create` too.
+fn authorize(
+    ctx: &Ctx,
+    who: &crate::authz::Identity,
+    method: &Method,
+    t: &Target,
+    q: &Query,
+    content_type: &str,
+) -> Result<(), ApiError> {
+    use crate::authz::{Attributes, authorize};
+    // The patch handler checks `create` when an apply would create the object.
+    let (ns, name, sub) = (t.namespace.as_deref(), t.name.as_deref(), t.sub.as_deref());
+    let attrs = Attributes::of(method, t.res, ns, name, sub, q.flag("watch"));
+    authorize(&ctx.api, &ctx.audit, who, &attrs)?;
+    let apply = PatchType::from_content_type(content_type) == Some(PatchType::Apply);
+    if *method == Method::PATCH && apply && sub.is_none() {
+        let missing = ctx
+            .api
+            .get(t.res, ns.unwrap_or(""), name.unwrap_or(""))
+            .is_err();
+        if missing {
+            let create = Attributes {
+                verb: "create".into(),
+                ..attrs
+            };
+            if !crate::authz::allowed(&ctx.api, &ctx.audit, who, &create) {
+                return Err(crate::authz::forbidden_create_on_patch(&create));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// An armed status-only write for this GET: takes the gate before the

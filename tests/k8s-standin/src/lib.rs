@@ -24,6 +24,8 @@
 //! - [`StandIn::start`] with [`Options`] (server version, time scale, node
 //!   name and allocatable, watch history size); [`StandIn::url`],
 //!   [`StandIn::write_kubeconfig`].
+//! - Identity: [`StandIn::add_user`] and [`StandIn::kubeconfig_with_token`]; RBAC, a 403 per
+//!   denial, SelfSubjectAccessReview and TokenRequest in [`authz`]; [`StandIn::audit`].
 //! - Inspection: [`StandIn::get`] (an API path), [`StandIn::list`] (kind,
 //!   namespace), [`StandIn::pod_history`] ([`PodRecord`]s),
 //!   [`StandIn::api`] for direct writes through the same storage code.
@@ -40,6 +42,7 @@
 
 pub mod aggregated;
 pub mod api;
+pub mod authz;
 pub mod controllers;
 pub mod defaults;
 pub mod faults;
@@ -48,6 +51,7 @@ pub mod jsonfmt;
 pub mod managed;
 pub mod node;
 pub mod patch;
+pub mod portforward;
 pub mod registry;
 pub mod resources;
 pub mod selectors;
@@ -167,6 +171,7 @@ fn bootstrap(api: &Api, opts: &Options) {
         });
         let _ = api.create(nodes, "", node, &Req::by("kubelet"));
     }
+    authz::bootstrap(api);
 }
 
 impl StandIn {
@@ -182,9 +187,12 @@ impl StandIn {
             api: api.clone(),
             faults: Arc::new(faults::Faults::default()),
             logs: logs.clone(),
+            images: images.clone(),
             address: addr.to_string(),
             gate: Arc::new(tokio::sync::Mutex::new(())),
             down: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            tokens: Arc::new(authz::Tokens::default()),
+            audit: Arc::new(authz::Audit::default()),
         });
         let (idle, handled) = tokio::sync::watch::channel(0);
         let controllers = controllers::start(
@@ -220,6 +228,7 @@ impl StandIn {
                     let _ = hyper::server::conn::http1::Builder::new()
                         .keep_alive(true)
                         .serve_connection(io, svc)
+                        .with_upgrades()
                         .await;
                 });
             }
@@ -262,12 +271,31 @@ impl StandIn {
         &self.ctx.api
     }
 
-    /// A kubeconfig for this server (context `context`, namespace "default").
+    /// A kubeconfig for this server (context `context`, namespace "default"), as the cluster's
+    /// administrator (`system:masters`).
     pub fn kubeconfig(&self, context: &str) -> String {
+        self.kubeconfig_with_token(context, authz::ADMIN_TOKEN)
+    }
+
+    /// A kubeconfig for this server whose user authenticates with `token` (one of
+    /// [`StandIn::add_user`], or a TokenRequest's).
+    pub fn kubeconfig_with_token(&self, context: &str, token: &str) -> String {
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: {context}\n  cluster:\n    server: {url}\nusers:\n- name: {context}\n  user:\n    token: standin-dummy-token\ncontexts:\n- name: {context}\n  context:\n    cluster: {context}\n    user: {context}\n    namespace: default\ncurrent-context: {context}\npreferences: {{}}\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: {context}\n  cluster:\n    server: {url}\nusers:\n- name: {context}\n  user:\n    token: {token}\ncontexts:\n- name: {context}\n  context:\n    cluster: {context}\n    user: {context}\n    namespace: default\ncurrent-context: {context}\npreferences: {{}}\n",
             url = self.url()
         )
+    }
+
+    /// Makes `token` authenticate as the user `name` (groups: `system:authenticated`), who may
+    /// do what RoleBindings and ClusterRoleBindings grant `name`: nothing, until one does.
+    pub fn add_user(&self, token: &str, name: &str) {
+        self.ctx.tokens.add(token, authz::Identity::user(name));
+    }
+
+    /// Every authorization decision so far (user, what was asked, whether it was allowed), in
+    /// order: what an API server's audit log says of RBAC.
+    pub fn audit(&self) -> Vec<authz::Decision> {
+        self.ctx.audit.decisions()
     }
 
     /// Writes [`StandIn::kubeconfig`] to `path`.

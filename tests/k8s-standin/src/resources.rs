@@ -90,6 +90,15 @@ pub static RESOURCES: &[Resource] = &[
     res!(
         "networking.k8s.io",
         "v1",
+        "ingressclasses",
+        "IngressClass",
+        false,
+        true,
+        false
+    ),
+    res!(
+        "networking.k8s.io",
+        "v1",
         "networkpolicies",
         "NetworkPolicy",
         true,
@@ -120,6 +129,42 @@ pub static RESOURCES: &[Resource] = &[
         "leases",
         "Lease",
         true,
+        false,
+        false
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "roles",
+        "Role",
+        true,
+        false,
+        false
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "RoleBinding",
+        true,
+        false,
+        false
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "ClusterRole",
+        false,
+        false,
+        false
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "ClusterRoleBinding",
+        false,
         false,
         false
     ),

@@ -167,6 +167,10 @@ pub fn validate(res: &Resource, obj: &Value) -> ApiResult<()> {
         let ok = match res.kind {
             "Service" | "Namespace" => dns1123_label(name),
             "Event" => !name.is_empty(),
+            // RBAC objects' names are path segments (`system:basic-user`).
+            "Role" | "RoleBinding" | "ClusterRole" | "ClusterRoleBinding" => {
+                !matches!(name, "." | "..") && !name.contains(['/', '%'])
+            }
             _ => dns1123_subdomain(name),
         };
         if !ok {
