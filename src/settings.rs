@@ -2,6 +2,7 @@
 //! work starts. Filesystem reads only (config, env file, build contexts); no cluster or Docker I/O.
 //! Every failure here is the user's input to fix, so all of them exit with the usage code.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::build::context::{hex, input_digest};
 use crate::build::{BuildInputs, ContextError};
 use crate::cli::GlobalArgs;
-use crate::config::source::FieldPath;
+use crate::config::source::{FieldPath, SourceMap};
 use crate::config::validate::{Problems, is_dns_label};
 use crate::config::{self, ConfigError, LoaderKind, PullPolicy};
 use crate::outcome::{Diagnose, Exit};
@@ -18,7 +19,7 @@ use crate::plan::{
     ClusterTarget, ConfigMapPlan, ImageRef, IngressPlan, IngressRoute, Plan, SecretPlan,
     ServicePlan,
 };
-use crate::secrets::{self, SecretsError};
+use crate::secrets::{self, SecretValue, SecretsError};
 use crate::units::parse_duration;
 
 /// What the command does with the plan, and so what must be resolved.
@@ -91,218 +92,48 @@ pub fn resolve(
     let config = &loaded.config;
     let sources = &loaded.sources;
 
-    let namespace = match &global.namespace {
-        Some(namespace) if !is_dns_label(namespace, 63) => {
-            return Err(SettingsError::Flag {
-                flag: "namespace",
-                value: namespace.clone(),
-                message: "not a valid namespace name".to_owned(),
-                fix: "use lowercase letters, digits and `-` (at most 63 characters)".to_owned(),
-            });
-        }
-        Some(namespace) => namespace.clone(),
-        None => config.namespace.clone(),
-    };
-    if let Some(tag) = flags.tag
-        && !is_valid_tag(tag)
-    {
-        return Err(SettingsError::Flag {
-            flag: "tag",
-            value: tag.to_owned(),
-            message: "not a valid image tag".to_owned(),
-            fix: "use letters, digits, `_`, `.` and `-`, not starting with `.` or `-` (at most 128 characters)".to_owned(),
-        });
-    }
+    let namespace = resolve_namespace(global.namespace.as_deref(), config)?;
+    check_flags(flags)?;
     let timeout = resolve_timeout(flags.timeout, &config.rollout.timeout)?;
-    if flags.history_max == Some(0) {
-        return Err(SettingsError::Flag {
-            flag: "history-max",
-            value: "0".to_owned(),
-            message: "the history must keep at least the current revision".to_owned(),
-            fix: "use 1 or more".to_owned(),
-        });
-    }
     let loader = flags.loader.unwrap_or(config.cluster.loader);
 
-    let root = FieldPath::default();
     let mut problems = Problems::new(sources);
-    let registry = match (loader, &config.cluster.registry) {
-        (LoaderKind::Registry, Some(registry)) => Some(registry.trim_end_matches('/').to_owned()),
-        (LoaderKind::Registry, None) => {
-            problems.push(
-                root.child("cluster").child("registry"),
-                "the `registry` loader needs a registry to push to",
-                "set `cluster.registry`, e.g. `--set cluster.registry=localhost:5000`",
-            );
-            None
-        }
-        _ => None,
+    let registry = resolve_registry(loader, config, &mut problems);
+    let inputs = ServiceInputs {
+        sources,
+        purpose,
+        tag: flags.tag,
+        loader,
+        registry: registry.as_deref(),
     };
-
     let mut services = Vec::new();
     for (name, service) in &config.services {
-        let at = root.child("services").child(name).child("build");
-        let base = |field: &FieldPath| {
-            sources
-                .value_position(field)
-                .map(|p| p.base_dir())
-                .unwrap_or_else(|| PathBuf::from("."))
-        };
-        let context = absolute(&base(&at.child("context")).join(&service.build.context));
-        let dockerfile = match &service.build.dockerfile {
-            Some(path) => context.join(path),
-            None => context.join("Dockerfile"),
-        };
-        let deploying = purpose == Purpose::Deploy;
-        if deploying && !context.is_dir() {
-            problems.push(
-                at.child("context"),
-                format!("the build context `{}` is not a directory", context.display()),
-                "point it at the directory that holds the service's Dockerfile (relative paths are relative to the file that sets them)",
-            );
-            continue;
+        if let Some(plan) = service_plan(name, service, &inputs, &mut problems)? {
+            services.push(plan);
         }
-        if deploying && !dockerfile.is_file() {
-            let field = if service.build.dockerfile.is_some() {
-                at.child("dockerfile")
-            } else {
-                at.child("context")
-            };
-            problems.push(
-                field,
-                format!("there is no Dockerfile at `{}`", dockerfile.display()),
-                "create it, or set `build.dockerfile` to its path relative to the context",
-            );
-            continue;
-        }
-        let build = BuildInputs {
-            context,
-            dockerfile,
-            args: service.build.args.clone(),
-            target: service.build.target.clone(),
-            labels: service.build.labels.clone(),
-        };
-        let input_digest = match purpose {
-            Purpose::Deploy => input_digest(&build).map_err(|source| SettingsError::Context {
-                service: name.clone(),
-                source,
-            })?,
-            Purpose::Inspect => String::new(),
-        };
-        let tag = match (flags.tag, purpose) {
-            (Some(tag), _) => tag.to_owned(),
-            // The first 12 hex digits: the same inputs give the same tag.
-            (None, Purpose::Deploy) => input_digest[..12].to_owned(),
-            (None, Purpose::Inspect) => "unbuilt".to_owned(),
-        };
-        let repository = match &registry {
-            Some(registry) => format!("{registry}/{}", service.image),
-            None => service.image.clone(),
-        };
-        let pull_policy = service.image_pull_policy.unwrap_or(match loader {
-            LoaderKind::Registry | LoaderKind::None => PullPolicy::IfNotPresent,
-            _ => PullPolicy::Never,
-        });
-        services.push(ServicePlan {
-            name: name.clone(),
-            build,
-            input_digest,
-            image: ImageRef { repository, tag },
-            port: service.port,
-            service_port: service.service.port.unwrap_or(service.port),
-            service_kind: service.service.kind,
-            replicas: service.replicas,
-            resources: service.resources.clone(),
-            probes: service.probes.clone(),
-            startup: None,
-            env: service.env.clone(),
-            pull_policy,
-            allow_from: service.allow_from.clone(),
-        });
     }
     let problems = problems.into_vec();
     if !problems.is_empty() {
         return Err(ConfigError::Invalid(problems).into());
     }
 
-    let env_file = match &global.env_file {
-        Some(path) => Some(path.clone()),
-        None => config.secret.env_file.as_ref().map(|path| {
-            let field = root.child("secret").child("envFile");
-            sources
-                .value_position(&field)
-                .map(|p| p.base_dir())
-                .unwrap_or_default()
-                .join(path)
-        }),
-    };
+    let env_file = env_file(global.env_file.as_deref(), config, sources);
     let values = match purpose {
         Purpose::Inspect => Default::default(),
         Purpose::Deploy => secrets::collect(&secret_keys(config), env_file.as_deref(), env)?,
     };
-
-    let ingress = config.ingress.enabled.then(|| IngressPlan {
-        name: config
-            .ingress
-            .name
-            .clone()
-            .unwrap_or_else(|| config.release.clone()),
-        class_name: config.ingress.class_name.clone(),
-        host: config.ingress.host.clone(),
-        paths: config
-            .ingress
-            .paths
-            .iter()
-            .filter_map(|p| {
-                let service = services.iter().find(|s| s.name == p.service)?;
-                Some(IngressRoute {
-                    path: p.path.clone(),
-                    service: p.service.clone(),
-                    port: service.service_port,
-                })
-            })
-            .collect(),
-    });
-
     Ok(Plan {
         release: config.release.clone(),
         namespace,
         app: config.app.clone(),
-        cluster: ClusterTarget {
-            kubeconfig: global.kubeconfig.clone(),
-            context: global
-                .context
-                .clone()
-                .or_else(|| config.cluster.context.clone()),
-            loader,
-            minikube_profile: config.cluster.minikube_profile.clone(),
-            containerd_socket: config.cluster.containerd_socket.clone(),
-            registry,
-        },
+        cluster: cluster_target(global, config, loader, registry),
+        ingress: ingress_plan(config, &services),
         services,
         config_map: ConfigMapPlan {
             name: config.config_map.name.clone(),
             data: config.config_map.data.clone(),
         },
-        secret: SecretPlan {
-            name: config.secret.name.clone(),
-            keys: config
-                .secret
-                .keys
-                .iter()
-                .map(|key| key.name.clone())
-                .collect(),
-            optional: config
-                .secret
-                .keys
-                .iter()
-                .filter(|key| key.optional)
-                .map(|key| key.name.clone())
-                .collect(),
-            values,
-            env_file,
-        },
-        ingress,
+        secret: secret_plan(config, values, env_file),
         security: config.security.clone(),
         autoscaling: config
             .autoscaling
@@ -323,7 +154,253 @@ pub fn resolve(
     })
 }
 
-/// The configured keys as the secrets stage takes them.
+/// `--namespace`, checked, else the config's.
+fn resolve_namespace(flag: Option<&str>, config: &config::Config) -> Result<String, SettingsError> {
+    match flag {
+        Some(namespace) if !is_dns_label(namespace, 63) => Err(SettingsError::Flag {
+            flag: "namespace",
+            value: namespace.to_owned(),
+            message: "not a valid namespace name".to_owned(),
+            fix: "use lowercase letters, digits and `-` (at most 63 characters)".to_owned(),
+        }),
+        Some(namespace) => Ok(namespace.to_owned()),
+        None => Ok(config.namespace.clone()),
+    }
+}
+
+/// The command's own flags that need more than clap's parsing: `--tag`, `--history-max`.
+fn check_flags(flags: &CommandFlags<'_>) -> Result<(), SettingsError> {
+    if let Some(tag) = flags.tag
+        && !is_valid_tag(tag)
+    {
+        return Err(SettingsError::Flag {
+            flag: "tag",
+            value: tag.to_owned(),
+            message: "not a valid image tag".to_owned(),
+            fix: "use letters, digits, `_`, `.` and `-`, not starting with `.` or `-` (at most 128 characters)".to_owned(),
+        });
+    }
+    if flags.history_max == Some(0) {
+        return Err(SettingsError::Flag {
+            flag: "history-max",
+            value: "0".to_owned(),
+            message: "the history must keep at least the current revision".to_owned(),
+            fix: "use 1 or more".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// The registry the `registry` loader pushes to (none for the other loaders).
+fn resolve_registry(
+    loader: LoaderKind,
+    config: &config::Config,
+    problems: &mut Problems<'_>,
+) -> Option<String> {
+    match (loader, &config.cluster.registry) {
+        (LoaderKind::Registry, Some(registry)) => Some(registry.trim_end_matches('/').to_owned()),
+        (LoaderKind::Registry, None) => {
+            problems.push(
+                FieldPath::default().child("cluster").child("registry"),
+                "the `registry` loader needs a registry to push to",
+                "set `cluster.registry`, e.g. `--set cluster.registry=localhost:5000`",
+            );
+            None
+        }
+        _ => None,
+    }
+}
+
+/// What every service's plan is resolved with.
+struct ServiceInputs<'a> {
+    sources: &'a SourceMap,
+    purpose: Purpose,
+    tag: Option<&'a str>,
+    loader: LoaderKind,
+    registry: Option<&'a str>,
+}
+
+/// One service's plan; `None` when its build inputs are wrong (the problem is recorded).
+fn service_plan(
+    name: &str,
+    service: &config::ServiceConfig,
+    inputs: &ServiceInputs<'_>,
+    problems: &mut Problems<'_>,
+) -> Result<Option<ServicePlan>, SettingsError> {
+    let Some(build) = build_inputs(name, service, inputs, problems) else {
+        return Ok(None);
+    };
+    let input_digest = match inputs.purpose {
+        Purpose::Deploy => input_digest(&build).map_err(|source| SettingsError::Context {
+            service: name.to_owned(),
+            source,
+        })?,
+        Purpose::Inspect => String::new(),
+    };
+    let tag = match (inputs.tag, inputs.purpose) {
+        (Some(tag), _) => tag.to_owned(),
+        // The first 12 hex digits: the same inputs give the same tag.
+        (None, Purpose::Deploy) => input_digest[..12].to_owned(),
+        (None, Purpose::Inspect) => "unbuilt".to_owned(),
+    };
+    let repository = match inputs.registry {
+        Some(registry) => format!("{registry}/{}", service.image),
+        None => service.image.clone(),
+    };
+    let pull_policy = service.image_pull_policy.unwrap_or(match inputs.loader {
+        LoaderKind::Registry | LoaderKind::None => PullPolicy::IfNotPresent,
+        _ => PullPolicy::Never,
+    });
+    Ok(Some(ServicePlan {
+        name: name.to_owned(),
+        build,
+        input_digest,
+        image: ImageRef { repository, tag },
+        port: service.port,
+        service_port: service.service.port.unwrap_or(service.port),
+        service_kind: service.service.kind,
+        replicas: service.replicas,
+        resources: service.resources.clone(),
+        probes: service.probes.clone(),
+        startup: None,
+        env: service.env.clone(),
+        pull_policy,
+        allow_from: service.allow_from.clone(),
+    }))
+}
+
+/// The service's build context and Dockerfile, relative to the file that set them; when
+/// deploying both must exist (else a problem is recorded and `None` returned).
+fn build_inputs(
+    name: &str,
+    service: &config::ServiceConfig,
+    inputs: &ServiceInputs<'_>,
+    problems: &mut Problems<'_>,
+) -> Option<BuildInputs> {
+    let at = FieldPath::default()
+        .child("services")
+        .child(name)
+        .child("build");
+    let base = inputs
+        .sources
+        .value_position(&at.child("context"))
+        .map(|p| p.base_dir())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let context = absolute(&base.join(&service.build.context));
+    let dockerfile = match &service.build.dockerfile {
+        Some(path) => context.join(path),
+        None => context.join("Dockerfile"),
+    };
+    let deploying = inputs.purpose == Purpose::Deploy;
+    if deploying && !context.is_dir() {
+        problems.push(
+            at.child("context"),
+            format!("the build context `{}` is not a directory", context.display()),
+            "point it at the directory that holds the service's Dockerfile (relative paths are relative to the file that sets them)",
+        );
+        return None;
+    }
+    if deploying && !dockerfile.is_file() {
+        let field = match service.build.dockerfile.is_some() {
+            true => at.child("dockerfile"),
+            false => at.child("context"),
+        };
+        problems.push(
+            field,
+            format!("there is no Dockerfile at `{}`", dockerfile.display()),
+            "create it, or set `build.dockerfile` to its path relative to the context",
+        );
+        return None;
+    }
+    Some(BuildInputs {
+        context,
+        dockerfile,
+        args: service.build.args.clone(),
+        target: service.build.target.clone(),
+        labels: service.build.labels.clone(),
+    })
+}
+
+/// `--env-file`, else the config's `secret.envFile` relative to the file that set it.
+fn env_file(flag: Option<&Path>, config: &config::Config, sources: &SourceMap) -> Option<PathBuf> {
+    match flag {
+        Some(path) => Some(path.to_path_buf()),
+        None => config.secret.env_file.as_ref().map(|path| {
+            let field = FieldPath::default().child("secret").child("envFile");
+            sources
+                .value_position(&field)
+                .map(|p| p.base_dir())
+                .unwrap_or_default()
+                .join(path)
+        }),
+    }
+}
+
+/// Where the cluster is and how images reach it.
+fn cluster_target(
+    global: &GlobalArgs,
+    config: &config::Config,
+    loader: LoaderKind,
+    registry: Option<String>,
+) -> ClusterTarget {
+    ClusterTarget {
+        kubeconfig: global.kubeconfig.clone(),
+        context: global
+            .context
+            .clone()
+            .or_else(|| config.cluster.context.clone()),
+        loader,
+        minikube_profile: config.cluster.minikube_profile.clone(),
+        containerd_socket: config.cluster.containerd_socket.clone(),
+        registry,
+    }
+}
+
+/// The Ingress, when enabled, with a route per path whose service exists.
+fn ingress_plan(config: &config::Config, services: &[ServicePlan]) -> Option<IngressPlan> {
+    let ingress = &config.ingress;
+    ingress.enabled.then(|| IngressPlan {
+        name: ingress
+            .name
+            .clone()
+            .unwrap_or_else(|| config.release.clone()),
+        class_name: ingress.class_name.clone(),
+        host: ingress.host.clone(),
+        paths: ingress
+            .paths
+            .iter()
+            .filter_map(|p| {
+                let service = services.iter().find(|s| s.name == p.service)?;
+                Some(IngressRoute {
+                    path: p.path.clone(),
+                    service: p.service.clone(),
+                    port: service.service_port,
+                })
+            })
+            .collect(),
+    })
+}
+
+/// The Secret: its keys (the optional ones apart), the values read, where they came from.
+fn secret_plan(
+    config: &config::Config,
+    values: BTreeMap<String, SecretValue>,
+    env_file: Option<PathBuf>,
+) -> SecretPlan {
+    let keys = &config.secret.keys;
+    SecretPlan {
+        name: config.secret.name.clone(),
+        keys: keys.iter().map(|key| key.name.clone()).collect(),
+        optional: keys
+            .iter()
+            .filter(|key| key.optional)
+            .map(|key| key.name.clone())
+            .collect(),
+        values,
+        env_file,
+    }
+}
+
 fn secret_keys(config: &config::Config) -> Vec<secrets::Key> {
     config
         .secret

@@ -95,7 +95,7 @@ async fn permissions(cluster: &Cluster, namespace: &str) -> Finding {
         Ok(missing) if missing.is_empty() => Finding::ok(
             Check::Permissions,
             format!(
-                "the credentials may do all {} things `up` does in namespace `{namespace}`",
+                "the credentials have all {} permissions `up` needs in namespace `{namespace}`",
                 wanted.len()
             ),
         ),

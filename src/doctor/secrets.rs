@@ -83,6 +83,38 @@ fn placeholder(value: &str, example: Option<&SecretValue>) -> bool {
     example.is_some_and(|e| e.expose() == value) || PLACEHOLDERS.iter().any(|p| lower.contains(p))
 }
 
+/// A value that reads like a placeholder (or is `.env.example`'s own).
+fn placeholder_finding(key: &str, example: Option<&Example>) -> Finding {
+    Finding::warning(
+        Check::Secrets,
+        format!(
+            "the value of `{key}` looks like a placeholder{}",
+            match example {
+                Some(e) => format!(" (as in `{}`)", e.path.display()),
+                None => String::new(),
+            }
+        ),
+        format!("put the real value of `{key}` in the environment or the env file"),
+    )
+}
+
+/// Required keys without a value, with where to put the first.
+fn missing_finding(plan: &Plan, first: &str, missing: &[String]) -> Finding {
+    let file = match &plan.secret.env_file {
+        Some(path) => format!("add `{first}=...` to `{}`", path.display()),
+        None => {
+            "pass an env file with `--env-file .env` (template: `examples/todo-app/.env.example`)"
+                .to_owned()
+        }
+    };
+    let names: Vec<String> = missing.iter().map(|k| format!("`{k}`")).collect();
+    Finding::error(
+        Check::Secrets,
+        format!("no value for {}", names.join(", ")),
+        Some(format!("export {first}=... in the environment, or {file}")),
+    )
+}
+
 /// The findings for `plan`'s keys; `env` reads the environment, `from_file` is the env file's
 /// values (empty without one).
 pub fn check(
@@ -106,17 +138,7 @@ pub fn check(
         let optional = plan.secret.optional.contains(key);
         match value {
             Some(value) if placeholder(value.expose(), example.and_then(|e| e.values.get(key))) => {
-                findings.push(Finding::warning(
-                    Check::Secrets,
-                    format!(
-                        "the value of `{key}` looks like a placeholder{}",
-                        match example {
-                            Some(e) => format!(" (as in `{}`)", e.path.display()),
-                            None => String::new(),
-                        }
-                    ),
-                    format!("put the real value of `{key}` in the environment or the env file"),
-                ));
+                findings.push(placeholder_finding(key, example));
             }
             Some(_) => set.push(format!("`{key}`")),
             None if optional => findings.push(Finding::ok(
@@ -145,27 +167,8 @@ pub fn check(
             ),
         );
     }
-    if !missing.is_empty() {
-        let first = &missing[0];
-        let file = match &plan.secret.env_file {
-            Some(path) => format!("add `{first}=...` to `{}`", path.display()),
-            None => "pass an env file with `--env-file .env` (template: `examples/todo-app/.env.example`)".to_owned(),
-        };
-        findings.insert(
-            0,
-            Finding::error(
-                Check::Secrets,
-                format!(
-                    "no value for {}",
-                    missing
-                        .iter()
-                        .map(|k| format!("`{k}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                Some(format!("export {first}=... in the environment, or {file}")),
-            ),
-        );
+    if let Some(first) = missing.first() {
+        findings.insert(0, missing_finding(plan, first, &missing));
     }
     if plan.secret.keys.is_empty() {
         findings.push(Finding::ok(

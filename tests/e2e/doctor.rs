@@ -143,7 +143,7 @@ async fn every_check_passes_on_a_ready_cluster() {
         run.stdout
     );
     assert!(
-        has(&run, "ok ", "permissions", "the credentials may do all"),
+        has(&run, "ok ", "permissions", "the credentials have all"),
         "{}",
         run.stdout
     );
