@@ -390,6 +390,7 @@ async fn refusing_or_unreachable_registries_stop_before_any_cluster_change() {
     };
     let host = format!("127.0.0.1:{nobody}");
     let unreachable = run(&env, &up_args(&host)).await;
+    crate::support::registry::untag(&host).await;
     unreachable.expect_code(1);
     let expected = format!("the registry `{host}` did not answer");
     assert!(

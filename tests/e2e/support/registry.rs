@@ -208,9 +208,41 @@ impl Registry {
 }
 
 impl Drop for Registry {
+    /// Stops the registry and removes the tags pushes made in the engine (`HOST/…`; the images
+    /// stay under their other names).
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let host = self.host.clone();
+        // Drop cannot await, and may run inside the test's runtime: untag on a thread.
+        let untagging = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(untag(&host));
+        });
+        let _ = untagging.join();
+    }
+}
+
+/// Removes the engine's tags under `host` (what pushes to it tagged).
+pub async fn untag(host: &str) {
+    use bollard::query_parameters::{ListImagesOptionsBuilder, RemoveImageOptionsBuilder};
+    let engine = super::docker::engine_env;
+    let Ok(docker) = todo_deploy::docker::connect(&engine).await else {
+        return;
+    };
+    let pattern = format!("{host}/*");
+    let filters = std::collections::HashMap::from([("reference", vec![pattern.as_str()])]);
+    let listed = ListImagesOptionsBuilder::new().filters(&filters).build();
+    for image in docker.list_images(Some(listed)).await.unwrap_or_default() {
+        for tag in image.repo_tags.iter().filter(|t| t.starts_with(host)) {
+            let untag = RemoveImageOptionsBuilder::new().noprune(true).build();
+            let _ = docker.remove_image(tag, Some(untag), None).await;
+        }
     }
 }
 
