@@ -60,7 +60,9 @@ fn every_target_has_a_test_here() {
             "yaml_layer",
             "config_load",
             "plan",
-            "env_file"
+            "env_file",
+            "docker_config",
+            "registry_hosting"
         ]
     );
 }
@@ -103,4 +105,14 @@ fn plan() {
 #[test]
 fn env_file() {
     replay("env_file");
+}
+
+#[test]
+fn docker_config() {
+    replay("docker_config");
+}
+
+#[test]
+fn registry_hosting() {
+    replay("registry_hosting");
 }

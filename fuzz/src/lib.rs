@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use todo_deploy::cli::GlobalArgs;
 use todo_deploy::config::source::{self, FieldPath, Origin};
+use todo_deploy::load::registry::{credentials, hosting};
 use todo_deploy::outcome::Diagnose;
 use todo_deploy::settings::{self, CommandFlags, Purpose};
 use todo_deploy::units::{self, MAX_DURATION, MAX_QUANTITY};
@@ -33,7 +34,46 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("config_load", config_load),
     ("plan", plan),
     ("env_file", env_file),
+    ("docker_config", docker_config),
+    ("registry_hosting", registry_hosting),
 ];
+
+/// `credentials::stored`: the first line is the registry, the rest `config.json`. A login found
+/// is for that registry's host; a helper has a name.
+pub fn docker_config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (registry, config) = text.split_once('\n').unwrap_or((text, "{}"));
+    match credentials::stored(config, registry) {
+        Ok(stored) => {
+            assert!(stored.helper.as_ref().is_none_or(|h| !h.is_empty()));
+            if let Some(login) = stored.auths {
+                let host = credentials::host_of(registry);
+                assert_eq!(login.serveraddress.as_deref(), Some(host), "{text:?}");
+            }
+        }
+        Err(message) => assert!(!message.is_empty()),
+    }
+}
+
+/// `hosting::parse` (`localRegistryHosting.v1`): a registry found has a host and a host the
+/// nodes pull from.
+pub fn registry_hosting(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match hosting::parse(text) {
+        Ok(Some(found)) => {
+            assert!(
+                !found.host.is_empty() && !found.from_runtime.is_empty(),
+                "{text:?}"
+            );
+        }
+        Ok(None) => {}
+        Err(message) => assert!(!message.is_empty()),
+    }
+}
 
 /// `units::parse_duration`: a duration is more than zero, at most a day, and fits on the clock.
 pub fn duration(data: &[u8]) {

@@ -14,10 +14,12 @@ use crate::cli::{DeployArgs, GlobalArgs};
 use crate::cluster::{self, Cluster};
 use crate::config::LoaderKind;
 use crate::docker;
-use crate::load::{self, Loader};
+use crate::load::registry::Target;
+use crate::load::{self, Loader, NodeLoad};
 use crate::outcome::{Exit, Failure};
 use crate::plan::Plan;
 use crate::release::{self, ImageRecord, Record, RevisionStatus, lock};
+use crate::render::registry::{Pin, PullLogin};
 use crate::render::{self, Kind, Manifest, ObjectKey, Rendered};
 use crate::rollout::{self, Outcome};
 use crate::settings::{self, CommandFlags, Purpose};
@@ -74,19 +76,53 @@ async fn pipeline(
     let adoption = adopt::detect(plan, &checked.cluster, &objects, args, dry_run, events).await?;
     if dry_run {
         let cluster = &checked.cluster;
+        let rendered = as_deployed(cluster, plan, rendered).await;
+        let objects: Vec<Object> = rendered.objects.iter().map(Object::from_manifest).collect();
         let release = (&namespace, objects.as_slice());
         return dry(cluster, plan, release, args, mode, events, printer).await;
     }
     lock::check(&checked.cluster, &plan.namespace, &plan.release, events).await?;
-    let built = ship(plan, args, env, &checked, events).await?;
+    let shipment = ship(plan, args, env, &checked, events).await?;
+    // Pushed images are deployed by the digest the registry reported.
+    let (rendered, objects) = match shipment.pins.is_empty() {
+        true => (rendered, objects),
+        false => {
+            let pins = &shipment.pins;
+            let pinned = render::registry::pinned(plan, rendered, pins, shipment.pull.as_ref());
+            let objects = pinned.objects.iter().map(Object::from_manifest).collect();
+            (pinned, objects)
+        }
+    };
     let shipped = Shipped {
         rendered: &rendered,
         namespace: &namespace,
         objects: &objects,
-        built: &built,
+        built: &shipment.built,
+        pins: &shipment.pins,
     };
     let adoption = adoption.as_ref();
     release(plan, args, env, &checked.cluster, shipped, adoption, events).await
+}
+
+/// A dry run pushes nothing: where the live Deployments run a digest pushed from the same tag,
+/// they keep it, and their pull Secret (see [`render::registry::as_deployed`]). Nothing live
+/// (or nothing readable) leaves `rendered` as it is.
+async fn as_deployed(cluster: &Cluster, plan: &Plan, rendered: Rendered) -> Rendered {
+    use k8s_openapi::api::{apps::v1::Deployment, core::v1::Secret};
+    let deployments: kube::Api<Deployment> =
+        kube::Api::namespaced(cluster.client.clone(), &plan.namespace);
+    let selector = render::labels::release_selector(&plan.release);
+    let live = match deployments
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await
+    {
+        Ok(list) => list.items,
+        Err(_) => return rendered,
+    };
+    let secrets: kube::Api<Secret> = kube::Api::namespaced(cluster.client.clone(), &plan.namespace);
+    let name = render::registry::pull_secret_name(&plan.release);
+    let secret = secrets.get_opt(&name).await.ok().flatten();
+    render::registry::as_deployed(plan, rendered, &live, secret)
 }
 
 /// What is known once everything that can be checked without changing anything was.
@@ -177,19 +213,45 @@ fn loads(plan: &Plan) -> bool {
     !matches!(plan.cluster.loader, LoaderKind::None | LoaderKind::Docker)
 }
 
-/// Builds the images and gets them onto the nodes; nothing in the cluster changes. The loader
-/// checks its nodes before a slow build, and may ask to build in their engine (Minikube's).
+/// What [`ship`] got where the cluster can run it.
+struct Shipment {
+    built: Vec<BuiltImage>,
+    /// The digests pushed images are deployed by (empty unless a registry was pushed to).
+    pins: Vec<Pin>,
+    /// The login the nodes pull with, for the pull Secret.
+    pull: Option<PullLogin>,
+}
+
+/// The loader: a registry the cluster publishes (KEP-1755) when no loader is configured, else
+/// the one [`load::resolve`] picks.
+async fn loader(
+    docker: &Docker,
+    plan: &Plan,
+    checked: &Checked,
+    env: &dyn Fn(&str) -> Option<String>,
+    events: &Events,
+) -> Result<Loader, Failure> {
+    if plan.cluster.loader == LoaderKind::Auto
+        && let Some(hosting) = load::read_hosting(&checked.cluster.client).await?
+    {
+        return Ok(load::published_registry(&hosting, env, events)?);
+    }
+    let context = &checked.cluster.context;
+    Ok(load::resolve(docker, &plan.cluster, context, env, events).await?)
+}
+
+/// Builds the images and gets them onto the nodes (or pushes them); nothing in the cluster
+/// changes. The loader checks its nodes before a slow build, and may ask to build in their
+/// engine (Minikube's).
 async fn ship(
     plan: &Plan,
     args: &DeployArgs,
     env: &dyn Fn(&str) -> Option<String>,
     checked: &Checked,
     events: &Events,
-) -> Result<Vec<BuiltImage>, Failure> {
+) -> Result<Shipment, Failure> {
     let loader = match (&checked.docker, loads(plan)) {
-        (Some(docker), true) => {
-            Some(load::resolve(docker, &plan.cluster, &checked.cluster.context, env, events).await?)
-        }
+        (Some(docker), true) => Some(loader(docker, plan, checked, env, events).await?),
         _ => None,
     };
     let engine = match (
@@ -217,13 +279,59 @@ async fn ship(
         (Some(engine), true) => existing_images(engine, plan, events).await,
         (None, _) => Vec::new(),
     };
+    let mut shipment = Shipment {
+        built: Vec::new(),
+        pins: Vec::new(),
+        pull: None,
+    };
     if let (Some(loader), Some(engine)) = (&loader, &engine) {
-        tokio::select! {
-            loaded = load::load_all(engine, loader, &built, events) => { loaded?; }
+        let loaded = tokio::select! {
+            loaded = load::load_all(engine, loader, &built, events) => loaded?,
             _ = super::interrupted() => return Err(interrupted("loading images")),
+        };
+        if let Some(target) = loader.registry() {
+            shipment.pins = pins(&built, &loaded, target);
+            shipment.pull = pull_login(target, events);
         }
     }
-    Ok(built)
+    shipment.built = built;
+    Ok(shipment)
+}
+
+/// Each pushed image's digest reference, and the tagged reference it was pushed as.
+fn pins(built: &[BuiltImage], loaded: &[NodeLoad], target: &Target) -> Vec<Pin> {
+    loaded
+        .iter()
+        .filter_map(|load| {
+            let image = &built.iter().find(|b| b.service == load.service)?.image;
+            let path = image
+                .repository
+                .strip_prefix(&format!("{}/", target.push_to))
+                .unwrap_or(&image.repository);
+            Some(Pin {
+                service: load.service.clone(),
+                image: load.image.clone(),
+                tagged: format!("{}/{path}:{}", target.pull_from, image.tag),
+            })
+        })
+        .collect()
+}
+
+/// The login the nodes pull with: the one pushed with, when it is a user and password.
+fn pull_login(target: &Target, events: &Events) -> Option<PullLogin> {
+    let login = target.login.as_ref()?;
+    let Some((username, password)) = login.basic() else {
+        events.send(Event::Warning(format!(
+            "the login for `{}` is an identity token, which a kubelet cannot use: no pull Secret is made; give the nodes access to the registry",
+            target.pull_from
+        )));
+        return None;
+    };
+    Some(PullLogin {
+        registry: load::registry::credentials::host_of(&target.pull_from).to_owned(),
+        username,
+        password,
+    })
 }
 
 /// What `release` deploys.
@@ -232,6 +340,7 @@ struct Shipped<'a> {
     namespace: &'a Object,
     objects: &'a [Object],
     built: &'a [BuiltImage],
+    pins: &'a [Pin],
 }
 
 /// Changes the cluster: the namespace, then under the release lock the revision (apply, wait,
@@ -301,7 +410,7 @@ fn new_record(plan: &Plan, history: &[Record], shipped: &Shipped<'_>) -> Record 
         time: String::new(),
         tool_version: String::new(),
         description: if installed { "Upgrade" } else { "Install" }.to_owned(),
-        images: images(plan, shipped.built),
+        images: images(plan, shipped.built, shipped.pins),
         config_digest: plan.config_digest.clone(),
         manifests: release::redact_manifests(&shipped.rendered.all()),
     }
@@ -405,6 +514,7 @@ async fn roll_back(
         None => recorded_secret,
     };
     objects.extend(previous_secret);
+    objects.extend(pull_secret_kept(deployer, deployed));
     let record = Record {
         description: format!(
             "Rollback to {} (revision {revision} failed)",
@@ -455,6 +565,19 @@ async fn roll_back(
     }
 }
 
+/// The pull Secret the failed run applied, which a rollback keeps (its login is in memory
+/// only, and the revision rolled back to may pull from the same registry).
+fn pull_secret_kept(deployer: &Deployer<'_>, deployed: &Deployed) -> Option<Object> {
+    let name = render::registry::pull_secret_name(deployer.release);
+    deployed
+        .report
+        .applied
+        .iter()
+        .find(|a| a.key.kind == Kind::Secret && a.key.name == name)
+        .and_then(|a| a.after.as_ref())
+        .and_then(revision::secret_object)
+}
+
 /// With `--no-build`, the images as they are in the engine, so that they can be loaded; an
 /// image the engine lacks is deployed as it is (the node may have it) with a warning.
 async fn existing_images(engine: &Docker, plan: &Plan, events: &Events) -> Vec<BuiltImage> {
@@ -477,12 +600,15 @@ async fn existing_images(engine: &Docker, plan: &Plan, events: &Events) -> Vec<B
     found
 }
 
-fn images(plan: &Plan, built: &[BuiltImage]) -> Vec<ImageRecord> {
+fn images(plan: &Plan, built: &[BuiltImage], pins: &[Pin]) -> Vec<ImageRecord> {
     plan.services
         .iter()
         .map(|service| ImageRecord {
             service: service.name.clone(),
-            reference: service.image.to_string(),
+            reference: pins
+                .iter()
+                .find(|pin| pin.service == service.name)
+                .map_or_else(|| service.image.to_string(), |pin| pin.image.clone()),
             id: built
                 .iter()
                 .find(|b| b.service == service.name)

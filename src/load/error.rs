@@ -106,8 +106,23 @@ pub enum LoadError {
     NoSocket { path: PathBuf },
     #[error("`registry` is the loader, but no registry is set")]
     NoRegistry,
-    #[error("pushing `{image}` failed: {message}")]
-    Push { image: String, message: String },
+    #[error("pushing `{image}` failed: {refusal}")]
+    Push {
+        image: String,
+        refusal: super::refusal::Refusal,
+    },
+    #[error("cannot read the Docker configuration `{}`: {message}", path.display())]
+    DockerConfig { path: PathBuf, message: String },
+    #[error("the credential helper `{program}` gave no login for `{registry}`: {message}")]
+    CredentialHelper {
+        program: String,
+        registry: String,
+        message: String,
+    },
+    #[error(
+        "the cluster publishes a local registry (ConfigMap `kube-public/local-registry-hosting`), but it cannot be read: {message}"
+    )]
+    Hosting { message: String },
 }
 
 fn output_lines(output: &str) -> String {
@@ -216,22 +231,17 @@ impl Diagnose for LoadError {
             LoadError::NoRegistry => {
                 "set `cluster.registry`, e.g. `--set cluster.registry=localhost:5000`".to_owned()
             }
-            LoadError::Push { message, .. } => push_hint(message),
+            LoadError::Push { refusal, .. } => refusal.hint(),
+            LoadError::DockerConfig { .. } => {
+                "fix the JSON, or log in again with `docker login REGISTRY`, which rewrites it".to_owned()
+            }
+            LoadError::CredentialHelper { program, registry, .. } => format!(
+                "install `{program}` or put it on `PATH`, or log in with `docker login {registry}`; `echo {registry} | {program} get` shows what it says"
+            ),
+            LoadError::Hosting { .. } => {
+                "fix the ConfigMap (KEP-1755: `localRegistryHosting.v1` with `host` and `hostFromContainerRuntime`), or choose a loader with `--loader`".to_owned()
+            }
         };
         Some(hint)
-    }
-}
-
-fn push_hint(message: &str) -> String {
-    let message = message.to_ascii_lowercase();
-    if message.contains("unauthorized")
-        || message.contains("authentication required")
-        || message.contains("denied")
-    {
-        "log in to the registry with `docker login REGISTRY` (credentials kept by a credential helper, `credsStore`, are not read: set `auths` in `~/.docker/config.json`)".to_owned()
-    } else if message.contains("server gave http response to https client") {
-        "the registry speaks plain HTTP: add it to `insecure-registries` in `/etc/docker/daemon.json` and restart Docker (`localhost` registries are allowed already)".to_owned()
-    } else {
-        "is the registry running and reachable from the Docker engine? `docker push IMAGE` shows the same".to_owned()
     }
 }

@@ -4,11 +4,10 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use bollard::auth::DockerCredentials;
-
 use crate::docker::Endpoint;
 
 use super::nodes::Node;
+use super::registry::Target;
 
 /// How this run gets images to the cluster, resolved by [`resolve`].
 pub struct Loader {
@@ -28,10 +27,8 @@ pub(super) enum Strategy {
     InEngine,
     /// Loading is off (`--loader none`).
     Nothing,
-    Registry {
-        registry: String,
-        credentials: Option<DockerCredentials>,
-    },
+    /// Push to a registry the nodes pull from.
+    Registry(Target),
 }
 
 impl fmt::Debug for Loader {
@@ -64,6 +61,14 @@ impl Loader {
         match &self.strategy {
             Strategy::Nodes(nodes) => nodes.iter().map(|node| node.name.clone()).collect(),
             _ => Vec::new(),
+        }
+    }
+
+    /// The registry images are pushed to, for a registry loader.
+    pub fn registry(&self) -> Option<&Target> {
+        match &self.strategy {
+            Strategy::Registry(target) => Some(target),
+            _ => None,
         }
     }
 

@@ -10,7 +10,8 @@
 //!   whole image) and does it; `stream` sends one export to several nodes at once, whole or as
 //!   the OCI archive `archive` builds from the `docker save` stream (`tarstream` reads and writes
 //!   tar, `export` tells its entries apart); `image` and `digest` are the IDs compared;
-//! - `registry` pushes; `prune` removes; `memory` remembers what nodes hold between runs.
+//! - `registry` pushes (`refusal` reads why a registry refused); `prune` removes; `memory`
+//!   remembers what nodes hold between runs.
 //!
 //! The loaders are one enum (`loader`), not a trait: they differ in what they hold, not in what
 //! they do. Every node loader asks each node once what it holds and sends the same export; only
@@ -37,7 +38,8 @@ mod names;
 mod nodes;
 mod outcome;
 mod prune;
-mod registry;
+mod refusal;
+pub mod registry;
 mod runtime;
 mod stream;
 mod tarstream;
@@ -89,20 +91,7 @@ pub async fn resolve(
             "the cluster uses the local Docker engine, which holds the images: nothing to load"
                 .to_owned(),
         ),
-        Choice::Registry { registry } => {
-            let credentials = registry::credentials(&registry, env);
-            let summary = match &credentials {
-                Some(_) => format!("pushing to `{registry}` with the login `docker login` stored"),
-                None => format!("pushing to `{registry}` without a stored login"),
-            };
-            Loader::new(
-                Strategy::Registry {
-                    registry,
-                    credentials,
-                },
-                summary,
-            )
-        }
+        Choice::Registry { registry } => registry_loader(&registry, &registry, env)?,
         Choice::None => Loader::new(Strategy::Nothing, "nothing to load".to_owned()),
     };
     events.send(Event::Detail(format!("load: {why}: {}", loader.summary)));
@@ -138,14 +127,11 @@ pub async fn load_all(
             known.write(loader.memory.as_deref());
             Ok(loaded)
         }
-        Strategy::Registry {
-            registry,
-            credentials,
-        } => {
+        Strategy::Registry(target) => {
             try_join_all(
-                images.iter().map(|image| {
-                    registry::push(docker, image, registry, credentials.clone(), events)
-                }),
+                images
+                    .iter()
+                    .map(|image| registry::push(docker, image, target, events)),
             )
             .await
         }
@@ -159,6 +145,57 @@ pub async fn load_all(
             Ok(Vec::new())
         }
     }
+}
+
+/// The loader for a registry the cluster publishes (KEP-1755, see [`read_hosting`]), when no
+/// loader is configured: push to its `host`, deploy from its `hostFromContainerRuntime`.
+pub fn published_registry(
+    hosting: &registry::Hosting,
+    env: &dyn Fn(&str) -> Option<String>,
+    events: &Events,
+) -> Result<Loader, LoadError> {
+    let loader = registry_loader(&hosting.host, &hosting.from_runtime, env)?;
+    events.send(Event::Detail(format!(
+        "load: the cluster publishes a local registry (ConfigMap `{}/{}`): {}",
+        registry::hosting::NAMESPACE,
+        registry::hosting::NAME,
+        loader.summary
+    )));
+    Ok(Loader {
+        memory: memory::path(env),
+        ..loader
+    })
+}
+
+/// The registry a kind or k3d cluster publishes in `kube-public/local-registry-hosting`.
+pub async fn read_hosting(client: &kube::Client) -> Result<Option<registry::Hosting>, LoadError> {
+    registry::hosting::read(client)
+        .await
+        .map_err(|message| LoadError::Hosting { message })
+}
+
+fn registry_loader(
+    push_to: &str,
+    pull_from: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loader, LoadError> {
+    let login = registry::credentials::find(push_to, env)?;
+    let mut summary = match &login {
+        Some(login) => format!(
+            "pushing to `{push_to}` with the login from {}",
+            login.source
+        ),
+        None => format!("pushing to `{push_to}` without a login"),
+    };
+    if pull_from != push_to {
+        summary.push_str(&format!("; the nodes pull from `{pull_from}`"));
+    }
+    let target = registry::Target {
+        push_to: push_to.to_owned(),
+        pull_from: pull_from.to_owned(),
+        login,
+    };
+    Ok(Loader::new(Strategy::Registry(target), summary))
 }
 
 async fn node_loader(docker: &Docker, cluster: &Cluster) -> Result<Loader, LoadError> {

@@ -9,6 +9,7 @@ use super::error::LoadError;
 use super::loader::{Loader, Strategy};
 use super::names::normalize;
 use super::nodes::Node;
+use super::registry;
 use super::runtime::{Runtime, failed};
 use crate::progress::{Event, Events};
 
@@ -101,7 +102,9 @@ pub async fn remove_images(
                 }
             }
         }
-        Strategy::Registry { registry, .. } => events.send(Event::Warning(format!(
+        Strategy::Registry(registry::Target {
+            push_to: registry, ..
+        }) => events.send(Event::Warning(format!(
             "images pushed to `{registry}` stay there; remove them with the registry's own tools"
         ))),
         Strategy::Nothing => {}

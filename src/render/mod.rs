@@ -5,6 +5,7 @@ pub mod kind;
 pub mod labels;
 mod network;
 mod policy;
+pub mod registry;
 mod workloads;
 
 use std::collections::BTreeMap;

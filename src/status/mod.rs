@@ -291,7 +291,8 @@ fn deployment_info(deployment: &Deployment) -> DeploymentInfo {
             .iter()
             .flat_map(|s| s.template.spec.iter())
             .flat_map(|s| s.containers.iter())
-            .filter_map(|c| c.image.clone())
+            .filter_map(|c| c.image.as_deref())
+            .map(|image| with_tag(deployment, image))
             .collect(),
         desired: counts.desired,
         updated: counts.updated,
@@ -423,6 +424,22 @@ fn waiting_reason(pod: &Pod) -> Option<String> {
         .find_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone())
 }
 
+/// An image deployed by digest, with the tag it was pushed as (the Deployment's annotation
+/// `todo-deploy/image`): `REGISTRY/REPOSITORY:TAG@sha256:…`, a reference Docker reads too.
+fn with_tag(deployment: &Deployment, image: &str) -> String {
+    let tagged = deployment
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(crate::render::registry::IMAGE));
+    match (tagged, image.split_once('@')) {
+        (Some(tagged), Some((repository, digest))) if tagged.starts_with(repository) => {
+            format!("{tagged}@{digest}")
+        }
+        _ => image.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,5 +527,22 @@ message: probe failed",
         assert!(warnings(std::slice::from_ref(&event), &[], now).is_empty());
         let pod: Pod = yaml("metadata: {name: backend-1, uid: gone}");
         assert_eq!(warnings(&[event], &[pod], now).len(), 1);
+    }
+
+    #[test]
+    fn an_image_deployed_by_digest_shows_its_tag_too() {
+        let mut deployment = Deployment::default();
+        let digest = format!("sha256:{}", "b".repeat(64));
+        let image = format!("r:5000/backend@{digest}");
+        assert_eq!(with_tag(&deployment, &image), image);
+        deployment.metadata.annotations = Some(std::collections::BTreeMap::from([(
+            crate::render::registry::IMAGE.to_owned(),
+            "r:5000/backend:3f9c0a1d2b4e".to_owned(),
+        )]));
+        assert_eq!(
+            with_tag(&deployment, &image),
+            format!("r:5000/backend:3f9c0a1d2b4e@{digest}")
+        );
+        assert_eq!(with_tag(&deployment, "todo-backend:v1"), "todo-backend:v1");
     }
 }

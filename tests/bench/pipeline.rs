@@ -24,6 +24,7 @@ mod support;
 
 mod dev;
 mod large;
+mod registry;
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
@@ -67,18 +68,24 @@ fn main() {
         .or_else(|| std::env::var("RUNS").ok())
         .map_or(5, |n| n.parse::<usize>().expect("--runs N: a number"));
     assert!(runs > 0, "--runs N: at least 1");
-    let only_large = args
+    let case = args
         .iter()
         .position(|a| a == "--case")
         .and_then(|i| args.get(i + 1))
-        .is_some_and(|case| case == "large");
+        .cloned();
+    let only_large = case.as_deref() == Some("large");
+    let only_registry = case.as_deref() == Some("registry");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("a runtime");
     let code = runtime.block_on(async {
-        let code = if only_large { 0 } else { bench(runs).await };
+        let code = if only_large || only_registry {
+            0
+        } else {
+            bench(runs).await
+        };
         if code != 0 {
             return code;
         }
@@ -86,12 +93,19 @@ fn main() {
             eprintln!("bench: needs a Docker engine");
             return 1;
         };
-        match large::run(&docker, runs).await {
-            Ok(()) => 0,
-            Err(error) => {
-                eprintln!("bench: the large-image case: {error}");
-                1
-            }
+        if !only_registry && let Err(error) = large::run(&docker, runs).await {
+            eprintln!("bench: the large-image case: {error}");
+            return 1;
+        }
+        match only_large {
+            true => 0,
+            false => match registry::run(&docker, runs).await {
+                Ok(()) => 0,
+                Err(error) => {
+                    eprintln!("bench: the registry case: {error}");
+                    1
+                }
+            },
         }
     });
     std::process::exit(code);

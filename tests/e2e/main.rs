@@ -11,6 +11,9 @@
 //! - `doctor`: every check passing and failing (a node too small for the rolling update, a
 //!   missing IngressClass, Docker contexts, unreachable Docker, secrets, a root image);
 //! - `open`: the Ingress's URL when reachable, else the gateway over port-forwards;
+//! - `multinode`: every node container of a two-node kind cluster gets each image;
+//! - `registry`: pushing to a real registry (Distribution 2.8), plain and with a login, and
+//!   deploying by digest; a cluster's published local registry (KEP-1755);
 //! - `deploy`, `down`, `release`: the commands against a cluster — the in-process API stand-in, or the real
 //!   cluster of `TODO_DEPLOY_E2E_KUBECONFIG` (scenarios that need the stand-in's fault injection
 //!   say so and skip there).
@@ -29,9 +32,11 @@ mod isolation;
 mod load;
 mod logs;
 mod measure;
+mod multinode;
 mod open;
 mod outage;
 mod permissions;
+mod registry;
 mod release;
 mod render;
 mod seconds;

@@ -148,6 +148,12 @@ impl Env {
         }
     }
 
+    /// Deploy commands choose their loader as they would for a user (from the context, or a
+    /// registry the cluster publishes), not `--loader none`.
+    pub fn choose_loader(&mut self) {
+        self.auto_loader = true;
+    }
+
     pub fn standin(&self) -> Option<&StandIn> {
         self.standin.as_ref()
     }
@@ -215,7 +221,10 @@ impl Env {
             args.first(),
             Some(&"up") | Some(&"upgrade") | Some(&"diff") | Some(&"adopt") | Some(&"dev")
         );
-        if deploys && self.standin.is_some() && !self.auto_loader {
+        let loader_given = args
+            .iter()
+            .any(|a| *a == "--loader" || a.starts_with("--loader="));
+        if deploys && self.standin.is_some() && !self.auto_loader && !loader_given {
             // The stand-in's node shares no image store with Docker: nothing to load;
             // `provide` registers the images it should have.
             command.args(["--loader", "none"]);

@@ -10,6 +10,7 @@ pub mod endpoints;
 pub mod helm;
 pub mod nodes;
 pub mod rbac;
+pub mod registry;
 pub mod running;
 
 use std::ffi::OsStr;

@@ -52,6 +52,7 @@ pub mod managed;
 pub mod node;
 pub mod patch;
 pub mod portforward;
+pub mod registry;
 pub mod resources;
 pub mod selectors;
 pub mod status;

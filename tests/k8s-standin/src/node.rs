@@ -143,7 +143,10 @@ pub fn normalize_image(reference: &str) -> String {
 
 /// Handle to the node's images; cheap to clone.
 #[derive(Debug, Clone, Default)]
-pub struct NodeImages(Arc<Mutex<BTreeMap<String, Image>>>);
+pub struct NodeImages(
+    Arc<Mutex<BTreeMap<String, Image>>>,
+    Arc<Mutex<Vec<crate::registry::PullSource>>>,
+);
 
 impl NodeImages {
     /// Adds (or replaces) an image with a behaviour and the default
@@ -190,6 +193,23 @@ impl NodeImages {
             .expect("images mutex poisoned")
             .get(&normalize_image(reference))
             .cloned()
+    }
+
+    /// Lets the kubelet pull images of `repositories` (path under `host` → behaviour and
+    /// configuration) from the real registry at `host` (see [`crate::registry`]).
+    pub fn pull_from(&self, host: &str, repositories: Vec<(String, Behavior, ImageConfig)>) {
+        let mut sources = self.1.lock().expect("registries mutex poisoned");
+        sources.retain(|s| s.host != host);
+        sources.push(crate::registry::PullSource {
+            host: host.to_owned(),
+            repositories,
+        });
+    }
+
+    /// The registry at `host` the kubelet may pull from, if a test named it.
+    pub fn source(&self, host: &str) -> Option<crate::registry::PullSource> {
+        let sources = self.1.lock().expect("registries mutex poisoned");
+        sources.iter().find(|s| s.host == host).cloned()
     }
 
     /// References of all images present.

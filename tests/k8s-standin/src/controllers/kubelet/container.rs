@@ -178,13 +178,16 @@ fn try_start(env: &Env, ctx: &PodCtx, c: &mut Ctr, at: Instant, seen_exit: Optio
         .as_str()
         .unwrap_or("IfNotPresent")
         .to_string();
-    let Some(img) = env.images.get(&c.image) else {
-        if pull_policy == "Never" {
-            never_pull(env, ctx, c, at);
-        } else {
-            pull_failed(env, ctx, c, at);
-        }
-        return;
+    let pulled = match env.images.get(&c.image) {
+        Some(img) => Ok(Some(img)),
+        None if pull_policy == "Never" => Ok(None),
+        None => pull(env, ctx, c),
+    };
+    let img = match pulled {
+        Ok(Some(img)) => img,
+        Ok(None) if pull_policy == "Never" => return never_pull(env, ctx, c, at),
+        Ok(None) => return pull_failed(env, ctx, c, at, None),
+        Err(err) => return pull_failed(env, ctx, c, at, Some(err)),
     };
     if pull_policy == "Always" {
         let pulling = format!("Pulling image \"{}\"", c.image);
@@ -216,13 +219,63 @@ fn never_pull(env: &Env, ctx: &PodCtx, c: &mut Ctr, at: Instant) {
     c.start_at = Some(at + env.clock.secs(12.0));
 }
 
-fn pull_failed(env: &Env, ctx: &PodCtx, c: &mut Ctr, at: Instant) {
+/// Pulls an image the node lacks from a registry a test named ([`crate::registry`]), with the
+/// pod's pull Secrets: `Ok(None)` when no such registry is named, `Err` with containerd's
+/// message when the registry refuses.
+fn pull(env: &Env, ctx: &PodCtx, c: &Ctr) -> Result<Option<Image>, String> {
+    let Some((host, path, reference)) = crate::registry::split(&c.image) else {
+        return Ok(None);
+    };
+    let Some(source) = env.images.source(host) else {
+        return Ok(None);
+    };
+    let ns = meta(ctx.pod, "namespace");
+    let auth = ctx.pod["spec"]["imagePullSecrets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["name"].as_str())
+        .filter_map(|name| env.api.get(env.res("Secret"), ns, name).ok())
+        .find_map(|secret| crate::registry::auth_for(&secret, host));
+    let full = normalize_image(&c.image);
+    let failed = |why: String| {
+        format!(
+            "rpc error: code = Unknown desc = failed to pull and unpack image \"{full}\": failed to resolve reference \"{full}\": {why}"
+        )
+    };
+    let status =
+        crate::registry::head_manifest(host, path, reference, auth.as_deref()).map_err(|e| {
+            failed(format!(
+                "failed to do request: Head \"http://{host}/v2/{path}/manifests/{reference}\": {e}"
+            ))
+        })?;
+    if !status.starts_with("200") {
+        let what = if reference.starts_with("sha256:") {
+            reference.to_string()
+        } else {
+            format!("manifests {reference}")
+        };
+        return Err(failed(format!(
+            "unexpected status code [manifests {what}]: {status}"
+        )));
+    }
+    let Some((_, behavior, config)) = source.repositories.iter().find(|(p, _, _)| p == path) else {
+        return Err(failed(format!(
+            "the stand-in was told no behaviour for `{path}`"
+        )));
+    };
+    env.images
+        .add_image_with(&c.image, behavior.clone(), config.clone());
+    Ok(env.images.get(&c.image))
+}
+
+fn pull_failed(env: &Env, ctx: &PodCtx, c: &mut Ctr, at: Instant, err: Option<String>) {
     let full = normalize_image(&c.image);
     let (repo, tag) = full.rsplit_once(':').unwrap_or((full.as_str(), "latest"));
     let path = repo.strip_prefix("docker.io/").unwrap_or(repo);
-    let err = format!(
+    let err = err.unwrap_or_else(|| format!(
         "rpc error: code = Unknown desc = failed to pull and unpack image \"{full}\": failed to resolve reference \"{full}\": failed to do request: Head \"https://registry-1.docker.io/v2/{path}/manifests/{tag}\": dial tcp: lookup registry-1.docker.io: no such host"
-    );
+    ));
     let pulling = format!("Pulling image \"{}\"", c.image);
     record(env, ctx, c, "Normal", "Pulling", &pulling);
     let failed = format!("Failed to pull image \"{}\": {err}", c.image);
