@@ -66,6 +66,18 @@ pub enum Outcome {
     Reused,
 }
 
+/// Builds (or reuses) one service's image; what [`build_all`] runs for each service, for a
+/// caller that does more with each image as soon as it is built (loading it while the others
+/// still build). Dropping the future stops the build and reports [`BuildEvent::Cancelled`].
+pub async fn build_one(
+    docker: &Docker,
+    service: &ServicePlan,
+    options: &BuildOptions,
+    events: &Events,
+) -> Result<BuiltImage, BuildError> {
+    image::build(docker, service, options, events).await
+}
+
 /// Builds (or reuses) every service's image, all at the same time. The results come in the
 /// order of `services`.
 ///

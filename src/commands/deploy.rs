@@ -214,6 +214,7 @@ fn loads(plan: &Plan) -> bool {
 }
 
 /// What [`ship`] got where the cluster can run it.
+#[derive(Default)]
 struct Shipment {
     built: Vec<BuiltImage>,
     /// The digests pushed images are deployed by (empty unless a registry was pushed to).
@@ -268,34 +269,58 @@ async fn ship(
             None,
         )
     };
-    let built = match (&engine, args.no_build) {
-        (Some(engine), false) => {
-            let options = BuildOptions::default();
-            tokio::select! {
-                built = build::build_all(engine, &plan.services, &options, events) => built?,
-                _ = super::interrupted() => return Err(interrupted("building")),
-            }
-        }
-        (Some(engine), true) => existing_images(engine, plan, events).await,
-        (None, _) => Vec::new(),
+    let Some(engine) = &engine else {
+        return Ok(Shipment::default());
     };
-    let mut shipment = Shipment {
-        built: Vec::new(),
-        pins: Vec::new(),
-        pull: None,
-    };
-    if let (Some(loader), Some(engine)) = (&loader, &engine) {
-        let loaded = tokio::select! {
-            loaded = load::load_all(engine, loader, &built, events) => loaded?,
-            _ = super::interrupted() => return Err(interrupted("loading images")),
-        };
-        if let Some(target) = loader.registry() {
-            shipment.pins = pins(&built, &loaded, target);
-            shipment.pull = pull_login(target, events);
+    let (built, loaded) = match args.no_build {
+        false => tokio::select! {
+            shipped = build_then_load(engine, plan, loader.as_ref(), events) => shipped?,
+            _ = super::interrupted() => return Err(interrupted("building and loading images")),
+        },
+        true => {
+            let built = existing_images(engine, plan, events).await;
+            let loaded = match &loader {
+                Some(loader) => tokio::select! {
+                    loaded = load::load_all(engine, loader, &built, events) => loaded?,
+                    _ = super::interrupted() => return Err(interrupted("loading images")),
+                },
+                None => Vec::new(),
+            };
+            (built, loaded)
         }
+    };
+    let mut shipment = Shipment::default();
+    if let Some(target) = loader.as_ref().and_then(Loader::registry) {
+        shipment.pins = pins(&built, &loaded, target);
+        shipment.pull = pull_login(target, events);
     }
     shipment.built = built;
     Ok(shipment)
+}
+
+/// Builds every image at once and loads each as soon as it is built, so one image travels
+/// while another still builds. The first failure, of a build or a load, drops the rest (their
+/// builds are stopped in the engine).
+async fn build_then_load(
+    engine: &Docker,
+    plan: &Plan,
+    loader: Option<&Loader>,
+    events: &Events,
+) -> Result<(Vec<BuiltImage>, Vec<NodeLoad>), Failure> {
+    let options = BuildOptions::default();
+    let each = plan.services.iter().map(|service| async {
+        let built = build::build_one(engine, service, &options, events).await?;
+        let loaded = match loader {
+            Some(loader) => {
+                load::load_all(engine, loader, std::slice::from_ref(&built), events).await?
+            }
+            None => Vec::new(),
+        };
+        Ok::<_, Failure>((built, loaded))
+    });
+    let shipped = futures_util::future::try_join_all(each).await?;
+    let (built, loaded): (Vec<BuiltImage>, Vec<Vec<NodeLoad>>) = shipped.into_iter().unzip();
+    Ok((built, loaded.into_iter().flatten().collect()))
 }
 
 /// Each pushed image's digest reference, and the tagged reference it was pushed as.

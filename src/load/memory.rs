@@ -11,8 +11,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
+
+use super::outcome::NodeLoad;
 
 /// Node container ID → reference → image ID.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +38,23 @@ impl Memory {
         path.and_then(|p| std::fs::read(p).ok())
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or_default()
+    }
+
+    /// Adds what `loaded` put on the nodes to the file at `path`: read, changed and written
+    /// under one lock, so loads that end at the same time (one per image, while other images
+    /// still build) all stay remembered.
+    pub fn remember_all(path: Option<&Path>, loaded: &[NodeLoad]) {
+        static WRITING: Mutex<()> = Mutex::new(());
+        let _writing = WRITING
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut known = Memory::read(path);
+        for load in loaded {
+            if let Some(instance) = &load.instance {
+                known.remember(instance, &load.image, &load.id);
+            }
+        }
+        known.write(path);
     }
 
     /// Best effort: a cache that cannot be written only means checking next time.

@@ -117,14 +117,9 @@ pub async fn load_all(
 ) -> Result<Vec<NodeLoad>, LoadError> {
     match &loader.strategy {
         Strategy::Nodes(nodes) => {
-            let mut known = Memory::read(loader.memory.as_deref());
+            let known = Memory::read(loader.memory.as_deref());
             let loaded = deliver::load_all(docker, nodes, images, &known, events).await?;
-            for load in &loaded {
-                if let Some(instance) = &load.instance {
-                    known.remember(instance, &load.image, &load.id);
-                }
-            }
-            known.write(loader.memory.as_deref());
+            Memory::remember_all(loader.memory.as_deref(), &loaded);
             Ok(loaded)
         }
         Strategy::Registry(target) => {
