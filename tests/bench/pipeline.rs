@@ -75,6 +75,7 @@ fn main() {
         .cloned();
     let only_large = case.as_deref() == Some("large");
     let only_registry = case.as_deref() == Some("registry");
+    let only_pipeline = case.as_deref() == Some("pipeline");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -86,7 +87,7 @@ fn main() {
         } else {
             bench(runs).await
         };
-        if code != 0 {
+        if code != 0 || only_pipeline {
             return code;
         }
         let Some(docker) = support::docker::engine().await else {
@@ -203,6 +204,9 @@ async fn bench(runs: usize) -> i32 {
         if code != 0 {
             return code;
         }
+    }
+    if pipeline_only() {
+        return 0;
     }
     match dev_loop(&cluster, &id, runs).await {
         Ok(()) => 0,
@@ -1160,4 +1164,11 @@ impl Drop for ImageCleanup {
         });
         let _ = cleaning.join();
     }
+}
+
+/// `--case pipeline`: the pipeline's figures alone (no dev loop, large image or registry).
+fn pipeline_only() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.windows(2)
+        .any(|w| w[0] == "--case" && w[1] == "pipeline")
 }
