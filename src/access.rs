@@ -6,10 +6,11 @@
 //! surely grant. `todo-deploy rbac` prints a Role
 //! from the same list ([`role_rules`]), so the check and the grant cannot drift.
 //!
-//! Use from another command (e.g. a `doctor` check):
-//! `access::missing(&cluster.client, namespace, &access::for_command(access::Command::Up))`
-//! answers the permissions `up` needs and may not use, or an [`AccessError`] when the cluster
-//! cannot say (SelfSubjectAccessReview forbidden or not served): then nothing is known.
+//! Use from a command (its preflight, a `doctor` check):
+//! `access::check(&cluster.client, namespace, access::Command::Up)` answers the permissions `up`
+//! needs (creating the namespace too when it is missing) and which of them it may not use, or an
+//! [`AccessError`] when the cluster cannot say (access reviews forbidden or not served): then
+//! nothing is known.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -355,10 +356,57 @@ pub async fn missing(
     wanted: &[Permission],
 ) -> Result<Vec<Permission>, AccessError> {
     let rules = granted_rules(client, namespace).await.unwrap_or_default();
+    missing_beyond(client, namespace, wanted, &rules).await
+}
+
+/// What `command` needs in `namespace` and which of it the credentials lack.
+#[derive(Debug)]
+pub struct Answer {
+    /// Every permission asked: the command's, and creating the namespace when it is missing
+    /// (for a command that creates it).
+    pub wanted: Vec<Permission>,
+    pub missing: Vec<Permission>,
+    /// The namespace does not exist (or cannot be read, which reads the same to a user
+    /// without rights there).
+    pub namespace_absent: bool,
+}
+
+/// [`missing`] for `command`: whether the namespace exists and the rules review are asked
+/// together, then access reviews for what the rules do not surely grant.
+pub async fn check(
+    client: &kube::Client,
+    namespace: &str,
+    command: Command,
+) -> Result<Answer, AccessError> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let (found, rules) = tokio::join!(
+        namespaces.get_opt(namespace),
+        granted_rules(client, namespace)
+    );
+    let namespace_absent = matches!(found, Ok(None));
+    let mut wanted = for_command(command);
+    if namespace_absent && command != Command::Down {
+        wanted.push(Permission::create_namespace());
+    }
+    let missing = missing_beyond(client, namespace, &wanted, &rules.unwrap_or_default()).await?;
+    Ok(Answer {
+        wanted,
+        missing,
+        namespace_absent,
+    })
+}
+
+/// The permissions of `wanted` that `rules` do not surely grant and an access review refuses.
+async fn missing_beyond(
+    client: &kube::Client,
+    namespace: &str,
+    wanted: &[Permission],
+    rules: &[ResourceRule],
+) -> Result<Vec<Permission>, AccessError> {
     let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
     let answers: Vec<Result<(usize, bool), kube::Error>> =
         futures::stream::iter(wanted.iter().enumerate())
-            .filter(|(_, permission)| std::future::ready(!surely_granted(&rules, permission)))
+            .filter(|(_, permission)| std::future::ready(!surely_granted(rules, permission)))
             .map(|(index, permission)| {
                 let api = api.clone();
                 let review = review(permission, namespace);

@@ -4,9 +4,6 @@
 //! (SelfSubjectAccessReview forbidden or not served) the check is skipped with a `-v` note: the
 //! command's own calls then say what is refused.
 
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::Api;
-
 use crate::access::{self, Command, Permission};
 use crate::cluster::{self, Cluster};
 use crate::outcome::{Exit, Failure};
@@ -19,15 +16,9 @@ pub(crate) async fn check(
     command: Command,
     events: &Events,
 ) -> Result<(), Failure> {
-    let mut wanted = access::for_command(command);
-    let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
-    let absent = matches!(namespaces.get_opt(namespace).await, Ok(None));
-    if absent && command != Command::Down {
-        wanted.push(Permission::create_namespace());
-    }
     let started = std::time::Instant::now();
-    let missing = match access::missing(&cluster.client, namespace, &wanted).await {
-        Ok(missing) => missing,
+    let answer = match access::check(&cluster.client, namespace, command).await {
+        Ok(answer) => answer,
         Err(access::AccessError::Unavailable(error)) => {
             events.send(Event::Detail(format!(
                 "access check skipped: the cluster does not answer SelfSubjectAccessReviews ({})",
@@ -36,6 +27,11 @@ pub(crate) async fn check(
             return Ok(());
         }
     };
+    let access::Answer {
+        wanted,
+        missing,
+        namespace_absent: absent,
+    } = answer;
     events.send(Event::Detail(format!(
         "access check: {} permissions asked in {} ms, {} missing",
         wanted.len(),

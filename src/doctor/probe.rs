@@ -2,7 +2,7 @@
 //! findings. Nothing here changes anything.
 
 use bollard::Docker;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
 use kube::api::ListParams;
 
@@ -85,21 +85,18 @@ pub async fn cluster(plan: &Plan, events: &Events) -> (Vec<Finding>, Option<Clus
 /// The credentials may do what `up` does in the release's namespace: one SelfSubjectAccessReview
 /// per verb and resource, from the same list as `up`'s own access check and `todo-deploy rbac`.
 async fn permissions(cluster: &Cluster, namespace: &str) -> Finding {
-    use crate::access::{self, Command, Permission};
-    let mut wanted = access::for_command(Command::Up);
-    let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
-    if matches!(namespaces.get_opt(namespace).await, Ok(None)) {
-        wanted.push(Permission::create_namespace());
-    }
-    match access::missing(&cluster.client, namespace, &wanted).await {
-        Ok(missing) if missing.is_empty() => Finding::ok(
+    use crate::access::{self, Answer, Command};
+    match access::check(&cluster.client, namespace, Command::Up).await {
+        Ok(Answer {
+            wanted, missing, ..
+        }) if missing.is_empty() => Finding::ok(
             Check::Permissions,
             format!(
                 "the credentials have all {} permissions `up` needs in namespace `{namespace}`",
                 wanted.len()
             ),
         ),
-        Ok(missing) => Finding::error(
+        Ok(Answer { missing, .. }) => Finding::error(
             Check::Permissions,
             access::summary(&missing, namespace),
             Some(format!(
