@@ -1,5 +1,7 @@
-//! Whether the release fits on the nodes during a rolling update: every Deployment may run
-//! `replicas + maxSurge` pods at once, each asking its containers' requests, on nodes whose
+//! Whether the release fits on the nodes during a rolling update: every Deployment's `replicas`
+//! plus room for one new pod at a time (the biggest of the Deployments that surge: the rollouts
+//! take turns, each ready new pod freeing an old one), each asking its containers' requests, on
+//! nodes whose
 //! allocatable CPU and memory are partly requested by pods already there (the release's own
 //! pods excluded: the update replaces them). Pure: the caller lists the nodes and pods.
 
@@ -172,11 +174,21 @@ fn rolling_pods(deployment: &Deployment) -> u32 {
     replicas + surge
 }
 
+/// A Deployment's running pods: its `replicas`.
+fn replicas(deployment: &Deployment) -> u32 {
+    let replicas = deployment.spec.as_ref().and_then(|s| s.replicas);
+    replicas.unwrap_or(1).max(0) as u32
+}
+
 /// One Deployment's need.
 struct Need {
     service: String,
     pods: u32,
     each: Amount,
+    /// Its rolling update starts pods beyond `replicas` (maxSurge above 0).
+    surges: bool,
+    /// `pods` counts one new pod of the update beyond `replicas`.
+    with_new: bool,
 }
 
 /// Whether the release's Deployments fit on the nodes during a rolling update; `is_ours` tells
@@ -201,12 +213,21 @@ pub fn check(
         .iter()
         .map(|d| Need {
             service: d.metadata.name.clone().unwrap_or_default(),
-            pods: rolling_pods(d),
+            pods: replicas(d),
             each: pod_request(d.spec.as_ref().and_then(|s| s.template.spec.as_ref())),
+            surges: rolling_pods(d) > replicas(d),
+            with_new: false,
         })
         .collect();
     // The biggest pods first, as a scheduler packing well would.
     needs.sort_by(|a, b| b.each.cpu.total_cmp(&a.each.cpu));
+    // Beyond the running pods, an update needs room for one new pod at a time: each new pod that
+    // becomes ready lets its Deployment remove an old one, so the rollouts take turns. Room for
+    // the biggest is what every rollout needs to progress.
+    if let Some(biggest) = needs.iter_mut().find(|need| need.surges) {
+        biggest.pods += 1;
+        biggest.with_new = true;
+    }
     let total = needs.iter().fold(Amount::default(), |sum, need| {
         sum.plus(Amount {
             cpu: need.each.cpu * f64::from(need.pods),
@@ -279,9 +300,13 @@ fn too_small(short: &Shortage<'_>, needs: &[Need], rooms: &[Room], minikube: boo
         .map(|r| r.free)
         .unwrap_or_default();
     let message = format!(
-        "service `{}` does not fit during a rolling update: {} pods (replicas + maxSurge) of {} each, but {} of them find no room once the others are placed; the nodes have {} free of {} allocatable ({}), the release needs {}",
+        "service `{}` does not fit during a rolling update: {} pods ({}) of {} each, but {} of them find no room once the others are placed; the nodes have {} free of {} allocatable ({}), the release needs {}",
         need.service,
         need.pods,
+        match need.with_new {
+            true => "replicas + one new pod of the update",
+            false => "replicas",
+        },
         need.each.describe(),
         need.pods - placed,
         initial.describe(),
@@ -407,17 +432,18 @@ mod tests {
             true,
         );
         assert_eq!(finding.level, super::super::Level::Ok, "{finding:?}");
-        assert!(finding.message.contains("1500m CPU"), "{}", finding.message);
+        // The running pods and one new pod at a time: 4 × 250m + 250m.
+        assert!(finding.message.contains("1250m CPU"), "{}", finding.message);
         assert!(
-            finding.message.contains("1750m CPU"),
+            finding.message.contains("2000m CPU"),
             "the release's own pod is not counted: {}",
             finding.message
         );
     }
 
     #[test]
-    fn a_node_too_small_for_the_surge_names_the_service_and_the_fix() {
-        // 2 CPUs, 1250m used by other work: 750m left, the update wants 3 × 250m + 3 × 250m.
+    fn a_node_too_small_for_the_update_names_the_service_and_the_fix() {
+        // 2 CPUs, 1250m used by other work: 750m left, the update wants 4 × 250m + one new 250m.
         let finding = check(
             &[
                 deployment("backend", 2, "250m"),
@@ -435,13 +461,13 @@ mod tests {
             finding.message
         );
         assert!(
-            finding.message.contains("3 pods (replicas + maxSurge)"),
+            finding.message.contains("2 pods (replicas)"),
             "{}",
             finding.message
         );
         let fix = finding.fix.unwrap();
         assert!(
-            fix.contains("`--set services.backend.resources.requests.cpu=118m` `--set services.frontend.resources.requests.cpu=118m`"),
+            fix.contains("`--set services.backend.resources.requests.cpu=142m` `--set services.frontend.resources.requests.cpu=142m`"),
             "{fix}"
         );
         assert!(fix.contains("minikube start --cpus 4 --memory 8g"), "{fix}");

@@ -282,7 +282,7 @@ async fn a_node_too_small_for_the_rolling_update_names_the_service_and_the_fix()
             &run,
             "error",
             "capacity",
-            "service `backend` does not fit during a rolling update: 3 pods (replicas + maxSurge)"
+            "service `backend` does not fit during a rolling update: 3 pods (replicas + one new pod of the update)"
         ),
         "{}",
         run.stdout
