@@ -38,7 +38,8 @@ pub(crate) async fn check(
         started.elapsed().as_millis(),
         missing.len()
     )));
-    if missing.is_empty() {
+    // `down` of a namespace that is gone has nothing to remove, and says so itself.
+    if missing.is_empty() || (absent && command == Command::Down) {
         return Ok(());
     }
     if missing.len() == wanted.len() && !absent {

@@ -45,7 +45,8 @@ impl Example {
     /// What the app does without `key`, from its comment (`Unset or empty: …`).
     fn without(&self, key: &str) -> Option<String> {
         let text = self.comments.get(key)?.join(" ");
-        let at = text.to_lowercase().find("unset")?;
+        // ASCII lowercasing keeps every byte where it was, so `at` is a boundary in `text`.
+        let at = text.to_ascii_lowercase().find("unset")?;
         Some(text[at..].to_owned())
     }
 }
@@ -201,5 +202,23 @@ mod tests {
         assert!(placeholder("abc", example.values.get("COHERE_API_KEY")));
         assert!(placeholder("replace-with-your-key", None));
         assert!(!placeholder("s3cr3t-9f2a", None));
+    }
+
+    #[test]
+    fn a_comment_whose_lowercase_is_shorter_does_not_panic() {
+        // `Ω` (U+2126, 3 bytes) lowercases to `ω` (2 bytes): offsets in the lowercase text would
+        // fall inside the `€` of the original.
+        let example = Example {
+            path: PathBuf::from(".env.example"),
+            values: BTreeMap::new(),
+            comments: BTreeMap::from([(
+                "KEY".to_owned(),
+                vec!["\u{2126}\u{2126}€Unset or empty: none".to_owned()],
+            )]),
+        };
+        assert_eq!(
+            example.without("KEY").as_deref(),
+            Some("Unset or empty: none")
+        );
     }
 }

@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use super::outcome::NodeLoad;
 
+/// Held while this process reads, changes and writes the file.
+static WRITING: Mutex<()> = Mutex::new(());
+
 /// Node container ID → reference → image ID.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Memory {
@@ -44,7 +47,6 @@ impl Memory {
     /// under one lock, so loads that end at the same time (one per image, while other images
     /// still build) all stay remembered.
     pub fn remember_all(path: Option<&Path>, loaded: &[NodeLoad]) {
-        static WRITING: Mutex<()> = Mutex::new(());
         let _writing = WRITING
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -64,7 +66,8 @@ impl Memory {
             let _ = std::fs::create_dir_all(dir);
         }
         if let Ok(bytes) = serde_json::to_vec(self) {
-            let temporary = path.with_extension("json.tmp");
+            // A name of this process's own: two runs writing at once never share a half file.
+            let temporary = path.with_extension(format!("json.{}.tmp", std::process::id()));
             if std::fs::write(&temporary, bytes).is_ok() {
                 let _ = std::fs::rename(&temporary, path);
             }
@@ -89,6 +92,9 @@ impl Memory {
 
 /// Forgets `references` on every node: a rollout found one missing despite what was remembered.
 pub fn forget(path: Option<&Path>, references: &[String]) {
+    let _writing = WRITING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut memory = Memory::read(path);
     for images in memory.nodes.values_mut() {
         for reference in references {
