@@ -99,8 +99,9 @@ pub fn dockerfile_in_context(inputs: &BuildInputs) -> Option<String> {
     )
 }
 
-/// `path` without `.` and with each `..` taking away the component before it.
-fn lexically_normal(path: &Path) -> PathBuf {
+/// `path` without `.` and with each `..` taking away the component before it (also the path
+/// the file watcher reports for a Dockerfile reached through `..`).
+pub fn lexically_normal(path: &Path) -> PathBuf {
     let mut normal = PathBuf::new();
     for component in path.components() {
         match component {

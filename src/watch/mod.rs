@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 pub use events::{DevEvent, Report, ServiceState};
 
-use crate::build::context::{dockerfile_in_context, read_ignore};
+use crate::build::context::{dockerfile_in_context, lexically_normal, read_ignore};
 use crate::build::ignore::DockerIgnore;
 use crate::plan::ServicePlan;
 
@@ -167,22 +167,6 @@ impl Inputs {
             || self.dockerfile_inside.as_deref() == Some(relative.as_str())
             || !self.ignore.is_excluded(&relative)
     }
-}
-
-/// `path` without `.` and with each `..` taking away the component before it: the path the
-/// watcher reports for a Dockerfile reached through `..`.
-fn lexically_normal(path: &Path) -> PathBuf {
-    let mut normal = PathBuf::new();
-    for component in path.components() {
-        match component {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                normal.pop();
-            }
-            other => normal.push(other),
-        }
-    }
-    normal
 }
 
 /// Whether an event can change what a file holds: not a read (which digesting the contexts does
