@@ -26,6 +26,8 @@ async fn kube_client(s: &k8s_standin::StandIn) -> kube::Client {
     s.write_kubeconfig(&path, "standin")
         .expect("write kubeconfig");
     let kc = kube::config::Kubeconfig::read_from(&path).expect("read kubeconfig");
+    // Read once: leave nothing behind in the temporary directory.
+    let _ = std::fs::remove_file(&path);
     let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
         .await
         .expect("config");
