@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::build::context::{hex, input_digest};
+use crate::build::context::{hex, input_digest, lexically_normal};
 use crate::build::{BuildInputs, ContextError};
 use crate::cli::GlobalArgs;
 use crate::config::source::{FieldPath, SourceMap};
@@ -452,17 +452,7 @@ fn absolute(path: &Path) -> PathBuf {
             .unwrap_or_else(|_| path.to_path_buf())
     };
     // Lexically drop `.` and `..` so paths print the way users think of them.
-    let mut clean = PathBuf::new();
-    for component in joined.components() {
-        match component {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                clean.pop();
-            }
-            other => clean.push(other),
-        }
-    }
-    clean
+    lexically_normal(&joined)
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::apply::{self, ApplyOptions, Object};
 use crate::build::BuiltImage;
+use crate::build::context::lexically_normal;
 use crate::cli::{DevArgs, DownArgs, GlobalArgs};
 use crate::cluster::{self, Cluster};
 use crate::config::LoaderKind;
@@ -335,26 +336,11 @@ fn config_files(global: &GlobalArgs, plan: &Plan) -> Vec<PathBuf> {
         .chain(&global.values)
         .chain(&plan.secret.env_file)
         .map(absolute)
-        .map(|path| clean(&path))
+        .map(|path| lexically_normal(&path))
         .collect();
     let mut seen = BTreeSet::new();
     files.retain(|f| seen.insert(f.clone()));
     files
-}
-
-/// `path` without `.` and `..` components, as the watcher reports paths.
-fn clean(path: &std::path::Path) -> PathBuf {
-    let mut clean = PathBuf::new();
-    for component in path.components() {
-        match component {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                clean.pop();
-            }
-            other => clean.push(other),
-        }
-    }
-    clean
 }
 
 /// The plan's secret values, to hide in log lines.
