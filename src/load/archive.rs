@@ -25,6 +25,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::digest::{DiffId, Digest};
+use super::events::ReadFrom;
 use super::export::{Catalog, Role};
 use super::image::Image;
 use super::names::normalize;
@@ -64,11 +65,13 @@ pub struct Piece {
 }
 
 /// What the whole image amounts to, once the export is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Totals {
     /// The config and every layer, as a whole archive would carry them.
     pub size: u64,
     pub layers: usize,
+    /// Where the layers were read.
+    pub read: ReadFrom,
 }
 
 /// Builds the archives from the export's entries.
@@ -124,6 +127,11 @@ impl<'a> Assembler<'a> {
             .map(|&have| self.image.diff_ids.iter().skip(have).any(|d| *d == diff))
             .collect();
         Targets(targets.into())
+    }
+
+    /// Whether the data of the entry started last goes to some node.
+    pub fn forwarding(&self) -> bool {
+        matches!(self.current, Current::Forward { .. })
     }
 
     /// Takes one item of the export; what to send, appended to `out`.
@@ -245,7 +253,7 @@ impl<'a> Assembler<'a> {
     /// The export is read: the manifest, `oci-layout` and `index.json` (under the name the
     /// image is imported as), and the end of the archive, for every node. An error when
     /// something a node needs never came.
-    pub fn finish(self, name: &str) -> Result<(Vec<Piece>, Totals), String> {
+    pub fn finish(self, name: &str, read: ReadFrom) -> Result<(Vec<Piece>, Totals), String> {
         let config = self
             .config
             .as_ref()
@@ -295,6 +303,7 @@ impl<'a> Assembler<'a> {
         let totals = Totals {
             size,
             layers: self.image.diff_ids.len(),
+            read,
         };
         Ok((pieces, totals))
     }
@@ -450,6 +459,7 @@ mod tests {
                 variant: None,
             },
             size: 0,
+            upper: None,
         };
         (image, export)
     }
@@ -470,7 +480,8 @@ mod tests {
                 assembler.item(item, &mut pieces)?;
             }
         }
-        let (trailer, totals) = assembler.finish(&image.reference)?;
+        let read = ReadFrom::Export { why: String::new() };
+        let (trailer, totals) = assembler.finish(&image.reference, read)?;
         pieces.extend(trailer);
         let archives = (0..nodes)
             .map(|node| {

@@ -6,8 +6,9 @@
 //! - nothing: the node has the image under its name, unpacked;
 //! - a tag: it has the image under another name (`ctr images tag`, `docker tag`), 0 bytes;
 //! - for containerd, an OCI archive with only the layers above the longest chain it has
-//!   unpacked (`archive`), checked afterwards: the name gives the image ID, the top layer's
-//!   chain is unpacked;
+//!   unpacked (`archive`), its layers read from the engine's storage where this machine can
+//!   (`storage`), else from the export; checked afterwards: the name gives the image ID, the
+//!   top layer's chain is unpacked;
 //! - the whole `docker save` archive: for Docker nodes, and for a containerd node when the
 //!   layered load failed for any reason, which a warning says.
 
@@ -20,7 +21,7 @@ use crate::build::BuiltImage;
 use crate::progress::{Event, Events};
 
 use super::error::LoadError;
-use super::events::LoadEvent;
+use super::events::{LoadEvent, ReadFrom};
 use super::holdings::Holdings;
 use super::image::{self, Image};
 use super::memory::Memory;
@@ -307,7 +308,10 @@ async fn send_layers<'a>(
             Err(error) => failed.push((target, error)),
         }
     }
-    let size = end.ok().flatten().map_or(image.size, |totals| totals.size);
+    let (size, read) = match end.ok().flatten() {
+        Some(totals) => (totals.size, totals.read),
+        None => (image.size, ReadFrom::Export { why: String::new() }),
+    };
     for (layers, bytes, nodes) in groups {
         events.send(LoadEvent::Layers {
             service: service.to_owned(),
@@ -318,6 +322,7 @@ async fn send_layers<'a>(
             bytes,
             size,
             elapsed,
+            read: Some(read.clone()),
         });
     }
     (sent, failed)

@@ -17,6 +17,11 @@ impl Digest {
         Digest(Sha256::digest(bytes).into())
     }
 
+    /// The digest of what `hasher` was given.
+    pub fn finish(hasher: Sha256) -> Digest {
+        Digest(hasher.finalize().into())
+    }
+
     /// `sha256:` and 64 lowercase hex digits, as Docker and containerd write them.
     pub fn parse(text: &str) -> Option<Digest> {
         Digest::from_hex(text.strip_prefix("sha256:")?)

@@ -38,6 +38,8 @@ pub enum LoadEvent {
         bytes: u64,
         size: u64,
         elapsed: Duration,
+        /// Where the layers were read (`None`: the engine pushed them).
+        read: Option<ReadFrom>,
     },
     /// The node held the image under another name, `from`: it was tagged, nothing was sent.
     Tagged {
@@ -48,4 +50,13 @@ pub enum LoadEvent {
     },
     /// Sending stopped with an error; the error itself is returned by the stage.
     Failed { service: String },
+}
+
+/// Where a layered load read the layers it sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// The engine's storage on this machine, without waiting for an export.
+    Storage,
+    /// The engine's export (`docker save`), because the storage could not be read, and why.
+    Export { why: String },
 }

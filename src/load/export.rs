@@ -261,6 +261,7 @@ mod tests {
                 variant: None,
             },
             size: 0,
+            upper: None,
         }
     }
 

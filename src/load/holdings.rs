@@ -201,6 +201,7 @@ mod tests {
                 variant: None,
             },
             size: 0,
+            upper: None,
         }
     }
 

@@ -2,6 +2,8 @@
 //! and size, read once from the engine (`docker image inspect`). Every decision about a node
 //! (has it, can it be tagged, which layers does it lack) compares these with what the node holds.
 
+use std::path::PathBuf;
+
 use bollard::Docker;
 use bollard::models::ImageInspect;
 
@@ -23,6 +25,9 @@ pub struct Image {
     pub platform: Platform,
     /// The engine's size of the image: about what a whole archive of it holds.
     pub size: u64,
+    /// Where the engine keeps the top layer's files, when its storage driver is `overlay2`
+    /// (`storage` reads layers from there).
+    pub upper: Option<PathBuf>,
 }
 
 /// What an image runs on, as its config says.
@@ -60,6 +65,12 @@ impl Image {
             diff_ids,
             platform,
             size: inspected.size.map_or(0, |size| size.max(0) as u64),
+            upper: inspected
+                .graph_driver
+                .as_ref()
+                .filter(|driver| driver.name == "overlay2")
+                .and_then(|driver| driver.data.get("UpperDir"))
+                .map(PathBuf::from),
         })
     }
 }

@@ -9,7 +9,7 @@
 //! - `deliver` decides per image and node what to do (nothing, a tag, the missing layers, the
 //!   whole image) and does it; `stream` sends one export to several nodes at once, whole or as
 //!   the OCI archive `archive` builds from the `docker save` stream (`tarstream` reads and writes
-//!   tar, `export` tells its entries apart); `image` and `digest` are the IDs compared;
+//!   tar, `export` tells its entries apart) or from the engine's storage (`storage`); `image` and `digest` are the IDs compared;
 //! - `registry` pushes (`refusal` reads why a registry refused); `prune` removes; `memory`
 //!   remembers what nodes hold between runs.
 //!
@@ -41,6 +41,7 @@ mod prune;
 mod refusal;
 pub mod registry;
 mod runtime;
+mod storage;
 mod stream;
 mod tarstream;
 
@@ -52,7 +53,7 @@ use futures_util::future::try_join_all;
 pub use cluster::Cluster;
 pub use detect::Choice;
 pub use error::LoadError;
-pub use events::LoadEvent;
+pub use events::{LoadEvent, ReadFrom};
 pub use loader::Loader;
 pub use outcome::{NodeLoad, NodeOutcome};
 pub use prune::{Removed, remove_images};

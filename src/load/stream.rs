@@ -13,13 +13,18 @@ use futures_util::future::join_all;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use bytes::Bytes;
+
 use super::archive::{Assembler, Piece, Targets, Totals};
+use super::digest::Digest;
 use super::error::LoadError;
+use super::events::ReadFrom;
 use super::exec::{Finished, Started};
 use super::holdings::Holdings;
 use super::image::Image;
 use super::nodes::Node;
-use super::tarstream::Reader;
+use super::storage::Stored;
+use super::tarstream::{Entry, Item, Kind, Reader};
 
 /// How many pieces may wait to be sent.
 const READ_AHEAD: usize = 16;
@@ -36,6 +41,8 @@ pub enum Message {
     /// Reading stopped: the imports get a truncated archive, which imports nothing.
     Failed(LoadError),
 }
+
+type Sender = mpsc::Sender<Message>;
 
 /// The reading task: its messages, and the task itself, stopped when this is dropped.
 pub struct Source {
@@ -83,68 +90,159 @@ pub fn whole(docker: &Docker, reference: &str, nodes: usize) -> Source {
     }
 }
 
-/// An OCI archive of `image` for each node, holding the layers above the `unpacked[i]` it has.
+/// An OCI archive of `image` for each node, holding the layers above the `unpacked[i]` it has:
+/// read from the engine's storage when it is on this machine (`storage`), else cut from the
+/// export.
 pub fn layered(docker: &Docker, image: &Image, unpacked: Vec<usize>) -> Source {
     let (sender, messages) = mpsc::channel(READ_AHEAD);
-    let export = docker.export_image(&image.reference);
+    let docker = docker.clone();
     let image = image.clone();
     let task = tokio::spawn(async move {
-        let mut assembler = Assembler::new(&image, unpacked);
-        let mut reader = Reader::default();
-        let mut export = std::pin::pin!(export);
-        let failed = |reason: String| {
-            Message::Failed(LoadError::Archive {
-                image: image.reference.clone(),
-                reason,
-            })
-        };
-        let mut pieces = Vec::new();
-        while let Some(chunk) = export.next().await {
-            let chunk = match chunk {
-                Ok(chunk) => chunk,
-                Err(source) => {
-                    let reference = image.reference.clone();
-                    let error = LoadError::Export {
-                        image: reference,
-                        source,
-                    };
-                    let _ = sender.send(Message::Failed(error)).await;
-                    return;
-                }
-            };
-            let read = reader.push(&chunk).map_err(|e| e.0).and_then(|items| {
-                items
-                    .into_iter()
-                    .try_for_each(|item| assembler.item(item, &mut pieces))
-            });
-            if let Err(reason) = read {
-                let _ = sender.send(failed(reason)).await;
-                return;
+        let lowest = unpacked.iter().copied().min().unwrap_or(0);
+        match open_stored(&image, lowest).await {
+            Ok(stored) => {
+                let reading = tokio::task::spawn_blocking(move || {
+                    from_storage(&stored, &image, unpacked, &sender);
+                });
+                let _ = reading.await;
             }
-            for piece in pieces.drain(..) {
-                if sender.send(Message::Piece(piece)).await.is_err() {
-                    return;
-                }
-            }
-        }
-        let end = reader.finish().map_err(|e| e.0);
-        match end.and_then(|()| assembler.finish(&image.reference)) {
-            Ok((trailer, totals)) => {
-                for piece in trailer {
-                    if sender.send(Message::Piece(piece)).await.is_err() {
-                        return;
-                    }
-                }
-                let _ = sender.send(Message::Done(Some(totals))).await;
-            }
-            Err(reason) => {
-                let _ = sender.send(failed(reason)).await;
-            }
+            Err(why) => from_export(&docker, &image, unpacked, &sender, why).await,
         }
     });
     Source {
         messages,
         _task: AbortOnDrop(task),
+    }
+}
+
+/// The image in the engine's storage, with every file the layers from `lowest` up need; why
+/// not, when it cannot be read from here.
+async fn open_stored(image: &Image, lowest: usize) -> Result<Stored, String> {
+    let Some(upper) = image.upper.clone() else {
+        return Err("the engine did not report an overlay2 layer directory".to_owned());
+    };
+    let image = image.clone();
+    let opened = tokio::task::spawn_blocking(move || {
+        let stored = Stored::open(&image, &upper)?;
+        stored.check_from(lowest)?;
+        Ok(stored)
+    });
+    opened.await.map_err(|e| e.to_string())?
+}
+
+/// The archive from the engine's storage (a blocking task: it reads files).
+fn from_storage(stored: &Stored, image: &Image, unpacked: Vec<usize>, sender: &Sender) {
+    let mut assembler = Assembler::new(image, unpacked);
+    let mut pieces = Vec::new();
+    let send = |pieces: &mut Vec<Piece>| {
+        pieces
+            .drain(..)
+            .all(|piece| sender.blocking_send(Message::Piece(piece)).is_ok())
+    };
+    let assemble = || -> Result<Option<Totals>, String> {
+        let config = Bytes::copy_from_slice(stored.config());
+        let name = |digest: Digest| format!("blobs/sha256/{}", digest.hex());
+        let size = config.len() as u64;
+        assembler.item(start(name(image.id.0), size), &mut pieces)?;
+        assembler.item(Item::Data(config), &mut pieces)?;
+        assembler.item(Item::End, &mut pieces)?;
+        for (position, diff) in image.diff_ids.iter().enumerate() {
+            let size = stored.size(position).ok_or("a layer the storage lacks")?;
+            assembler.item(start(name(diff.0), size), &mut pieces)?;
+            if assembler.forwarding() {
+                stored.read(position, *diff, &mut |bytes| {
+                    assembler.item(Item::Data(bytes), &mut pieces).is_ok() && send(&mut pieces)
+                })?;
+            }
+            assembler.item(Item::End, &mut pieces)?;
+            if !send(&mut pieces) {
+                return Ok(None);
+            }
+        }
+        let (trailer, totals) = assembler.finish(&image.reference, ReadFrom::Storage)?;
+        pieces.extend(trailer);
+        Ok(send(&mut pieces).then_some(totals))
+    };
+    let message = match assemble() {
+        Ok(Some(totals)) => Message::Done(Some(totals)),
+        Ok(None) => return,
+        Err(reason) => Message::Failed(LoadError::Archive {
+            image: image.reference.clone(),
+            reason,
+        }),
+    };
+    let _ = sender.blocking_send(message);
+}
+
+fn start(name: String, size: u64) -> Item {
+    Item::Start(Entry {
+        name,
+        kind: Kind::File,
+        size,
+    })
+}
+
+/// The archive cut from the engine's export as it is read; `why` the storage was not read.
+async fn from_export(
+    docker: &Docker,
+    image: &Image,
+    unpacked: Vec<usize>,
+    sender: &Sender,
+    why: String,
+) {
+    let export = docker.export_image(&image.reference);
+    let mut assembler = Assembler::new(image, unpacked);
+    let mut reader = Reader::default();
+    let mut export = std::pin::pin!(export);
+    let failed = |reason: String| {
+        Message::Failed(LoadError::Archive {
+            image: image.reference.clone(),
+            reason,
+        })
+    };
+    let mut pieces = Vec::new();
+    while let Some(chunk) = export.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(source) => {
+                let reference = image.reference.clone();
+                let error = LoadError::Export {
+                    image: reference,
+                    source,
+                };
+                let _ = sender.send(Message::Failed(error)).await;
+                return;
+            }
+        };
+        let read = reader.push(&chunk).map_err(|e| e.0).and_then(|items| {
+            items
+                .into_iter()
+                .try_for_each(|item| assembler.item(item, &mut pieces))
+        });
+        if let Err(reason) = read {
+            let _ = sender.send(failed(reason)).await;
+            return;
+        }
+        for piece in pieces.drain(..) {
+            if sender.send(Message::Piece(piece)).await.is_err() {
+                return;
+            }
+        }
+    }
+    let end = reader.finish().map_err(|e| e.0);
+    let read = ReadFrom::Export { why };
+    match end.and_then(|()| assembler.finish(&image.reference, read)) {
+        Ok((trailer, totals)) => {
+            for piece in trailer {
+                if sender.send(Message::Piece(piece)).await.is_err() {
+                    return;
+                }
+            }
+            let _ = sender.send(Message::Done(Some(totals))).await;
+        }
+        Err(reason) => {
+            let _ = sender.send(failed(reason)).await;
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use indicatif::{BinaryBytes, ProgressBar};
 use super::screen::{Row, Screen};
 use super::style;
 use super::{Level, Printer};
-use crate::load::LoadEvent;
+use crate::load::{LoadEvent, ReadFrom};
 
 pub struct LoadView {
     color: bool,
@@ -79,7 +79,11 @@ impl LoadView {
                 bytes,
                 size,
                 elapsed,
+                read,
             } => {
+                if let Some(read) = read {
+                    screen.plain(Level::Detail, &read_from(&service, &read));
+                }
                 let text = format!(
                     "sent {layers} of {total} layers of `{image}` ({} of {}) to {} in {:.1}s",
                     BinaryBytes(bytes),
@@ -134,6 +138,18 @@ impl LoadView {
         match self.sending.remove(service) {
             Some(row) => screen.finish(&row, ok, text),
             None => screen.done(service, ok, text),
+        }
+    }
+}
+
+/// `-v`: where a layered load read its layers.
+fn read_from(service: &str, read: &ReadFrom) -> String {
+    match read {
+        ReadFrom::Storage => format!("load {service}: layers read from the engine's storage"),
+        ReadFrom::Export { why } => {
+            format!(
+                "load {service}: layers read from `docker save` (not the engine's storage: {why})"
+            )
         }
     }
 }
@@ -199,6 +215,7 @@ mod tests {
                 bytes: 4 * 1024,
                 size: 305 * 1024 * 1024,
                 elapsed: Duration::from_millis(300),
+                read: Some(ReadFrom::Storage),
             },
             LoadEvent::Tagged {
                 service: "frontend".to_owned(),

@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use todo_deploy::build::{BuiltImage, Outcome};
 use todo_deploy::config::LoaderKind;
-use todo_deploy::load::{self, LoadError, LoadEvent, NodeLoad, NodeOutcome};
+use todo_deploy::load::{self, LoadError, LoadEvent, NodeLoad, NodeOutcome, ReadFrom};
 use todo_deploy::outcome::Diagnose;
 use todo_deploy::plan::ClusterTarget;
 use todo_deploy::progress::{Event, Events};
@@ -625,6 +625,19 @@ async fn two_layers(nodes: &FakeNodes, tag: &str, version: &[u8]) -> BuiltImage 
         .await
 }
 
+/// Whether this process can read the engine's layer files of `image`.
+async fn storage_readable(docker: &bollard::Docker, image: &BuiltImage) -> bool {
+    let inspected = docker
+        .inspect_image(&image.image.to_string())
+        .await
+        .expect("the image is there");
+    let upper = inspected
+        .graph_driver
+        .filter(|driver| driver.name == "overlay2")
+        .and_then(|driver| driver.data.get("UpperDir").cloned());
+    upper.is_some_and(|upper| std::fs::read_dir(upper).is_ok())
+}
+
 fn layers_event(events: &[Event]) -> Option<(usize, usize, u64, u64)> {
     events.iter().find_map(|event| match event {
         Event::Load(LoadEvent::Layers {
@@ -668,6 +681,17 @@ async fn a_real_containerd_node_gets_only_the_changed_top_layer_and_runs_the_ima
     );
     let (layers, total, sent, size) = layers_event(&events).expect("a layers event");
     assert_eq!((layers, total, sent), (1, 2, bytes));
+    // The engine here is local: where its storage can be read, the layer came from there (not
+    // from an export of the whole image), rebuilt byte for byte, or containerd would have
+    // refused it.
+    let read = events.iter().find_map(|event| match event {
+        Event::Load(LoadEvent::Layers { read, .. }) => read.clone(),
+        _ => None,
+    });
+    match storage_readable(&docker, &v2).await {
+        true => assert_eq!(read, Some(ReadFrom::Storage)),
+        false => assert!(matches!(read, Some(ReadFrom::Export { .. })), "{read:?}"),
+    }
     assert!(
         size > busybox,
         "the image's size, {size}, counts every layer"

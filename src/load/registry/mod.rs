@@ -119,6 +119,7 @@ pub async fn push(
             bytes: pushed.bytes,
             size: size.max(pushed.bytes),
             elapsed: started.elapsed(),
+            read: None,
         });
         NodeOutcome::Layers {
             layers: pushed.sent,
