@@ -136,6 +136,11 @@ pub async fn connect(target: &ClusterTarget, events: &Events) -> Result<Cluster,
         })?;
     // Retries are ours (`retrying`), so that one policy covers every transient fault.
     config.default_retry = false;
+    // A plain `http://` server (`kubectl proxy`, a local stand-in) never uses TLS: an empty
+    // trust store spares reading and parsing every system CA certificate at start.
+    if config.cluster_url.scheme_str() == Some("http") && config.root_cert.is_none() {
+        config.root_cert = Some(Vec::new());
+    }
     config.connect_timeout = Some(Duration::from_secs(5));
     let server = config.cluster_url.to_string();
     let client = Client::try_from(config).map_err(|source| ClusterError::Client {

@@ -15,7 +15,7 @@ use bollard::{API_DEFAULT_VERSION, Docker};
 
 pub mod context;
 
-/// How long an engine may take to answer the first ping.
+/// How long an engine may take to answer the first request.
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
 /// bollard's limit on waiting for a response's headers (a build's come after the whole context).
 const REQUEST_TIMEOUT_SECS: u64 = 120;
@@ -205,13 +205,14 @@ impl Endpoint {
             }
             (Some(dir), error) => certificates(dir, Box::new(error)),
         })?;
-        docker
-            .clone()
+        // One round trip: the version negotiation (`GET /version`) is the first answer, under
+        // the first answer's timeout; a separate ping would only repeat it.
+        let negotiated = docker
             .with_timeout(PING_TIMEOUT)
-            .ping()
+            .negotiate_version()
             .await
             .map_err(unreachable)?;
-        docker.negotiate_version().await.map_err(unreachable)
+        Ok(negotiated.with_timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS)))
     }
 
     fn client(&self) -> Result<Docker, bollard::errors::Error> {

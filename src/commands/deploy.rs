@@ -68,21 +68,31 @@ async fn pipeline(
     printer: &Printer,
 ) -> Result<Exit, Failure> {
     let dry_run = args.dry_run || mode == Mode::Diff;
-    let checked = check(plan, args, mode, env, events).await?;
+    let checked = connect(plan, args, mode, env, events).await?;
     let rendered = render::render(plan);
     let objects: Vec<Object> = rendered.objects.iter().map(Object::from_manifest).collect();
     let namespace = Object::from_manifest(&Manifest::Namespace(rendered.namespace.clone()));
-    // Objects of ours another tool made stop the run here, before anything changes.
-    let adoption = adopt::detect(plan, &checked.cluster, &objects, args, dry_run, events).await?;
+    // Everything that may refuse the run only reads the cluster; objects of ours another tool
+    // made stop the run here, before anything changes.
+    let cluster = &checked.cluster;
+    let reads = async {
+        refusals(plan, args, mode, cluster, events).await?;
+        let adoption = adopt::detect(plan, cluster, &objects, args, dry_run, events).await?;
+        if !dry_run {
+            lock::check(cluster, &plan.namespace, &plan.release, events).await?;
+        }
+        Ok::<_, Failure>(adoption)
+    };
     if dry_run {
-        let cluster = &checked.cluster;
+        reads.await?;
         let rendered = as_deployed(cluster, plan, rendered).await;
         let objects: Vec<Object> = rendered.objects.iter().map(Object::from_manifest).collect();
         let release = (&namespace, objects.as_slice());
         return dry(cluster, plan, release, args, mode, events, printer).await;
     }
-    lock::check(&checked.cluster, &plan.namespace, &plan.release, events).await?;
-    let shipment = ship(plan, args, env, &checked, events).await?;
+    // Building and loading change nothing in the cluster: they start beside the reads, and
+    // a refusal stops them (a build is stopped in the engine).
+    let (adoption, shipment) = tokio::try_join!(reads, ship(plan, args, env, &checked, events))?;
     // Pushed images are deployed by the digest the registry reported.
     let (rendered, objects) = match shipment.pins.is_empty() {
         true => (rendered, objects),
@@ -131,9 +141,9 @@ struct Checked {
     cluster: Cluster,
 }
 
-/// Connects to Docker (when something is built or loaded) and to the cluster, and refuses an
-/// `upgrade` of a release that is not installed.
-async fn check(
+/// Connects to Docker (when something is built or loaded) and to the cluster, both at once; a
+/// Docker failure is said first.
+async fn connect(
     plan: &Plan,
     args: &DeployArgs,
     mode: Mode,
@@ -142,15 +152,32 @@ async fn check(
 ) -> Result<Checked, Failure> {
     let dry_run = args.dry_run || mode == Mode::Diff;
     let needs_docker = !dry_run && (!args.no_build || loads(plan));
-    let docker = match needs_docker {
-        true => Some(docker::connect_saying(env, events).await?),
-        false => None,
+    let docker = async {
+        match needs_docker {
+            true => docker::connect_saying(env, events).await.map(Some),
+            false => Ok(None),
+        }
     };
-    let cluster = cluster::connect(&plan.cluster, events).await?;
+    let (docker, cluster) = tokio::join!(docker, cluster::connect(&plan.cluster, events));
+    let docker = docker?;
+    let cluster = cluster?;
     events.send(Event::Detail(format!(
         "cluster: context `{}` at `{}`",
         cluster.context, cluster.server
     )));
+    Ok(Checked { docker, cluster })
+}
+
+/// The reads that refuse a run before anything changes: missing permissions, no room on the
+/// nodes, an `upgrade` of a release that is not installed.
+async fn refusals(
+    plan: &Plan,
+    args: &DeployArgs,
+    mode: Mode,
+    cluster: &Cluster,
+    events: &Events,
+) -> Result<(), Failure> {
+    let dry_run = args.dry_run || mode == Mode::Diff;
     // What the credentials may not do, the room on the nodes and the release history are read
     // side by side, so the no-change path stays as fast; a missing permission is said first.
     let access = async {
@@ -159,18 +186,18 @@ async fn check(
             Mode::Up | Mode::Diff => crate::access::Command::Up,
         };
         match dry_run {
-            false => super::preflight::check(&cluster, &plan.namespace, command, events).await,
+            false => super::preflight::check(cluster, &plan.namespace, command, events).await,
             true => Ok(()),
         }
     };
     let checks = async {
         match !dry_run && !args.skip_checks {
-            true => room_check(plan, &cluster).await,
+            true => room_check(plan, cluster).await,
             false => Ok(()),
         }
     };
     let history = async {
-        release::history(&cluster, &plan.namespace, &plan.release, events)
+        release::history(cluster, &plan.namespace, &plan.release, events)
             .await
             .map_err(Failure::from)
     };
@@ -188,7 +215,7 @@ async fn check(
             Some("install it with `todo-deploy up`".to_owned()),
         ));
     }
-    Ok(Checked { docker, cluster })
+    Ok(())
 }
 
 /// `doctor`'s fast checks that the steps before the first change do not make on their own
