@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bollard::{API_DEFAULT_VERSION, Docker};
+use bollard::{API_DEFAULT_VERSION, ClientVersion, Docker};
 
 pub mod context;
 
@@ -190,6 +190,12 @@ impl Endpoint {
             dir: dir.to_path_buf(),
             source,
         };
+        if let Some(socket) = self.host.strip_prefix("unix://")
+            && let Some(version) = ping_version(socket).await
+        {
+            let docker = Docker::connect_with_unix(&self.host, REQUEST_TIMEOUT_SECS, &version);
+            return docker.map_err(unreachable);
+        }
         if let Some(dir) = &self.tls {
             // bollard reads the key only during the handshake, where a missing file looks like
             // an engine that does not answer.
@@ -205,8 +211,8 @@ impl Endpoint {
             }
             (Some(dir), error) => certificates(dir, Box::new(error)),
         })?;
-        // One round trip: the version negotiation (`GET /version`) is the first answer, under
-        // the first answer's timeout; a separate ping would only repeat it.
+        // Elsewhere, or when the ping did not say, one round trip: the version negotiation
+        // (`GET /version`) is the first answer, under the first answer's timeout.
         let negotiated = docker
             .with_timeout(PING_TIMEOUT)
             .negotiate_version()
@@ -255,6 +261,54 @@ impl Endpoint {
     }
 }
 
+/// The API version the engine on the unix socket `socket` speaks (at most bollard's), from the
+/// `Api-Version` header of its `/_ping` answer: one cheap request where bollard's negotiation
+/// asks `GET /version`, which the engine answers slowly (it runs `runc --version`: some 10 ms
+/// of every run). bollard does not expose a ping's headers, hence this one HTTP/1.0 exchange.
+/// `None` when anything is off: the caller negotiates as before, and reports any error.
+async fn ping_version(socket: &str) -> Option<ClientVersion> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::UnixStream::connect(socket).await.ok()?;
+        let request = b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n";
+        stream.write_all(request).await.ok()?;
+        let mut answer = Vec::new();
+        stream.take(16 * 1024).read_to_end(&mut answer).await.ok()?;
+        Some(answer)
+    };
+    let answer = tokio::time::timeout(PING_TIMEOUT, exchange).await.ok()??;
+    api_version(&answer)
+}
+
+/// The `Api-Version` header of a `200` HTTP answer, capped at the version bollard speaks.
+fn api_version(answer: &[u8]) -> Option<ClientVersion> {
+    let end = answer.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&answer[..end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?;
+    if !status.starts_with("HTTP/1.") || status.split(' ').nth(1) != Some("200") {
+        return None;
+    }
+    let value = lines.find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("api-version")
+            .then(|| value.trim())
+    })?;
+    let (major, minor) = value.split_once('.')?;
+    let version = ClientVersion {
+        major_version: major.parse().ok()?,
+        minor_version: minor.parse().ok()?,
+    };
+    if version.major_version != 1 {
+        return None;
+    }
+    Some(match version < *API_DEFAULT_VERSION {
+        true => version,
+        false => *API_DEFAULT_VERSION,
+    })
+}
+
 /// A client for the engine the `docker` CLI would use (see [`Endpoint::from_env`]).
 pub async fn connect(env: &dyn Fn(&str) -> Option<String>) -> Result<Docker, DockerError> {
     Endpoint::from_env(env)?.connect().await
@@ -265,13 +319,53 @@ pub async fn connect_saying(
     env: &dyn Fn(&str) -> Option<String>,
     events: &crate::progress::Events,
 ) -> Result<Docker, DockerError> {
-    let (docker, endpoint) = connect_endpoint(env).await?;
+    let connected = connect_endpoint(env).await;
+    say(connected, events)
+}
+
+fn say(
+    connected: Result<(Docker, Endpoint), DockerError>,
+    events: &crate::progress::Events,
+) -> Result<Docker, DockerError> {
+    let (docker, endpoint) = connected?;
     events.send(crate::progress::Event::Detail(format!(
         "docker: the engine at `{}` ({})",
         endpoint.host,
         endpoint.origin.describe()
     )));
     Ok(docker)
+}
+
+/// A connection to the engine started before it is needed, on a task of its own: the engine's
+/// first answer is slow (its `GET /version` runs `runc --version`, some 10 ms), and a run that
+/// will build can start it before reading its settings. Its error, if any, is said only when
+/// the connection is [`finish`](Connecting::finish)ed.
+pub struct Connecting(tokio::task::JoinHandle<Result<(Docker, Endpoint), DockerError>>);
+
+impl Connecting {
+    pub fn start(env: &dyn Fn(&str) -> Option<String>) -> Connecting {
+        let endpoint = Endpoint::from_env(env);
+        Connecting(tokio::spawn(async move {
+            let endpoint = endpoint?;
+            let docker = endpoint.connect().await?;
+            Ok((docker, endpoint))
+        }))
+    }
+
+    /// The connection, saying under `-v` which engine it is (as [`connect_saying`]).
+    pub async fn finish(
+        self,
+        env: &dyn Fn(&str) -> Option<String>,
+        events: &crate::progress::Events,
+    ) -> Result<Docker, DockerError> {
+        let connected = match self.0.await {
+            Ok(connected) => connected,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            // Cancelled (the runtime is stopping): connect here instead.
+            Err(_) => connect_endpoint(env).await,
+        };
+        say(connected, events)
+    }
 }
 
 /// Like [`connect`], also saying which endpoint answered (for `-v` and `doctor`).
@@ -286,6 +380,24 @@ pub async fn connect_endpoint(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_api_version_comes_from_a_pings_header_capped_at_bollards() {
+        let ping = |head: &str| api_version(format!("{head}\r\n\r\nOK").as_bytes());
+        let docker = "HTTP/1.0 200 OK\r\nApi-Version: 1.41\r\nDocker-Experimental: false";
+        let found = ping(docker).unwrap();
+        assert_eq!((found.major_version, found.minor_version), (1, 41));
+        let newer = ping("HTTP/1.1 200 OK\r\napi-version:  1.99").unwrap();
+        assert_eq!(newer, *API_DEFAULT_VERSION);
+        assert_eq!(
+            ping("HTTP/1.0 500 Internal Server Error\r\nApi-Version: 1.41"),
+            None
+        );
+        assert_eq!(ping("HTTP/1.0 200 OK\r\nServer: something"), None);
+        assert_eq!(ping("HTTP/1.0 200 OK\r\nApi-Version: one"), None);
+        assert_eq!(ping("HTTP/1.0 200 OK\r\nApi-Version: 2.0"), None);
+        assert_eq!(api_version(b"HTTP/1.0 200 OK\r\nApi-Version: 1.41"), None);
+    }
 
     fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |key| {

@@ -52,9 +52,12 @@ pub async fn run(
         loader: args.loader,
         history_max: args.history_max,
     };
+    // A run that builds needs Docker whatever the settings say: its connection starts first.
+    let dry_run = args.dry_run || mode == Mode::Diff;
+    let docker = (!dry_run && !args.no_build).then(|| docker::Connecting::start(env));
     let plan = settings::resolve(global, &flags, Purpose::Deploy, env)?;
     Ui::around(printer, async |events| {
-        pipeline(&plan, args, mode, env, events, printer).await
+        pipeline(&plan, args, mode, env, docker, events, printer).await
     })
     .await
 }
@@ -64,11 +67,12 @@ async fn pipeline(
     args: &DeployArgs,
     mode: Mode,
     env: &dyn Fn(&str) -> Option<String>,
+    docker: Option<docker::Connecting>,
     events: &Events,
     printer: &Printer,
 ) -> Result<Exit, Failure> {
     let dry_run = args.dry_run || mode == Mode::Diff;
-    let checked = connect(plan, args, mode, env, events).await?;
+    let checked = connect(plan, args, mode, env, docker, events).await?;
     let rendered = render::render(plan);
     let objects: Vec<Object> = rendered.objects.iter().map(Object::from_manifest).collect();
     let namespace = Object::from_manifest(&Manifest::Namespace(rendered.namespace.clone()));
@@ -141,21 +145,23 @@ struct Checked {
     cluster: Cluster,
 }
 
-/// Connects to Docker (when something is built or loaded) and to the cluster, both at once; a
-/// Docker failure is said first.
+/// Connects to Docker (when something is built or loaded; `early` if that connection was
+/// started already) and to the cluster, both at once; a Docker failure is said first.
 async fn connect(
     plan: &Plan,
     args: &DeployArgs,
     mode: Mode,
     env: &dyn Fn(&str) -> Option<String>,
+    early: Option<docker::Connecting>,
     events: &Events,
 ) -> Result<Checked, Failure> {
     let dry_run = args.dry_run || mode == Mode::Diff;
     let needs_docker = !dry_run && (!args.no_build || loads(plan));
     let docker = async {
-        match needs_docker {
-            true => docker::connect_saying(env, events).await.map(Some),
-            false => Ok(None),
+        match (early, needs_docker) {
+            (Some(early), _) => early.finish(env, events).await.map(Some),
+            (None, true) => docker::connect_saying(env, events).await.map(Some),
+            (None, false) => Ok(None),
         }
     };
     let (docker, cluster) = tokio::join!(docker, cluster::connect(&plan.cluster, events));
