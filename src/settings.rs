@@ -106,16 +106,22 @@ pub fn resolve(
         loader,
         registry: registry.as_deref(),
     };
-    let mut services = Vec::new();
+    let mut builds = Vec::new();
     for (name, service) in &config.services {
-        if let Some(plan) = service_plan(name, service, &inputs, &mut problems)? {
-            services.push(plan);
+        if let Some(build) = build_inputs(name, service, &inputs, &mut problems) {
+            builds.push((name.as_str(), service, build));
         }
     }
     let problems = problems.into_vec();
     if !problems.is_empty() {
         return Err(ConfigError::Invalid(problems).into());
     }
+    let digests = input_digests(&builds, purpose)?;
+    let services: Vec<ServicePlan> = builds
+        .into_iter()
+        .zip(digests)
+        .map(|((name, service, build), digest)| service_plan(name, service, build, digest, &inputs))
+        .collect();
 
     let env_file = env_file(global.env_file.as_deref(), config, sources);
     let values = match purpose {
@@ -220,23 +226,46 @@ struct ServiceInputs<'a> {
     registry: Option<&'a str>,
 }
 
-/// One service's plan; `None` when its build inputs are wrong (the problem is recorded).
+/// Each service's input digest when deploying (empty otherwise), a thread per service: reading
+/// and hashing the build contexts is most of what a run does before its first request.
+fn input_digests(
+    builds: &[(&str, &config::ServiceConfig, BuildInputs)],
+    purpose: Purpose,
+) -> Result<Vec<String>, SettingsError> {
+    if purpose == Purpose::Inspect {
+        return Ok(vec![String::new(); builds.len()]);
+    }
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = builds
+            .iter()
+            .map(|(name, _, build)| {
+                scope.spawn(move || {
+                    input_digest(build).map_err(|source| SettingsError::Context {
+                        service: (*name).to_owned(),
+                        source,
+                    })
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            })
+            .collect()
+    })
+}
+
+/// One service's plan, from its checked build inputs and their digest.
 fn service_plan(
     name: &str,
     service: &config::ServiceConfig,
+    build: BuildInputs,
+    input_digest: String,
     inputs: &ServiceInputs<'_>,
-    problems: &mut Problems<'_>,
-) -> Result<Option<ServicePlan>, SettingsError> {
-    let Some(build) = build_inputs(name, service, inputs, problems) else {
-        return Ok(None);
-    };
-    let input_digest = match inputs.purpose {
-        Purpose::Deploy => input_digest(&build).map_err(|source| SettingsError::Context {
-            service: name.to_owned(),
-            source,
-        })?,
-        Purpose::Inspect => String::new(),
-    };
+) -> ServicePlan {
     let tag = match (inputs.tag, inputs.purpose) {
         (Some(tag), _) => tag.to_owned(),
         // The first 12 hex digits: the same inputs give the same tag.
@@ -251,7 +280,7 @@ fn service_plan(
         LoaderKind::Registry | LoaderKind::None => PullPolicy::IfNotPresent,
         _ => PullPolicy::Never,
     });
-    Ok(Some(ServicePlan {
+    ServicePlan {
         name: name.to_owned(),
         build,
         input_digest,
@@ -266,7 +295,7 @@ fn service_plan(
         env: service.env.clone(),
         pull_policy,
         allow_from: service.allow_from.clone(),
-    }))
+    }
 }
 
 /// The service's build context and Dockerfile, relative to the file that set them; when
