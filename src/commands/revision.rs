@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::DynamicObject;
 
 use crate::apply::{self, ApplyOptions, ApplyReport, Object};
@@ -104,7 +105,11 @@ impl Deployer<'_> {
             deployments: deployments(objects),
             timeout: self.timeout,
         };
-        let outcome = rollout::wait(self.cluster, &target, super::interrupted(), self.events).await;
+        let answers = applied_deployments(&report);
+        let outcome = match rollout::complete_in(&target, &answers, self.events) {
+            Some(outcome) => outcome,
+            None => rollout::wait(self.cluster, &target, super::interrupted(), self.events).await,
+        };
         if let Outcome::Unreachable { .. } = outcome {
             // Nothing can be written: the revision stays pending, and the next run that takes
             // the lock marks it abandoned.
@@ -317,6 +322,16 @@ fn describe(description: &str, outcome: &Outcome) -> String {
 }
 
 /// The Deployments among `objects`: what a rollout waits for.
+/// The Deployments as the server answered their apply.
+fn applied_deployments(report: &ApplyReport) -> Vec<Deployment> {
+    report
+        .applied
+        .iter()
+        .filter(|a| a.key.kind == Kind::Deployment)
+        .filter_map(|a| a.after.as_ref()?.clone().try_parse::<Deployment>().ok())
+        .collect()
+}
+
 pub fn deployments(objects: &[Object]) -> Vec<String> {
     objects
         .iter()

@@ -127,6 +127,30 @@ pub async fn wait(
     outcome
 }
 
+/// The rollout as the apply's answers already show it: `Some(Ready)`, each Deployment's
+/// `Ready` said, when every Deployment of `target` is among `applied` and complete there (the
+/// controller observed its generation, every replica updated and available), as a `up` that
+/// changed nothing finds them; then no watch is opened. `None` leaves it to [`wait`]. The
+/// answer is the object as stored at that moment: the same the wait's first list would show.
+pub fn complete_in(target: &Target, applied: &[Deployment], events: &Events) -> Option<Outcome> {
+    let complete = target.deployments.iter().all(|name| {
+        let found = applied
+            .iter()
+            .find(|d| d.metadata.name.as_deref() == Some(name.as_str()));
+        conditions::rollout_state(found) == RolloutState::Complete
+    });
+    if !complete {
+        return None;
+    }
+    for name in &target.deployments {
+        events.send(Event::Rollout(RolloutEvent::Ready {
+            deployment: name.clone(),
+            elapsed: Duration::ZERO,
+        }));
+    }
+    Some(Outcome::Ready)
+}
+
 /// The wait itself: the watches, judged at every change.
 async fn follow(
     cluster: &Cluster,
@@ -614,5 +638,71 @@ pub async fn wait_gone(
             _ = tokio::time::sleep_until(deadline) => return Gone::TimedOut(remaining(&stores)),
             _ = &mut cancel => return Gone::Interrupted(remaining(&stores)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(name: &str, generation: i64, observed: i64, available: i32) -> Deployment {
+        serde_saphyr::from_str(&format!(
+            "metadata: {{name: {name}, generation: {generation}}}
+spec: {{replicas: 2, selector: {{}}, template: {{}}}}
+status: {{observedGeneration: {observed}, replicas: 2, updatedReplicas: 2, readyReplicas: {available}, availableReplicas: {available}}}"
+        ))
+        .expect("a Deployment")
+    }
+
+    fn target() -> Target {
+        Target {
+            namespace: "todo".into(),
+            release: "todo".into(),
+            deployments: vec!["backend".into(), "frontend".into()],
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn answers_that_show_every_rollout_complete_need_no_wait() {
+        let (events, mut seen) = Events::channel();
+        let applied = [
+            deployment("frontend", 3, 3, 2),
+            deployment("backend", 1, 1, 2),
+        ];
+        assert_eq!(
+            complete_in(&target(), &applied, &events),
+            Some(Outcome::Ready)
+        );
+        let ready: Vec<String> = std::iter::from_fn(|| seen.try_recv().ok())
+            .filter_map(|event| match event {
+                Event::Rollout(RolloutEvent::Ready { deployment, .. }) => Some(deployment),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ready, ["backend", "frontend"]);
+    }
+
+    #[test]
+    fn a_new_generation_a_missing_answer_or_an_unavailable_replica_is_waited_for() {
+        let (events, mut seen) = Events::channel();
+        let done = deployment("backend", 1, 1, 2);
+        for other in [
+            Some(deployment("frontend", 4, 3, 2)),
+            Some(deployment("frontend", 3, 3, 1)),
+            None,
+        ] {
+            let applied: Vec<Deployment> =
+                [Some(done.clone()), other].into_iter().flatten().collect();
+            assert_eq!(
+                complete_in(&target(), &applied, &events),
+                None,
+                "{applied:?}"
+            );
+        }
+        assert!(
+            seen.try_recv().is_err(),
+            "nothing is said when the wait decides"
+        );
     }
 }
