@@ -531,29 +531,6 @@ async fn measured(env: &Env, side: Side, step: Step<'_>, watch: bool) -> Result<
     if side == Side::TodoDeploy && std::env::var_os("BENCH_VERBOSE").is_some() {
         command.arg("-v");
     }
-    if side == Side::TodoDeploy && std::env::var_os("BENCH_STRACE").is_some() {
-        let std = command.as_std();
-        let mut wrapped = std::process::Command::new("strace");
-        wrapped.args(["-f", "-tt", "-o"]).arg(format!(
-            "/tmp/strace-{}.txt",
-            std::process::id() as u64 * 1000 + rand_suffix()
-        ));
-        wrapped.arg(std.get_program()).args(std.get_args());
-        for (k, v) in std.get_envs() {
-            match v {
-                Some(v) => {
-                    wrapped.env(k, v);
-                }
-                None => {
-                    wrapped.env_remove(k);
-                }
-            }
-        }
-        if let Some(dir) = std.get_current_dir() {
-            wrapped.current_dir(dir);
-        }
-        command = tokio::process::Command::from(wrapped);
-    }
     let timed = run_timed(command, side == Side::TodoDeploy).await;
     if std::env::var_os("BENCH_SHOW_OUTPUT").is_some() {
         eprintln!(
@@ -1199,11 +1176,4 @@ fn pipeline_only() -> bool {
     let args: Vec<String> = std::env::args().collect();
     args.windows(2)
         .any(|w| w[0] == "--case" && w[1] == "pipeline")
-}
-
-fn rand_suffix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_micros() as u64
 }
