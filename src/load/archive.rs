@@ -1,6 +1,7 @@
 //! The OCI image layout a containerd node imports instead of the whole `docker save` archive:
-//! built entry by entry from the export as it is read, for several nodes at once, each getting
-//! only the layers above the longest chain it has unpacked.
+//! built entry by entry as the image is read (from the export, or from the engine's storage in
+//! the same entries), for several nodes at once, each getting only the layers above the
+//! longest chain it has unpacked.
 //!
 //! The layout, as containerd 1.6's `ctr images import` reads it (`images/archive/importer.go`:
 //! every regular file but `oci-layout`, `index.json` and `manifest.json` is stored as a blob

@@ -13,16 +13,23 @@
 //!
 //! Nothing is trusted: the config must hash to the image ID, and every layer read is hashed
 //! against its diff ID as it streams (a layer that is not is an error, which ends the archive
-//! before `index.json`, so a node imports nothing). The storage is found from the `UpperDir`
+//! before `index.json`, so a node imports nothing). A file is read only if every part of its
+//! name below the diff directory is a real directory and it is a regular file: an image's
+//! symbolic links (`x -> /root`, then a file `x/key`, unpacked harmlessly inside the layer)
+//! must not make this process read the host's files. The storage is found from the `UpperDir`
 //! the engine reports for the image and checked against the top layer's cache ID; an engine
 //! elsewhere (a VM, another host), another storage driver, or files this user cannot open mean
-//! `open` says why and the load reads the export instead.
+//! `open` says why and the load reads the export instead. Only the records of the layers that
+//! may be sent are kept; the others are read for their length.
 //!
 //! Written here rather than taken from a crate: no Rust crate reads tar-split records (the
 //! format is Go's `vbatts/tar-split`), and reading it is this one file.
 
-use std::fs::File;
+use std::ffi::OsStr;
+use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use base64::Engine as _;
@@ -84,8 +91,9 @@ struct Record {
 
 impl Stored {
     /// Finds `image` in the storage its engine reported (`upper`: the top layer's diff
-    /// directory); why not, when it cannot be read from here.
-    pub fn open(image: &Image, upper: &Path) -> Result<Stored, String> {
+    /// directory), keeping the records of the layers from `lowest` up; why not, when it cannot
+    /// be read from here.
+    pub fn open(image: &Image, upper: &Path, lowest: usize) -> Result<Stored, String> {
         let root = root_of(upper)?;
         let config = std::fs::read(
             root.join("image/overlay2/imagedb/content/sha256")
@@ -96,7 +104,7 @@ impl Stored {
             return Err("the stored config is not the image's".to_owned());
         }
         let mut layers = Vec::new();
-        for chain in &image.chain {
+        for (position, chain) in image.chain.iter().enumerate() {
             let record = root
                 .join("image/overlay2/layerdb/sha256")
                 .join(chain.0.hex());
@@ -112,7 +120,8 @@ impl Stored {
             let dir = root.join("overlay2").join(cache).join("diff");
             let split = File::open(record.join("tar-split.json.gz"))
                 .map_err(|e| format!("the tar-split record of layer `{chain}`: {e}"))?;
-            let (parts, size) = parts(BufReader::new(GzDecoder::new(split)))
+            let keep = position >= lowest;
+            let (parts, size) = parts(BufReader::new(GzDecoder::new(split)), keep)
                 .map_err(|e| format!("the tar-split record of layer `{chain}`: {e}"))?;
             layers.push(Layer { dir, parts, size });
         }
@@ -134,19 +143,16 @@ impl Stored {
         self.layers.get(position).map(|l| l.size)
     }
 
-    /// Checks that every file the layers from `position` up need is there, openable, and of
-    /// its recorded size.
+    /// Checks that every file the layers from `position` up need is there, a regular file
+    /// reached through real directories, openable, and of its recorded size.
     pub fn check_from(&self, position: usize) -> Result<(), String> {
         for layer in self.layers.iter().skip(position) {
             for part in &layer.parts {
                 if let Part::File { path, size } = part {
-                    let file = layer.dir.join(path);
-                    let length = File::open(&file)
-                        .and_then(|f| f.metadata())
-                        .map_err(|e| format!("`{}`: {e}", file.display()))?
-                        .len();
+                    let (_, length) = open_beneath(&layer.dir, path)?;
                     if length != *size {
-                        let shown = file.display();
+                        let shown = layer.dir.join(path);
+                        let shown = shown.display();
                         return Err(format!("`{shown}` is {length} bytes, recorded {size}"));
                     }
                 }
@@ -175,7 +181,7 @@ impl Stored {
         for part in &layer.parts {
             let going = match part {
                 Part::Raw(bytes) => give(bytes.clone()),
-                Part::File { path, size } => copy(&layer.dir.join(path), *size, &mut give)?,
+                Part::File { path, size } => copy(&layer.dir, path, *size, &mut give)?,
             };
             if !going {
                 return Ok(());
@@ -208,8 +214,8 @@ fn root_of(upper: &Path) -> Result<PathBuf, String> {
         .ok_or_else(|| format!("`{shown}` has no storage root"))
 }
 
-/// A tar-split record's parts and the tar's length.
-fn parts(mut reader: impl BufRead) -> Result<(Vec<Part>, u64), String> {
+/// A tar-split record's parts (none unless `keep`) and the tar's length.
+fn parts(mut reader: impl BufRead, keep: bool) -> Result<(Vec<Part>, u64), String> {
     let mut parts = Vec::new();
     let mut size = 0u64;
     let mut line = Vec::new();
@@ -236,7 +242,9 @@ fn parts(mut reader: impl BufRead) -> Result<(Vec<Part>, u64), String> {
             None => 0,
         };
         size = size.checked_add(length).ok_or("a tar longer than 2^64")?;
-        parts.extend(part);
+        if keep {
+            parts.extend(part);
+        }
     }
     Ok((parts, size))
 }
@@ -254,15 +262,12 @@ fn part(record: Record) -> Result<Option<Part>, String> {
         1 if record.size == 0 => Ok(None),
         1 => {
             let name = match (record.name, record.name_raw) {
-                (Some(name), _) => name,
-                (None, Some(raw)) => {
-                    let raw = STANDARD.decode(raw).map_err(|e| e.to_string())?;
-                    String::from_utf8(raw).map_err(|_| "a file name that is not UTF-8")?
-                }
+                (Some(name), _) => name.into_bytes(),
+                (None, Some(raw)) => STANDARD.decode(raw).map_err(|e| e.to_string())?,
                 (None, None) => return Err("a file without a name".to_owned()),
             };
             Ok(Some(Part::File {
-                path: relative(&name)?,
+                path: relative(OsStr::from_bytes(&name))?,
                 size: record.size,
             }))
         }
@@ -271,7 +276,7 @@ fn part(record: Record) -> Result<Option<Part>, String> {
 }
 
 /// A tar entry's name as a path that stays below the diff directory.
-fn relative(name: &str) -> Result<PathBuf, String> {
+fn relative(name: &OsStr) -> Result<PathBuf, String> {
     let path = Path::new(name);
     if path
         .components()
@@ -279,14 +284,60 @@ fn relative(name: &str) -> Result<PathBuf, String> {
     {
         Ok(path.to_path_buf())
     } else {
-        Err(format!("the file name `{name}` leaves the layer"))
+        Err(format!(
+            "the file name `{}` leaves the layer",
+            path.display()
+        ))
     }
 }
 
-/// Gives exactly `size` bytes of `file` to `give`; whether to go on.
-fn copy(file: &Path, size: u64, give: &mut dyn FnMut(Bytes) -> bool) -> Result<bool, String> {
+/// Opens the regular file `path` below `dir` and gives its length, refusing a name any part of
+/// which is a symbolic link (or not a directory), and anything but a regular file (a FIFO
+/// would block the read forever).
+fn open_beneath(dir: &Path, path: &Path) -> Result<(File, u64), String> {
+    let file = dir.join(path);
     let shown = || file.display().to_string();
-    let mut reader = File::open(file).map_err(|e| format!("`{}`: {e}", shown()))?;
+    let mut walked = dir.to_path_buf();
+    let mut parts = path.components().peekable();
+    while let Some(part) = parts.next() {
+        walked.push(part);
+        if parts.peek().is_some() {
+            let kind = std::fs::symlink_metadata(&walked)
+                .map_err(|e| format!("`{}`: {e}", walked.display()))?
+                .file_type();
+            if !kind.is_dir() {
+                let walked = walked.display();
+                return Err(format!(
+                    "`{walked}` is not a directory (a link?), for `{}`",
+                    shown()
+                ));
+            }
+        }
+    }
+    let opened = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&file)
+        .map_err(|e| format!("`{}`: {e}", shown()))?;
+    let metadata = opened
+        .metadata()
+        .map_err(|e| format!("`{}`: {e}", shown()))?;
+    if !metadata.is_file() {
+        return Err(format!("`{}` is not a regular file", shown()));
+    }
+    Ok((opened, metadata.len()))
+}
+
+/// Gives exactly `size` bytes of the file `path` below `dir` to `give`; whether to go on.
+fn copy(
+    dir: &Path,
+    path: &Path,
+    size: u64,
+    give: &mut dyn FnMut(Bytes) -> bool,
+) -> Result<bool, String> {
+    let file = dir.join(path);
+    let shown = || file.display().to_string();
+    let (mut reader, _) = open_beneath(dir, path)?;
     let mut left = size;
     while left > 0 {
         let mut buffer = vec![0; CHUNK.min(usize::try_from(left).unwrap_or(CHUNK))];
@@ -422,7 +473,7 @@ mod tests {
             &[("app/version", b"two\n"), (&long, b"long name\n")],
         ];
         let (image, tars) = storage(root.path(), &files);
-        let stored = Stored::open(&image, image.upper.as_deref().unwrap()).unwrap();
+        let stored = Stored::open(&image, image.upper.as_deref().unwrap(), 0).unwrap();
         stored.check_from(0).unwrap();
         assert_eq!(stored.config().len() as u64, {
             let path = root.path().join("image/overlay2/imagedb/content/sha256");
@@ -444,7 +495,7 @@ mod tests {
         let upper = image.upper.clone().unwrap();
         // Same length, other bytes: only the hash can tell.
         std::fs::write(upper.join("app/version"), b"two\n").unwrap();
-        let stored = Stored::open(&image, &upper).unwrap();
+        let stored = Stored::open(&image, &upper, 0).unwrap();
         stored.check_from(0).unwrap();
         let error = read_all(&stored, &image, 0).unwrap_err();
         assert!(
@@ -460,33 +511,89 @@ mod tests {
     }
 
     #[test]
+    fn a_link_in_a_files_name_or_a_file_that_is_not_regular_is_never_read() {
+        // The layer, unpacked, holds `app -> <outside>` and then `app/version`: inside the
+        // engine's jail a harmless file, on this host the outside file of the same length.
+        let root = tempfile::tempdir().unwrap();
+        let files: [&[(&str, &[u8])]; 1] = [&[("app/version", b"one\n")]];
+        let (image, _) = storage(root.path(), &files);
+        let upper = image.upper.clone().unwrap();
+        let outside = root.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("version"), b"key!").unwrap();
+        std::fs::remove_dir_all(upper.join("app")).unwrap();
+        std::os::unix::fs::symlink(&outside, upper.join("app")).unwrap();
+        let stored = Stored::open(&image, &upper, 0).unwrap();
+        let error = stored.check_from(0).unwrap_err();
+        assert!(error.contains("is not a directory (a link?)"), "{error}");
+        let mut read = Vec::new();
+        let error = stored
+            .read(0, image.diff_ids[0], &mut |piece| {
+                read.extend_from_slice(&piece);
+                true
+            })
+            .unwrap_err();
+        assert!(error.contains("a link?"), "{error}");
+        assert!(
+            !read.windows(4).any(|w| w == b"key!"),
+            "the outside file was read"
+        );
+
+        // The file itself a link, or a FIFO (which would block a read forever).
+        std::fs::remove_file(upper.join("app")).unwrap();
+        std::fs::create_dir_all(upper.join("app")).unwrap();
+        std::os::unix::fs::symlink(outside.join("version"), upper.join("app/version")).unwrap();
+        assert!(stored.check_from(0).is_err());
+        std::fs::remove_file(upper.join("app/version")).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(upper.join("app/version"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let error = stored.check_from(0).unwrap_err();
+        assert!(error.contains("not a regular file"), "{error}");
+    }
+
+    #[test]
+    fn the_layers_below_the_lowest_sent_are_measured_not_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let files: [&[(&str, &[u8])]; 2] = [&[("app/base", b"base\n")], &[("app/top", b"top\n")]];
+        let (image, tars) = storage(root.path(), &files);
+        let stored = Stored::open(&image, image.upper.as_deref().unwrap(), 1).unwrap();
+        assert_eq!(stored.size(0), Some(tars[0].len() as u64));
+        assert!(stored.layers[0].parts.is_empty());
+        assert_eq!(read_all(&stored, &image, 1).unwrap(), tars[1]);
+    }
+
+    #[test]
     fn storage_that_is_not_the_engines_is_refused() {
         let root = tempfile::tempdir().unwrap();
         let files: [&[(&str, &[u8])]; 1] = [&[("app/version", b"one\n")]];
         let (image, _) = storage(root.path(), &files);
         let elsewhere = root.path().join("overlay2/other/diff");
-        let error = Stored::open(&image, &elsewhere).unwrap_err();
+        let error = Stored::open(&image, &elsewhere, 0).unwrap_err();
         assert!(error.contains("not in"), "{error}");
-        let error = Stored::open(&image, Path::new("/var/lib/docker/vfs/dir/x")).unwrap_err();
+        let error = Stored::open(&image, Path::new("/var/lib/docker/vfs/dir/x"), 0).unwrap_err();
         assert!(error.contains("not an overlay2 diff directory"), "{error}");
-        let error = Stored::open(&image, &root.path().join("nothing/overlay2/c/diff")).unwrap_err();
+        let error =
+            Stored::open(&image, &root.path().join("nothing/overlay2/c/diff"), 0).unwrap_err();
         assert!(error.contains("config"), "{error}");
     }
 
     #[test]
     fn records_that_leave_the_layer_or_are_not_records_are_errors() {
         let outside = r#"{"type":1,"name":"../etc/passwd","size":5}"#;
-        let error = parts(outside.as_bytes()).unwrap_err();
+        let error = parts(outside.as_bytes(), true).unwrap_err();
         assert!(error.contains("leaves the layer"), "{error}");
         let absolute = r#"{"type":1,"name":"/etc/passwd","size":5}"#;
-        assert!(parts(absolute.as_bytes()).is_err());
+        assert!(parts(absolute.as_bytes(), true).is_err());
         assert!(
-            parts(&br#"{"type":3}"#[..])
+            parts(&br#"{"type":3}"#[..], true)
                 .unwrap_err()
                 .contains("unknown type 3")
         );
-        assert!(parts(&b"not json"[..]).is_err());
+        assert!(parts(&b"not json"[..], true).is_err());
         let empty = "{\"type\":1,\"name\":\"a/\",\"payload\":null,\"position\":1}\n\n";
-        assert_eq!(parts(empty.as_bytes()).unwrap(), (Vec::new(), 0));
+        assert_eq!(parts(empty.as_bytes(), true).unwrap(), (Vec::new(), 0));
     }
 }

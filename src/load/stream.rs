@@ -1,9 +1,10 @@
-//! One export of an image, streamed into several nodes' imports at once. The export is read by a
-//! task of its own (beside the writes, on another core, as `docker save | …` would) that turns it
-//! into pieces, each for some of the nodes: the whole `docker save` stream for every node
-//! ([`whole`]), or for containerd nodes an OCI archive holding only what each lacks
-//! ([`layered`], see `archive`). A piece goes to all its nodes before the next is taken, so the
-//! slowest node paces the engine and memory holds a few pieces, never the image.
+//! One image, streamed into several nodes' imports at once. It is read by a task of its own
+//! (beside the writes, on another core, as `docker save | …` would) that turns it into pieces,
+//! each for some of the nodes: the whole `docker save` stream for every node ([`whole`]), or for
+//! containerd nodes an OCI archive holding only what each lacks ([`layered`], see `archive`),
+//! its layers read from the engine's storage (`storage`) or, where that cannot be read, cut
+//! from the export. A piece goes to all its nodes before the next is taken, so the slowest node
+//! paces the reading and memory holds a few pieces, never the image.
 
 use std::time::{Duration, Instant};
 
@@ -101,10 +102,19 @@ pub fn layered(docker: &Docker, image: &Image, unpacked: Vec<usize>) -> Source {
         let lowest = unpacked.iter().copied().min().unwrap_or(0);
         match open_stored(&image, lowest).await {
             Ok(stored) => {
+                let failed = sender.clone();
+                let reference = image.reference.clone();
                 let reading = tokio::task::spawn_blocking(move || {
                     from_storage(&stored, &image, unpacked, &sender);
                 });
-                let _ = reading.await;
+                if reading.await.is_err() {
+                    let reason = "reading the engine's storage stopped".to_owned();
+                    let error = LoadError::Archive {
+                        image: reference,
+                        reason,
+                    };
+                    let _ = failed.send(Message::Failed(error)).await;
+                }
             }
             Err(why) => from_export(&docker, &image, unpacked, &sender, why).await,
         }
@@ -123,7 +133,7 @@ async fn open_stored(image: &Image, lowest: usize) -> Result<Stored, String> {
     };
     let image = image.clone();
     let opened = tokio::task::spawn_blocking(move || {
-        let stored = Stored::open(&image, &upper)?;
+        let stored = Stored::open(&image, &upper, lowest)?;
         stored.check_from(lowest)?;
         Ok(stored)
     });
@@ -150,9 +160,19 @@ fn from_storage(stored: &Stored, image: &Image, unpacked: Vec<usize>, sender: &S
             let size = stored.size(position).ok_or("a layer the storage lacks")?;
             assembler.item(start(name(diff.0), size), &mut pieces)?;
             if assembler.forwarding() {
-                stored.read(position, *diff, &mut |bytes| {
-                    assembler.item(Item::Data(bytes), &mut pieces).is_ok() && send(&mut pieces)
+                let mut refused = None;
+                stored.read(position, *diff, &mut |bytes| match assembler
+                    .item(Item::Data(bytes), &mut pieces)
+                {
+                    Ok(()) => send(&mut pieces),
+                    Err(reason) => {
+                        refused = Some(reason);
+                        false
+                    }
                 })?;
+                if let Some(reason) = refused {
+                    return Err(reason);
+                }
             }
             assembler.item(Item::End, &mut pieces)?;
             if !send(&mut pieces) {
