@@ -1,6 +1,8 @@
 //! Every image onto every node, for the fewest bytes. Each node is asked once what it holds (one
 //! listing answers for all images, so even an image just built is checked: a build can give an
-//! ID a node has), unless it is remembered holding the image (`memory`). Then, per image and
+//! ID a node has), unless it is remembered holding the image (`memory`), or, for images loaded
+//! one at a time in one run, this run saw what it holds already (the last listing, import or
+//! tag: [`Listing::LastSeen`]). Then, per image and
 //! node, the cheapest of:
 //!
 //! - nothing: the node has the image under its name, unpacked;
@@ -21,7 +23,7 @@ use crate::build::BuiltImage;
 use crate::progress::{Event, Events};
 
 use super::error::LoadError;
-use super::events::{LoadEvent, ReadFrom};
+use super::events::LoadEvent;
 use super::holdings::Holdings;
 use super::image::{self, Image};
 use super::memory::Memory;
@@ -50,12 +52,20 @@ struct Target<'a> {
     replaces: bool,
 }
 
+/// Whether a node is asked what it holds, or what this run last saw it holding will do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    Fresh,
+    LastSeen,
+}
+
 /// Loads `images` into `nodes`; `known` is what they were seen holding before.
 pub async fn load_all(
     docker: &Docker,
     nodes: &[Node],
     images: &[BuiltImage],
     known: &Memory,
+    listing: Listing,
     events: &Events,
 ) -> Result<Vec<NodeLoad>, LoadError> {
     let remembered = |node: &Node, image: &BuiltImage| {
@@ -66,6 +76,8 @@ pub async fn load_all(
     let listings = try_join_all(nodes.iter().map(|node| async {
         if images.iter().all(|image| remembered(node, image)) {
             Ok(None)
+        } else if listing == Listing::LastSeen {
+            node.holdings_seen().await.map(Some)
         } else {
             node.holdings().await.map(Some)
         }
@@ -309,8 +321,8 @@ async fn send_layers<'a>(
         }
     }
     let (size, read) = match end.ok().flatten() {
-        Some(totals) => (totals.size, totals.read),
-        None => (image.size, ReadFrom::Export { why: String::new() }),
+        Some(totals) => (totals.size, Some(totals.read)),
+        None => (image.size, None),
     };
     for (layers, bytes, nodes) in groups {
         events.send(LoadEvent::Layers {
@@ -322,7 +334,7 @@ async fn send_layers<'a>(
             bytes,
             size,
             elapsed,
-            read: Some(read.clone()),
+            read: read.clone(),
         });
     }
     (sent, failed)

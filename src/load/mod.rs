@@ -7,9 +7,10 @@
 //!   (or on this host), `runtime` knows those commands (`ctr`, `docker`), `holdings` reads what
 //!   a node holds from one listing;
 //! - `deliver` decides per image and node what to do (nothing, a tag, the missing layers, the
-//!   whole image) and does it; `stream` sends one export to several nodes at once, whole or as
-//!   the OCI archive `archive` builds from the `docker save` stream (`tarstream` reads and writes
-//!   tar, `export` tells its entries apart) or from the engine's storage (`storage`); `image` and `digest` are the IDs compared;
+//!   whole image) and does it; `stream` sends one image to several nodes at once, whole or as
+//!   the OCI archive `archive` builds from the `docker save` stream (`tarstream` reads and
+//!   writes tar, `export` tells its entries apart) or from the engine's storage (`storage`);
+//!   `image` and `digest` are the IDs compared;
 //! - `registry` pushes (`refusal` reads why a registry refused); `prune` removes; `memory`
 //!   remembers what nodes hold between runs.
 //!
@@ -18,7 +19,8 @@
 //! the place and the commands differ.
 //!
 //! Two calls: [`resolve`] before building (it checks the nodes run, and says whether images
-//! should be built in another engine, Minikube's), then [`load_all`] with the built images.
+//! should be built in another engine, Minikube's), then [`load_all`] with the built images (or
+//! [`load_next`] for each image as it is built).
 
 mod archive;
 mod cluster;
@@ -116,10 +118,33 @@ pub async fn load_all(
     images: &[BuiltImage],
     events: &Events,
 ) -> Result<Vec<NodeLoad>, LoadError> {
+    load(docker, loader, images, deliver::Listing::Fresh, events).await
+}
+
+/// [`load_all`] for one of the images of a run that loads each as soon as it is built: a node
+/// this loader listed, imported into or tagged on already is not asked again; what it was last
+/// seen holding is the start.
+pub async fn load_next(
+    docker: &Docker,
+    loader: &Loader,
+    image: &BuiltImage,
+    events: &Events,
+) -> Result<Vec<NodeLoad>, LoadError> {
+    let images = std::slice::from_ref(image);
+    load(docker, loader, images, deliver::Listing::LastSeen, events).await
+}
+
+async fn load(
+    docker: &Docker,
+    loader: &Loader,
+    images: &[BuiltImage],
+    listing: deliver::Listing,
+    events: &Events,
+) -> Result<Vec<NodeLoad>, LoadError> {
     match &loader.strategy {
         Strategy::Nodes(nodes) => {
             let known = Memory::read(loader.memory.as_deref());
-            let loaded = deliver::load_all(docker, nodes, images, &known, events).await?;
+            let loaded = deliver::load_all(docker, nodes, images, &known, listing, events).await?;
             Memory::remember_all(loader.memory.as_deref(), &loaded);
             Ok(loaded)
         }
@@ -222,6 +247,7 @@ fn local_containerd(socket: &Path) -> Result<Loader, LoadError> {
         place: exec::Place::Host,
         runtime: runtime.clone(),
         instance: None,
+        seen: nodes::Seen::default(),
     };
     let summary = format!(
         "streaming each image into `{}`",

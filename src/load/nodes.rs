@@ -2,6 +2,7 @@
 //! each checked to be running, or this host's containerd.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use bollard::Docker;
 use bollard::query_parameters::ListContainersOptionsBuilder;
@@ -22,6 +23,26 @@ pub struct Node {
     pub runtime: Runtime,
     /// The node container's ID: it changes when the node is recreated. `None` on this host.
     pub instance: Option<String>,
+    /// What the node was last seen holding by this run.
+    pub(super) seen: Seen,
+}
+
+/// What a node was last seen holding: every listing, import and tag ends with a listing, and
+/// the last is kept, so that images loaded one at a time (each as soon as it is built) ask the
+/// node once per run and start from what the import before them left.
+#[derive(Debug, Clone, Default)]
+pub struct Seen(Arc<Mutex<Option<Holdings>>>);
+
+impl Seen {
+    fn keep(&self, holdings: &Holdings) {
+        if let Ok(mut seen) = self.0.lock() {
+            *seen = Some(holdings.clone());
+        }
+    }
+
+    fn last(&self) -> Option<Holdings> {
+        self.0.lock().ok().and_then(|seen| seen.clone())
+    }
 }
 
 impl Node {
@@ -37,6 +58,14 @@ impl Node {
     pub async fn holdings(&self) -> Result<Holdings, LoadError> {
         let finished = self.place.run(&self.runtime.listing_command()).await?;
         self.listed(&self.runtime.listing_description(), finished)
+    }
+
+    /// What the node was last seen holding by this run, else what it holds (one listing).
+    pub async fn holdings_seen(&self) -> Result<Holdings, LoadError> {
+        match self.seen.last() {
+            Some(holdings) => Ok(holdings),
+            None => self.holdings().await,
+        }
     }
 
     /// Names the image `id`, which the node holds as `from`, also `to`; what the node holds
@@ -61,12 +90,15 @@ impl Node {
                 output: finished.complaint(),
             });
         }
-        self.runtime
-            .holdings(&finished.stdout)
-            .map_err(|reason| LoadError::Listing {
-                node: self.describe(),
-                reason,
-            })
+        let holdings =
+            self.runtime
+                .holdings(&finished.stdout)
+                .map_err(|reason| LoadError::Listing {
+                    node: self.describe(),
+                    reason,
+                })?;
+        self.seen.keep(&holdings);
+        Ok(holdings)
     }
 }
 
@@ -140,6 +172,7 @@ pub async fn labelled(
             name,
             runtime: runtime.clone(),
             instance: container.id,
+            seen: Seen::default(),
         });
     }
     if nodes.is_empty() {
@@ -170,6 +203,7 @@ pub async fn named(
             },
             runtime: runtime.clone(),
             instance: inspected.id,
+            seen: Seen::default(),
         });
     }
     Ok(nodes)

@@ -75,6 +75,66 @@ fn recorded(image: &BuiltImage, containerd: bool) -> String {
     format!("{name} {}", image.id)
 }
 
+/// Loading images one at a time as they are built (`load_next`) asks a node once per run: the
+/// second image starts from what the first one's import left (counted in the fake node's
+/// listings, against two one-image `load_all` calls that each ask).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_loaded_one_at_a_time_ask_a_node_once() {
+    let Some(docker) = engine().await else { return };
+    let nodes = FakeNodes::new(&docker, "one-ask").await;
+    let mut asks = Vec::new();
+    for each_fresh in [true, false] {
+        let cluster = format!("{}-{each_fresh}", nodes.unique);
+        let node = format!("{cluster}-control-plane");
+        let labels = [
+            ("io.x-k8s.kind.cluster", cluster.as_str()),
+            ("io.x-k8s.kind.role", "control-plane"),
+        ];
+        nodes.start(&node, &labels, None).await;
+        let (events, _receiver) = Events::channel();
+        let context = format!("kind-{cluster}");
+        let loader = load::resolve(
+            &docker,
+            &target(LoaderKind::Kind),
+            &context,
+            &no_env,
+            &events,
+        )
+        .await
+        .expect("the kind cluster resolves");
+        let tag = format!("v{each_fresh}");
+        let backend = nodes
+            .image("backend", &nodes.repository("backend"), &tag, b"b")
+            .await;
+        let frontend = nodes
+            .image("frontend", &nodes.repository("frontend"), &tag, b"f")
+            .await;
+        for image in [&backend, &frontend] {
+            let loaded = match each_fresh {
+                true => {
+                    load::load_all(&docker, &loader, std::slice::from_ref(image), &events).await
+                }
+                false => load::load_next(&docker, &loader, image, &events).await,
+            };
+            let loaded = loaded.expect("the image loads");
+            assert!(
+                matches!(
+                    loaded[0].outcome,
+                    NodeOutcome::Layers { .. } | NodeOutcome::Loaded { .. }
+                ),
+                "{loaded:?}"
+            );
+        }
+        assert_eq!(nodes.imports(&node).await.len(), 2, "both images imported");
+        asks.push(nodes.listings(&node).await);
+    }
+    assert_eq!(
+        asks[1] + 1,
+        asks[0],
+        "listings, fresh then last seen: {asks:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kind_nodes_get_each_image_once_and_a_changed_one_again() {
     let Some(docker) = engine().await else { return };

@@ -115,6 +115,13 @@ impl FakeNodes {
         log.lines().map(str::to_owned).collect()
     }
 
+    /// How many times `node` was asked for its image list (`ctr images ls`), imports' own
+    /// listings included.
+    pub async fn listings(&self, node: &str) -> usize {
+        let script = "cat /var/lib/fake-node/listings.log 2>/dev/null || true";
+        self.exec(node, &["sh", "-c", script]).await.lines().count()
+    }
+
     /// Makes every later import on `node` fail with `message` on stderr.
     pub async fn fail_imports(&self, node: &str, message: &str) {
         let script = format!("echo '{message}' > /var/lib/fake-node/fail-import");
