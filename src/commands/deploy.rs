@@ -1,8 +1,10 @@
 //! `todo-deploy up`, `upgrade` and `diff`: one pipeline. Resolve the plan, connect to Docker and
-//! the cluster and check the release lock and the loader's nodes (before anything changes),
-//! build, load, take the lock, then deploy the revision (apply, prune, wait, record). A failed upgrade rolls back to the last
-//! deployed revision unless `--no-rollback`. `--dry-run` and `diff` stop after a server-side dry
-//! run and show what would change, taking no lock and recording nothing.
+//! the cluster; read what may refuse the run (permissions, room, history, another tool's
+//! objects, the release lock) while the images build locally; only once nothing refused, load
+//! or push them (and build in a node's engine); take the lock, then deploy the revision (apply,
+//! prune, wait, record). A failed upgrade rolls back to the last deployed revision unless
+//! `--no-rollback`. `--dry-run` and `diff` stop after a server-side dry run and show what would
+//! change, taking no lock and recording nothing.
 
 use std::collections::BTreeSet;
 
@@ -79,13 +81,19 @@ async fn pipeline(
     // Everything that may refuse the run only reads the cluster; objects of ours another tool
     // made stop the run here, before anything changes.
     let cluster = &checked.cluster;
+    let (passed, gate) = tokio::sync::watch::channel(None);
     let reads = async {
-        refusals(plan, args, mode, cluster, events).await?;
-        let adoption = adopt::detect(plan, cluster, &objects, args, dry_run, events).await?;
-        if !dry_run {
-            lock::check(cluster, &plan.namespace, &plan.release, events).await?;
-        }
-        Ok::<_, Failure>(adoption)
+        let read = async {
+            refusals(plan, args, mode, cluster, events).await?;
+            let adoption = adopt::detect(plan, cluster, &objects, args, dry_run, events).await?;
+            if !dry_run {
+                lock::check(cluster, &plan.namespace, &plan.release, events).await?;
+            }
+            Ok::<_, Failure>(adoption)
+        };
+        let read = read.await;
+        let _ = passed.send(Some(read.is_ok()));
+        read
     };
     if dry_run {
         reads.await?;
@@ -94,9 +102,17 @@ async fn pipeline(
         let release = (&namespace, objects.as_slice());
         return dry(cluster, plan, release, args, mode, events, printer).await;
     }
-    // Building and loading change nothing in the cluster: they start beside the reads, and
-    // a refusal stops them (a build is stopped in the engine).
-    let (adoption, shipment) = tokio::try_join!(reads, ship(plan, args, env, &checked, events))?;
+    // The local build starts beside the reads; a refusal stops it (in the engine too) and is
+    // the run's error, even beside a build's.
+    let gate = Gate(gate);
+    let shipping = async {
+        let shipped = ship(plan, args, env, &checked, &gate, events).await;
+        if shipped.is_err() {
+            gate.pass().await;
+        }
+        shipped
+    };
+    let (adoption, shipment) = tokio::try_join!(reads, shipping)?;
     // Pushed images are deployed by the digest the registry reported.
     let (rendered, objects) = match shipment.pins.is_empty() {
         true => (rendered, objects),
@@ -137,6 +153,25 @@ async fn as_deployed(cluster: &Cluster, plan: &Plan, rendered: Rendered) -> Rend
     let name = render::registry::pull_secret_name(&plan.release);
     let secret = secrets.get_opt(&name).await.ok().flatten();
     render::registry::as_deployed(plan, rendered, &live, secret)
+}
+
+/// Opens once the reads that may refuse the run passed: what changes something outside this
+/// machine's engine (a load into nodes, a push, a build in a node's engine) waits for it.
+struct Gate(tokio::sync::watch::Receiver<Option<bool>>);
+
+impl Gate {
+    /// Returns once nothing refused the run; never, when something did (the refusal is then
+    /// the run's error, and this future is dropped).
+    async fn pass(&self) {
+        let mut gate = self.0.clone();
+        let passed = gate
+            .wait_for(Option::is_some)
+            .await
+            .is_ok_and(|read| *read == Some(true));
+        if !passed {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 /// What is known once everything that can be checked without changing anything was.
@@ -226,7 +261,8 @@ async fn refusals(
 
 /// `doctor`'s fast checks that the steps before the first change do not make on their own
 /// (the cluster, the loader, the secrets and the configuration are checked as they are used):
-/// room on the nodes for the rolling update. An error stops the run before anything changes.
+/// room on the nodes for the rolling update. An error stops the run before anything changes
+/// (a local build may have started, and is stopped).
 async fn room_check(plan: &Plan, cluster: &Cluster) -> Result<(), Failure> {
     let rendered = render::render(plan);
     let (finding, _) = crate::doctor::probe::capacity(cluster, plan, &rendered.objects).await;
@@ -282,6 +318,7 @@ async fn ship(
     args: &DeployArgs,
     env: &dyn Fn(&str) -> Option<String>,
     checked: &Checked,
+    gate: &Gate,
     events: &Events,
 ) -> Result<Shipment, Failure> {
     let loader = match (&checked.docker, loads(plan)) {
@@ -292,7 +329,10 @@ async fn ship(
         loader.as_ref().and_then(Loader::build_engine),
         &checked.docker,
     ) {
-        (Some(endpoint), _) => Some(endpoint.connect().await?),
+        (Some(endpoint), _) => {
+            gate.pass().await;
+            Some(endpoint.connect().await?)
+        }
         (None, docker) => docker.clone(),
     };
     let interrupted = |stage: &str| {
@@ -307,14 +347,17 @@ async fn ship(
     };
     let (built, loaded) = match args.no_build {
         false => tokio::select! {
-            shipped = build_then_load(engine, plan, loader.as_ref(), events) => shipped?,
+            shipped = build_then_load(engine, plan, loader.as_ref(), gate, events) => shipped?,
             _ = super::interrupted() => return Err(interrupted("building and loading images")),
         },
         true => {
             let built = existing_images(engine, plan, events).await;
             let loaded = match &loader {
                 Some(loader) => tokio::select! {
-                    loaded = load::load_all(engine, loader, &built, events) => loaded?,
+                    loaded = async {
+                        gate.pass().await;
+                        load::load_all(engine, loader, &built, events).await
+                    } => loaded?,
                     _ = super::interrupted() => return Err(interrupted("loading images")),
                 },
                 None => Vec::new(),
@@ -331,13 +374,14 @@ async fn ship(
     Ok(shipment)
 }
 
-/// Builds every image at once and loads each as soon as it is built, so one image travels
-/// while another still builds. The first failure, of a build or a load, drops the rest (their
-/// builds are stopped in the engine).
+/// Builds every image at once and loads each as soon as it is built (and `gate` passed), so
+/// one image travels while another still builds. The first failure, of a build or a load, drops
+/// the rest (their builds are stopped in the engine).
 async fn build_then_load(
     engine: &Docker,
     plan: &Plan,
     loader: Option<&Loader>,
+    gate: &Gate,
     events: &Events,
 ) -> Result<(Vec<BuiltImage>, Vec<NodeLoad>), Failure> {
     let options = BuildOptions::default();
@@ -345,7 +389,8 @@ async fn build_then_load(
         let built = build::build_one(engine, service, &options, events).await?;
         let loaded = match loader {
             Some(loader) => {
-                load::load_all(engine, loader, std::slice::from_ref(&built), events).await?
+                gate.pass().await;
+                load::load_next(engine, loader, &built, events).await?
             }
             None => Vec::new(),
         };

@@ -765,3 +765,58 @@ async fn the_whole_pipeline_builds_loads_applies_and_waits() {
         down.stderr
     );
 }
+
+/// The images build while the reads that may refuse the run go on, but nothing reaches a node
+/// before they pass: an `upgrade` of a release that is not installed loads nothing, even when
+/// the history read that refuses it answers only after the build (a 429 with `Retry-After: 2`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_run_loads_nothing_onto_the_nodes() {
+    let Some(docker) = crate::support::docker::engine().await else {
+        return;
+    };
+    let nodes = crate::support::nodes::FakeNodes::new(&docker, "refused").await;
+    let cluster = nodes.unique.clone();
+    let node = format!("{cluster}-control-plane");
+    let labels = [
+        ("io.x-k8s.kind.cluster", cluster.as_str()),
+        ("io.x-k8s.kind.role", "control-plane"),
+    ];
+    nodes.start(&node, &labels, None).await;
+    let env = Env::start_on_kind("refused", &cluster).await;
+    let Some(standin) = env.standin_only("a fake kind node") else {
+        return;
+    };
+    env.provide(App::Healthy, &[]).await;
+    let slow = k8s_standin::Fault::TooManyRequests {
+        retry_after_secs: 2,
+    };
+    let history = k8s_standin::FaultFilter {
+        method: Some("GET".to_owned()),
+        path_contains: Some("/secrets?".to_owned()),
+    };
+    standin.fail_next_matching(1, slow, history);
+    let run = env.run(&["upgrade", "--tag", "refused", "-v"]).await;
+    run.expect_code(1);
+    assert!(run.stderr.contains("is not installed"), "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("error:").count(),
+        1,
+        "the refusal alone: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("retrying"),
+        "the history read waited: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("build backend"),
+        "the build ran: {}",
+        run.stderr
+    );
+    assert_eq!(
+        nodes.imports(&node).await,
+        Vec::<String>::new(),
+        "nothing loaded"
+    );
+}
