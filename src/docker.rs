@@ -178,7 +178,8 @@ impl Endpoint {
         }
     }
 
-    /// A client for this engine, once it answered a ping, speaking the engine's API version.
+    /// A client for this engine, once it answered (a ping on a unix socket, else the version
+    /// negotiation), speaking the engine's API version.
     pub async fn connect(&self) -> Result<Docker, DockerError> {
         self.check()?;
         let unreachable = |source| DockerError::Unreachable {
@@ -190,11 +191,19 @@ impl Endpoint {
             dir: dir.to_path_buf(),
             source,
         };
-        if let Some(socket) = self.host.strip_prefix("unix://")
-            && let Some(version) = ping_version(socket).await
-        {
-            let docker = Docker::connect_with_unix(&self.host, REQUEST_TIMEOUT_SECS, &version);
-            return docker.map_err(unreachable);
+        if let Some(socket) = self.host.strip_prefix("unix://") {
+            match ping_version(socket).await {
+                Ping::Version(version) => {
+                    let version = &version;
+                    let docker =
+                        Docker::connect_with_unix(&self.host, REQUEST_TIMEOUT_SECS, version);
+                    return docker.map_err(unreachable);
+                }
+                Ping::TimedOut => {
+                    return Err(unreachable(bollard::errors::Error::RequestTimeoutError));
+                }
+                Ping::Unsure => {}
+            }
         }
         if let Some(dir) = &self.tls {
             // bollard reads the key only during the handshake, where a missing file looks like
@@ -265,19 +274,41 @@ impl Endpoint {
 /// `Api-Version` header of its `/_ping` answer: one cheap request where bollard's negotiation
 /// asks `GET /version`, which the engine answers slowly (it runs `runc --version`: some 10 ms
 /// of every run). bollard does not expose a ping's headers, hence this one HTTP/1.0 exchange.
-/// `None` when anything is off: the caller negotiates as before, and reports any error.
-async fn ping_version(socket: &str) -> Option<ClientVersion> {
+/// An engine that does not answer within [`PING_TIMEOUT`] is unreachable; anything else that is
+/// off (no socket, no permission, no header) leaves it to bollard's negotiation, which reports
+/// the error as before.
+async fn ping_version(socket: &str) -> Ping {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let exchange = async {
         let mut stream = tokio::net::UnixStream::connect(socket).await.ok()?;
         let request = b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n";
         stream.write_all(request).await.ok()?;
+        // The head is enough: a proxy may keep the connection open after the answer.
         let mut answer = Vec::new();
-        stream.take(16 * 1024).read_to_end(&mut answer).await.ok()?;
+        let mut chunk = [0u8; 4096];
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.len() < 16 * 1024 {
+            let read = stream.read(&mut chunk).await.ok()?;
+            if read == 0 {
+                break;
+            }
+            answer.extend_from_slice(&chunk[..read]);
+        }
         Some(answer)
     };
-    let answer = tokio::time::timeout(PING_TIMEOUT, exchange).await.ok()??;
-    api_version(&answer)
+    match tokio::time::timeout(PING_TIMEOUT, exchange).await {
+        Err(_) => Ping::TimedOut,
+        Ok(answer) => answer
+            .as_deref()
+            .and_then(api_version)
+            .map_or(Ping::Unsure, Ping::Version),
+    }
+}
+
+/// What a ping told.
+enum Ping {
+    Version(ClientVersion),
+    TimedOut,
+    Unsure,
 }
 
 /// The `Api-Version` header of a `200` HTTP answer, capped at the version bollard speaks.
