@@ -321,7 +321,6 @@ fn describe(description: &str, outcome: &Outcome) -> String {
     }
 }
 
-/// The Deployments among `objects`: what a rollout waits for.
 /// The Deployments as the server answered their apply.
 fn applied_deployments(report: &ApplyReport) -> Vec<Deployment> {
     report
@@ -332,6 +331,7 @@ fn applied_deployments(report: &ApplyReport) -> Vec<Deployment> {
         .collect()
 }
 
+/// The Deployments among `objects`: what a rollout waits for.
 pub fn deployments(objects: &[Object]) -> Vec<String> {
     objects
         .iter()
