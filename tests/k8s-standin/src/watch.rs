@@ -110,14 +110,21 @@ pub async fn serve(
                 }
             }
         }
-        let id = st.next_watcher;
-        st.next_watcher += 1;
-        st.watchers.push(Watcher {
-            id,
-            res: Some(res),
-            namespace: namespace.clone(),
-            tx,
-        });
+        // A watch that got past the outage check just before `go_down` is cut as the open ones
+        // were: `go_down` sets `down` before it takes this lock to cut them, so a watch is
+        // either among those it cuts or sees `down` here.
+        if ctx.down.load(std::sync::atomic::Ordering::SeqCst) {
+            let _ = tx.send(WatchMsg::Cut);
+        } else {
+            let id = st.next_watcher;
+            st.next_watcher += 1;
+            st.watchers.push(Watcher {
+                id,
+                res: Some(res),
+                namespace: namespace.clone(),
+                tx,
+            });
+        }
     }
     let (out_tx, out_rx) = mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(64);
     let api = ctx.api.clone();
