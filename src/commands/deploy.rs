@@ -304,7 +304,7 @@ async fn loader(
     if plan.cluster.loader == LoaderKind::Auto
         && let Some(hosting) = load::read_hosting(&checked.cluster.client).await?
     {
-        return Ok(load::published_registry(&hosting, env, events)?);
+        return Ok(load::published_registry(&hosting, env, events).await?);
     }
     let context = &checked.cluster.context;
     Ok(load::resolve(docker, &plan.cluster, context, env, events).await?)

@@ -94,7 +94,7 @@ pub async fn resolve(
             "the cluster uses the local Docker engine, which holds the images: nothing to load"
                 .to_owned(),
         ),
-        Choice::Registry { registry } => registry_loader(&registry, &registry, env)?,
+        Choice::Registry { registry } => registry_loader(&registry, &registry, env).await?,
         Choice::None => Loader::new(Strategy::Nothing, "nothing to load".to_owned()),
     };
     events.send(Event::Detail(format!("load: {why}: {}", loader.summary)));
@@ -170,12 +170,12 @@ async fn load(
 
 /// The loader for a registry the cluster publishes (KEP-1755, see [`read_hosting`]), when no
 /// loader is configured: push to its `host`, deploy from its `hostFromContainerRuntime`.
-pub fn published_registry(
+pub async fn published_registry(
     hosting: &registry::Hosting,
     env: &dyn Fn(&str) -> Option<String>,
     events: &Events,
 ) -> Result<Loader, LoadError> {
-    let loader = registry_loader(&hosting.host, &hosting.from_runtime, env)?;
+    let loader = registry_loader(&hosting.host, &hosting.from_runtime, env).await?;
     events.send(Event::Detail(format!(
         "load: the cluster publishes a local registry (ConfigMap `{}/{}`): {}",
         registry::hosting::NAMESPACE,
@@ -195,12 +195,12 @@ pub async fn read_hosting(client: &kube::Client) -> Result<Option<registry::Host
         .map_err(|message| LoadError::Hosting { message })
 }
 
-fn registry_loader(
+async fn registry_loader(
     push_to: &str,
     pull_from: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loader, LoadError> {
-    let login = registry::credentials::find(push_to, env)?;
+    let login = registry::credentials::find(push_to, env).await?;
     let mut summary = match &login {
         Some(login) => format!(
             "pushing to `{push_to}` with the login from {}",

@@ -8,13 +8,14 @@
 //! an identity token). Hand-written: the protocol is these three fields, and the maintained
 //! crates for it (`docker_credential`) read the same file but not `username`/`password` entries.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use base64::Engine;
 use bollard::auth::DockerCredentials;
 use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
 
 use super::super::error::LoadError;
 
@@ -82,7 +83,7 @@ pub fn stored(text: &str, registry: &str) -> Result<Stored, String> {
 /// The login `docker login` stored for `registry` (`host[:port][/path]`), if any: the helper's
 /// (when it has one for the registry), else the `auths` entry's. A helper that fails (not
 /// installed, or an error other than "not found") is an error naming it.
-pub fn find(
+pub async fn find(
     registry: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<Login>, LoadError> {
@@ -98,7 +99,7 @@ pub fn find(
     })?;
     if let Some(helper) = stored.helper {
         let program = format!("docker-credential-{helper}");
-        if let Some(credentials) = run_helper(&program, host_of(registry))? {
+        if let Some(credentials) = run_helper(&program, host_of(registry)).await? {
             let source = format!("credential helper `{program}`");
             return Ok(Some(Login {
                 credentials,
@@ -167,9 +168,10 @@ struct HelperAnswer {
     secret: String,
 }
 
-/// Runs `program get` with `host` on stdin. `None` when it has no login for `host` (it says
-/// "credentials not found", as every helper of docker-credential-helpers does).
-fn run_helper(program: &str, host: &str) -> Result<Option<DockerCredentials>, LoadError> {
+/// Runs `program get` with `host` on stdin, without holding a worker thread while it works (a
+/// helper may take a while: a keychain, `pass` asking gpg). `None` when it has no login for
+/// `host` (it says "credentials not found", as every helper of docker-credential-helpers does).
+async fn run_helper(program: &str, host: &str) -> Result<Option<DockerCredentials>, LoadError> {
     let failed = |message: String| LoadError::CredentialHelper {
         program: program.to_owned(),
         registry: host.to_owned(),
@@ -187,10 +189,11 @@ fn run_helper(program: &str, host: &str) -> Result<Option<DockerCredentials>, Lo
         })?;
     if let Some(mut stdin) = child.stdin.take() {
         // A helper that exits without reading gets a broken pipe here; its answer says why.
-        let _ = stdin.write_all(host.as_bytes());
+        let _ = stdin.write_all(host.as_bytes()).await;
     }
     let output = child
         .wait_with_output()
+        .await
         .map_err(|error| failed(error.to_string()))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
@@ -259,9 +262,10 @@ mod tests {
         assert!(from_auths(&file, "r:2").is_none(), "no `:` in `nocolon`");
     }
 
-    #[test]
-    fn a_missing_helper_is_named() {
-        let error = run_helper("docker-credential-surely-not-installed-42", "r:5000").unwrap_err();
+    #[tokio::test]
+    async fn a_missing_helper_is_named() {
+        let asked = run_helper("docker-credential-surely-not-installed-42", "r:5000").await;
+        let error = asked.unwrap_err();
         let text = error.to_string();
         assert!(
             text.contains("docker-credential-surely-not-installed-42"),
@@ -270,13 +274,13 @@ mod tests {
         assert!(text.contains("r:5000"), "{text}");
     }
 
-    #[test]
-    fn a_config_that_is_not_json_is_an_error_naming_the_file() {
+    #[tokio::test]
+    async fn a_config_that_is_not_json_is_an_error_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("config.json"), "{ not json").unwrap();
         let path = dir.path().display().to_string();
         let env = move |key: &str| (key == "DOCKER_CONFIG").then(|| path.clone());
-        let error = find("r:5000", &env).unwrap_err();
+        let error = find("r:5000", &env).await.unwrap_err();
         assert!(error.to_string().contains("config.json"), "{error}");
     }
 }
