@@ -402,7 +402,7 @@ async fn build_then_load(
 }
 
 /// Each pushed image's digest reference, and the tagged reference it was pushed as.
-fn pins(built: &[BuiltImage], loaded: &[NodeLoad], target: &Target) -> Vec<Pin> {
+pub(super) fn pins(built: &[BuiltImage], loaded: &[NodeLoad], target: &Target) -> Vec<Pin> {
     loaded
         .iter()
         .filter_map(|load| {
@@ -421,7 +421,7 @@ fn pins(built: &[BuiltImage], loaded: &[NodeLoad], target: &Target) -> Vec<Pin> 
 }
 
 /// The login the nodes pull with: the one pushed with, when it is a user and password.
-fn pull_login(target: &Target, events: &Events) -> Option<PullLogin> {
+pub(super) fn pull_login(target: &Target, events: &Events) -> Option<PullLogin> {
     let login = target.login.as_ref()?;
     let Some((username, password)) = login.basic() else {
         events.send(Event::Warning(format!(

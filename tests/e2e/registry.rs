@@ -478,3 +478,39 @@ async fn a_published_local_registry_switches_up_to_pushing() {
         assert_eq!(policy, "IfNotPresent");
     }
 }
+
+/// `dev` with a registry deploys what it pushed by the digest the registry reported, as `up`
+/// does (it deployed by tag before), and records that digest in its `Dev` revision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_deploys_what_it_pushed_by_digest() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let Some(env) = ready("registry-dev").await else {
+        return;
+    };
+    let host = registry.host.clone();
+    pull_from(&env, &host);
+    let mut args = up_args(&host);
+    args[0] = "dev".to_owned();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut dev = crate::support::running::Running::start(env.command(&args));
+    let line = dev.until_line(|l| l.starts_with("dev: iteration 1 ")).await;
+    assert!(line.contains(" done "), "{}", dev.stderr);
+    deployed_by_digest(&env, &registry).await;
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &dev.pid().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "SIGINT sent");
+    dev.finish().await.expect_code(0);
+    let history = env.run(&["history", "-o", "json"]).await;
+    history.expect_code(0);
+    assert!(
+        history
+            .stdout
+            .contains(&format!("{host}/todo-e2e-backend@sha256:")),
+        "the revision records the digest: {}",
+        history.stdout
+    );
+}

@@ -15,6 +15,7 @@ use crate::load;
 use crate::outcome::Failure;
 use crate::plan::{Plan, ServicePlan};
 use crate::progress::Events;
+use crate::render::registry::Pin;
 use crate::render::{self, Kind};
 use crate::rollout::{self, Outcome, RolloutState, Standing};
 use crate::watch::{Batch, DevEvent, Report, ServiceState, Triggers, Watched};
@@ -152,8 +153,14 @@ impl Session<'_> {
                 loaded = load::load_all(&self.engine, loader, &built, self.events) => loaded,
                 () = self.stop.stopped() => return Err(Step::Stopped),
             };
-            if let Err(error) = loaded {
-                return Err(self.failed(rebuild, &error.into(), started));
+            let loaded = match loaded {
+                Ok(loaded) => loaded,
+                Err(error) => return Err(self.failed(rebuild, &error.into(), started)),
+            };
+            if let Some(target) = loader.registry() {
+                for pin in super::super::deploy::pins(&built, &loaded, target) {
+                    self.pins.insert(pin.service.clone(), pin);
+                }
             }
         }
         for image in built {
@@ -179,6 +186,14 @@ impl Session<'_> {
         started: Instant,
     ) -> Step {
         let rendered = render::render(&plan);
+        // Pushed images are deployed by the digest the registry reported, as `up` does.
+        let rendered = match self.pins.is_empty() {
+            true => rendered,
+            false => {
+                let pins: Vec<Pin> = self.pins.values().cloned().collect();
+                render::registry::pinned(&plan, rendered, &pins, self.pull.as_ref())
+            }
+        };
         let objects: Vec<Object> = rendered.objects.iter().map(Object::from_manifest).collect();
         let options = ApplyOptions {
             force_conflicts: self.args.force_conflicts,

@@ -34,6 +34,7 @@ use crate::outcome::{Exit, Failure};
 use crate::plan::Plan;
 use crate::profile;
 use crate::release::{self, ImageRecord, Record, lock};
+use crate::render::registry::{Pin, PullLogin};
 use crate::render::{self, Manifest, Rendered};
 use crate::settings::{self, CommandFlags, Purpose};
 use crate::ui::{Events, Printer, Ui};
@@ -142,6 +143,10 @@ struct Session<'a> {
     batches: mpsc::UnboundedReceiver<Batch>,
     /// The image each service runs (built and loaded), by service.
     built: BTreeMap<String, BuiltImage>,
+    /// With a registry: the digest each service's image was pushed as (deployed by it, as `up`
+    /// does), and the login the nodes pull with (its pull Secret).
+    pins: BTreeMap<String, Pin>,
+    pull: Option<PullLogin>,
     /// What the last apply applied.
     applied: Option<(Rendered, Vec<Object>)>,
     /// Whether each Deployment was ready when last waited for.
@@ -191,6 +196,8 @@ impl<'a> Session<'a> {
             services: plan.services.iter().map(|s| s.name.clone()).collect(),
             files: files.clone(),
         });
+        let registry = loader.as_ref().and_then(Loader::registry);
+        let pull = registry.and_then(|target| super::deploy::pull_login(target, events));
         let redactor = Redactor::new(secret_values(&plan));
         let logs = (!args.no_logs).then(|| follow_logs(&cluster, &plan, &redactor, events));
         Ok(Session {
@@ -209,6 +216,8 @@ impl<'a> Session<'a> {
             watch,
             batches,
             built: BTreeMap::new(),
+            pins: BTreeMap::new(),
+            pull,
             applied: None,
             ready: BTreeMap::new(),
             unsettled: BTreeSet::new(),
@@ -274,7 +283,10 @@ impl<'a> Session<'a> {
             .iter()
             .map(|service| ImageRecord {
                 service: service.name.clone(),
-                reference: service.image.to_string(),
+                reference: self
+                    .pins
+                    .get(&service.name)
+                    .map_or_else(|| service.image.to_string(), |pin| pin.image.clone()),
                 id: self.built.get(&service.name).map(|b| b.id.clone()),
             })
             .collect()
