@@ -430,7 +430,8 @@ mod tests {
         assert_eq!(api_version(b"HTTP/1.0 200 OK\r\nApi-Version: 1.41"), None);
     }
 
-    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+    /// An environment of `pairs` (also for `context`'s tests).
+    pub(crate) fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |key| {
             pairs
                 .iter()

@@ -41,6 +41,13 @@ pub enum Mode {
     Diff,
 }
 
+impl Mode {
+    /// Whether the run only shows what would change (`--dry-run`, `diff`).
+    fn dry_run(self, args: &DeployArgs) -> bool {
+        args.dry_run || self == Mode::Diff
+    }
+}
+
 pub async fn run(
     global: &GlobalArgs,
     args: &DeployArgs,
@@ -55,7 +62,7 @@ pub async fn run(
         history_max: args.history_max,
     };
     // A run that builds needs Docker whatever the settings say: its connection starts first.
-    let dry_run = args.dry_run || mode == Mode::Diff;
+    let dry_run = mode.dry_run(args);
     let docker = (!dry_run && !args.no_build).then(|| docker::Connecting::start(env));
     let plan = settings::resolve(global, &flags, Purpose::Deploy, env)?;
     Ui::around(printer, async |events| {
@@ -73,7 +80,7 @@ async fn pipeline(
     events: &Events,
     printer: &Printer,
 ) -> Result<Exit, Failure> {
-    let dry_run = args.dry_run || mode == Mode::Diff;
+    let dry_run = mode.dry_run(args);
     let checked = connect(plan, args, mode, env, docker, events).await?;
     let rendered = render::render(plan);
     let objects: Vec<Object> = rendered.objects.iter().map(Object::from_manifest).collect();
@@ -190,7 +197,7 @@ async fn connect(
     early: Option<docker::Connecting>,
     events: &Events,
 ) -> Result<Checked, Failure> {
-    let dry_run = args.dry_run || mode == Mode::Diff;
+    let dry_run = mode.dry_run(args);
     let needs_docker = !dry_run && (!args.no_build || loads(plan));
     let docker = async {
         match (early, needs_docker) {
@@ -218,7 +225,7 @@ async fn refusals(
     cluster: &Cluster,
     events: &Events,
 ) -> Result<(), Failure> {
-    let dry_run = args.dry_run || mode == Mode::Diff;
+    let dry_run = mode.dry_run(args);
     // What the credentials may not do, the room on the nodes and the release history are read
     // side by side, so the no-change path stays as fast; a missing permission is said first.
     let access = async {

@@ -234,16 +234,8 @@ fn endpoint(dir: &Path, name: ContextName, chosen: Chosen) -> Result<Endpoint, C
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::env;
     use super::*;
-
-    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |key| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| (*v).to_owned())
-        }
-    }
 
     fn write_context(dir: &Path, name: &str, host: &str) -> PathBuf {
         let digest = ContextName::new(name).digest();

@@ -310,7 +310,8 @@ impl<'a> Assembler<'a> {
     }
 }
 
-fn blob_name(digest: Digest) -> String {
+/// `blobs/sha256/<hex>`: where an OCI layout keeps the blob of `digest`.
+pub fn blob_name(digest: Digest) -> String {
     format!("blobs/sha256/{}", digest.hex())
 }
 
@@ -406,8 +407,7 @@ fn index(image: &Image, manifest: &[u8], name: &str) -> Result<Vec<u8>, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::digest::{ImageId, chain_ids};
-    use crate::load::image::Platform;
+    use crate::load::digest::ImageId;
     use crate::load::tarstream::Reader;
 
     /// A layer: a tar holding one file.
@@ -449,19 +449,7 @@ mod tests {
         add("index.json".to_owned(), b"{}");
         add("manifest.json".to_owned(), b"[]");
         let export = builder.into_inner().unwrap();
-        let image = Image {
-            reference: "app:v2".to_owned(),
-            id,
-            chain: chain_ids(&diff_ids),
-            diff_ids,
-            platform: Platform {
-                os: "linux".to_owned(),
-                architecture: "amd64".to_owned(),
-                variant: None,
-            },
-            size: 0,
-            upper: None,
-        };
+        let image = Image::for_tests("app:v2", id, diff_ids);
         (image, export)
     }
 

@@ -226,8 +226,7 @@ fn value_end(json: &[u8], at: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::digest::{DiffId, ImageId, chain_ids};
-    use crate::load::image::Platform;
+    use crate::load::digest::{DiffId, ImageId};
 
     /// The three layer directories of a `docker save` by Docker 20.10 (engine API 1.41) of
     /// `FROM scratch` + busybox + 210 MB + one small file, with that image's diff IDs.
@@ -247,22 +246,8 @@ mod tests {
         .iter()
         .map(|d| DiffId::parse(d).unwrap())
         .collect();
-        Image {
-            reference: "exp/big:v1".to_owned(),
-            id: ImageId::parse(
-                "sha256:2cad18b2ddfb67dab6675adad55731fee84cf2bfd7bce759775d7c89fa3f7c36",
-            )
-            .unwrap(),
-            chain: chain_ids(&diff_ids),
-            diff_ids,
-            platform: Platform {
-                os: "linux".to_owned(),
-                architecture: "amd64".to_owned(),
-                variant: None,
-            },
-            size: 0,
-            upper: None,
-        }
+        let id = "sha256:2cad18b2ddfb67dab6675adad55731fee84cf2bfd7bce759775d7c89fa3f7c36";
+        Image::for_tests("exp/big:v1", ImageId::parse(id).unwrap(), diff_ids)
     }
 
     fn file(name: &str) -> Entry {

@@ -180,7 +180,6 @@ fn rows<'a>(table: &'a str, header: &'a str) -> impl Iterator<Item = Vec<&'a str
 mod tests {
     use super::*;
     use crate::load::digest::{DiffId, chain_ids};
-    use crate::load::image::Platform;
 
     const CONFIG: &str = "sha256:988cb58e923ba18b448bd7bef6db302f174ac53e4706b94fa69b940466e7e1b5";
     const MANIFEST: &str =
@@ -190,19 +189,7 @@ mod tests {
 
     fn image(layers: &[&str]) -> Image {
         let diff_ids: Vec<DiffId> = layers.iter().map(|l| DiffId::parse(l).unwrap()).collect();
-        Image {
-            reference: "big:v2".to_owned(),
-            id: ImageId::parse(CONFIG).unwrap(),
-            chain: chain_ids(&diff_ids),
-            diff_ids,
-            platform: Platform {
-                os: "linux".to_owned(),
-                architecture: "amd64".to_owned(),
-                variant: None,
-            },
-            size: 0,
-            upper: None,
-        }
+        Image::for_tests("big:v2", ImageId::parse(CONFIG).unwrap(), diff_ids)
     }
 
     const LAYERS: [&str; 3] = [

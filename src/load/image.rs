@@ -75,6 +75,26 @@ impl Image {
     }
 }
 
+#[cfg(test)]
+impl Image {
+    /// A linux/amd64 image of `diff_ids` (its chain computed), for tests.
+    pub fn for_tests(reference: &str, id: ImageId, diff_ids: Vec<DiffId>) -> Image {
+        Image {
+            reference: reference.to_owned(),
+            id,
+            chain: chain_ids(&diff_ids),
+            diff_ids,
+            platform: Platform {
+                os: "linux".to_owned(),
+                architecture: "amd64".to_owned(),
+                variant: None,
+            },
+            size: 0,
+            upper: None,
+        }
+    }
+}
+
 /// Reads `image` from `docker`, checking that its tag still names the ID that was built.
 pub async fn inspect(docker: &Docker, image: &BuiltImage) -> Result<Image, LoadError> {
     let reference = image.image.to_string();

@@ -365,7 +365,6 @@ mod tests {
 
     use super::*;
     use crate::load::digest::{DiffId, ImageId, chain_ids};
-    use crate::load::image::Platform;
 
     /// A layer tar of `files` (a directory entry first) and its tar-split record, as the
     /// engine writes it: the bytes between file contents as segments, each content a file.
@@ -439,17 +438,8 @@ mod tests {
             }
         }
         let image = Image {
-            reference: "app:v1".to_owned(),
-            id,
-            chain,
-            diff_ids,
-            platform: Platform {
-                os: "linux".to_owned(),
-                architecture: "amd64".to_owned(),
-                variant: None,
-            },
-            size: 0,
             upper: Some(upper),
+            ..Image::for_tests("app:v1", id, diff_ids)
         };
         (image, built.into_iter().map(|(tar, _)| tar).collect())
     }

@@ -16,8 +16,7 @@ use tokio::sync::mpsc;
 
 use bytes::Bytes;
 
-use super::archive::{Assembler, Piece, Targets, Totals};
-use super::digest::Digest;
+use super::archive::{Assembler, Piece, Targets, Totals, blob_name};
 use super::error::LoadError;
 use super::events::ReadFrom;
 use super::exec::{Finished, Started};
@@ -151,14 +150,13 @@ fn from_storage(stored: &Stored, image: &Image, unpacked: Vec<usize>, sender: &S
     };
     let assemble = || -> Result<Option<Totals>, String> {
         let config = Bytes::copy_from_slice(stored.config());
-        let name = |digest: Digest| format!("blobs/sha256/{}", digest.hex());
         let size = config.len() as u64;
-        assembler.item(start(name(image.id.0), size), &mut pieces)?;
+        assembler.item(start(blob_name(image.id.0), size), &mut pieces)?;
         assembler.item(Item::Data(config), &mut pieces)?;
         assembler.item(Item::End, &mut pieces)?;
         for (position, diff) in image.diff_ids.iter().enumerate() {
             let size = stored.size(position).ok_or("a layer the storage lacks")?;
-            assembler.item(start(name(diff.0), size), &mut pieces)?;
+            assembler.item(start(blob_name(diff.0), size), &mut pieces)?;
             if assembler.forwarding() {
                 let mut refused = None;
                 stored.read(position, *diff, &mut |bytes| match assembler

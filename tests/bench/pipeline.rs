@@ -173,17 +173,7 @@ async fn bench(runs: usize) -> i32 {
     // The fake kind cluster: one control-plane node container that really imports archives.
     let nodes = FakeNodes::new(&docker, "bench").await;
     let cluster = nodes.unique.clone();
-    let node = format!("{cluster}-control-plane");
-    nodes
-        .start(
-            &node,
-            &[
-                ("io.x-k8s.kind.cluster", cluster.as_str()),
-                ("io.x-k8s.kind.role", "control-plane"),
-            ],
-            None,
-        )
-        .await;
+    let node = nodes.start_kind(&cluster).await;
     let target = if real {
         "the cluster of TODO_DEPLOY_E2E_KUBECONFIG".to_owned()
     } else {

@@ -695,17 +695,7 @@ async fn the_whole_pipeline_builds_loads_applies_and_waits() {
     };
     let nodes = crate::support::nodes::FakeNodes::new(&docker, "pipeline").await;
     let cluster = nodes.unique.clone();
-    let node = format!("{cluster}-control-plane");
-    nodes
-        .start(
-            &node,
-            &[
-                ("io.x-k8s.kind.cluster", &cluster),
-                ("io.x-k8s.kind.role", "control-plane"),
-            ],
-            None,
-        )
-        .await;
+    let node = nodes.start_kind(&cluster).await;
     let env = Env::start_on_kind("pipeline", &cluster).await;
     if env.standin_only("a fake kind node").is_none() {
         return;
@@ -776,12 +766,7 @@ async fn a_refused_run_loads_nothing_onto_the_nodes() {
     };
     let nodes = crate::support::nodes::FakeNodes::new(&docker, "refused").await;
     let cluster = nodes.unique.clone();
-    let node = format!("{cluster}-control-plane");
-    let labels = [
-        ("io.x-k8s.kind.cluster", cluster.as_str()),
-        ("io.x-k8s.kind.role", "control-plane"),
-    ];
-    nodes.start(&node, &labels, None).await;
+    let node = nodes.start_kind(&cluster).await;
     let env = Env::start_on_kind("refused", &cluster).await;
     let Some(standin) = env.standin_only("a fake kind node") else {
         return;

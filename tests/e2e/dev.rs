@@ -29,12 +29,7 @@ impl Kind {
         let docker = docker::engine().await?;
         let nodes = FakeNodes::new(&docker, scenario).await;
         let cluster = nodes.unique.clone();
-        let node = format!("{cluster}-control-plane");
-        let labels = [
-            ("io.x-k8s.kind.cluster", cluster.as_str()),
-            ("io.x-k8s.kind.role", "control-plane"),
-        ];
-        nodes.start(&node, &labels, None).await;
+        let node = nodes.start_kind(&cluster).await;
         let env = Env::start_on_kind(scenario, &cluster).await;
         env.provide(App::Healthy, &[]).await;
         Some(Kind { env, nodes, node })

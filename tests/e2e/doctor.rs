@@ -547,12 +547,7 @@ async fn the_loader_finds_the_kind_nodes_and_asks_ctr_in_each() {
     };
     let nodes = FakeNodes::new(&docker, "doctor-kind").await;
     let cluster = nodes.unique.clone();
-    let node = format!("{cluster}-control-plane");
-    let labels = [
-        ("io.x-k8s.kind.cluster", cluster.as_str()),
-        ("io.x-k8s.kind.role", "control-plane"),
-    ];
-    nodes.start(&node, &labels, None).await;
+    let node = nodes.start_kind(&cluster).await;
     let env = Env::start_on_kind("doctor-kind", &cluster).await;
     if env.standin_only("kind's node containers").is_none() {
         return;

@@ -85,12 +85,7 @@ async fn images_loaded_one_at_a_time_ask_a_node_once() {
     let mut asks = Vec::new();
     for each_fresh in [true, false] {
         let cluster = format!("{}-{each_fresh}", nodes.unique);
-        let node = format!("{cluster}-control-plane");
-        let labels = [
-            ("io.x-k8s.kind.cluster", cluster.as_str()),
-            ("io.x-k8s.kind.role", "control-plane"),
-        ];
-        nodes.start(&node, &labels, None).await;
+        let node = nodes.start_kind(&cluster).await;
         let (events, _receiver) = Events::channel();
         let context = format!("kind-{cluster}");
         let loader = load::resolve(
@@ -942,12 +937,7 @@ async fn measure_load_throughput() {
         .unwrap_or(3);
     let nodes = FakeNodes::new(&docker, "measure").await;
     let cluster = nodes.unique.clone();
-    let node = format!("{cluster}-control-plane");
-    let labels = [
-        ("io.x-k8s.kind.cluster", cluster.as_str()),
-        ("io.x-k8s.kind.role", "control-plane"),
-    ];
-    nodes.start(&node, &labels, None).await;
+    let node = nodes.start_kind(&cluster).await;
     let payload = random_bytes(100 * 1024 * 1024);
     let image = nodes
         .image("backend", &nodes.repository("backend"), "v1", &payload)

@@ -55,6 +55,18 @@ impl FakeNodes {
 
     /// Starts a node container `name` with `labels`; `publish` publishes that container port on
     /// a free port of 127.0.0.1 (as Minikube publishes its engine's 2376).
+    /// Starts the one node of the kind cluster `cluster`, `<cluster>-control-plane`, labelled
+    /// as kind labels it; its name.
+    pub async fn start_kind(&self, cluster: &str) -> String {
+        let node = format!("{cluster}-control-plane");
+        let labels = [
+            ("io.x-k8s.kind.cluster", cluster),
+            ("io.x-k8s.kind.role", "control-plane"),
+        ];
+        self.start(&node, &labels, None).await;
+        node
+    }
+
     pub async fn start(&self, name: &str, labels: &[(&str, &str)], publish: Option<&str>) {
         self.create(name, labels, publish).await;
         self.docker
